@@ -1,0 +1,107 @@
+"""API plumbing shared by every app: one error shape, pagination, small view helpers.
+
+Every error the API returns has the same shape::
+
+    {"errors": [{"code": "qc_out_of_spec", "message": "...", "field": "qc.endotoxin"}]}
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from traceability.errors import DomainError, Problem
+
+logger = logging.getLogger(__name__)
+
+NON_FIELD = api_settings.NON_FIELD_ERRORS_KEY
+
+
+class Pagination(LimitOffsetPagination):
+    default_limit = 50
+    max_limit = 500
+
+
+def _flatten(detail: Any, path: str | None) -> list[Problem]:
+    """Turn DRF's nested error detail into a flat list of problems with dotted field paths."""
+    if isinstance(detail, dict):
+        problems: list[Problem] = []
+        for key, value in detail.items():
+            child = None if key == NON_FIELD else (f"{path}.{key}" if path else str(key))
+            problems.extend(_flatten(value, child if key != NON_FIELD else path))
+        return problems
+    if isinstance(detail, list):
+        problems = []
+        for index, value in enumerate(detail):
+            nested = isinstance(value, dict | list)
+            problems.extend(_flatten(value, f"{path}[{index}]" if nested and path else path))
+        return problems
+    code = getattr(detail, "code", None) or "invalid"
+    return [Problem(code=str(code), message=str(detail), field=path)]
+
+
+def _django_validation_problems(error: DjangoValidationError) -> list[Problem]:
+    problems = []
+    if hasattr(error, "error_dict"):
+        for field, errors in error.error_dict.items():
+            for item in errors:
+                message = item.message % item.params if item.params else item.message
+                field_name = None if field == "__all__" else field
+                problems.append(Problem(item.code or "invalid", str(message), field_name))
+    else:
+        for item in error.error_list:
+            message = item.message % item.params if item.params else item.message
+            problems.append(Problem(item.code or "invalid", str(message), None))
+    return problems
+
+
+def error_response(problems: list[Problem], status_code: int) -> Response:
+    return Response({"errors": [problem.as_dict() for problem in problems]}, status=status_code)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DomainError):
+        return error_response(exc.problems, exc.status)
+    if isinstance(exc, DjangoValidationError):
+        return error_response(_django_validation_problems(exc), status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, IntegrityError):
+        # A constraint the database enforces and a service did not check first: still the
+        # client's input, so a 409 naming the rule rather than a 500.
+        constraint = getattr(getattr(exc, "__cause__", None), "diag", None)
+        name = getattr(constraint, "constraint_name", None)
+        logger.warning("integrity error reached the API: %s", exc)
+        problem = Problem("constraint_violated", f"The change breaks a database rule ({name}).", name)
+        return error_response([problem], status.HTTP_409_CONFLICT)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        problems = _flatten(exc.detail, None)
+    elif isinstance(exc, exceptions.APIException):
+        detail = exc.detail
+        code = getattr(detail, "code", None) or exc.default_code
+        problems = [Problem(code=str(code), message=str(detail), field=None)]
+    else:
+        problems = [Problem(code="error", message=str(exc), field=None)]
+    response.data = {"errors": [problem.as_dict() for problem in problems]}
+    return response
+
+
+def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    problem = Problem("not_found", f"No API endpoint at {request.path}.", None)
+    return JsonResponse({"errors": [problem.as_dict()]}, status=404)

@@ -1,0 +1,88 @@
+"""Validators for the codes the system stores: GS1 GTIN, ISBT 128 DIN, ISO 3166 jurisdictions."""
+
+from __future__ import annotations
+
+import re
+
+import pycountry
+from biip import ParseError
+from biip.gtin import Gtin
+from django.core.exceptions import ValidationError
+from stdnum.iso7064 import mod_37_2
+
+_DIN_BODY = re.compile(r"^[A-Z][A-Z0-9]{4}[0-9]{8}$")
+_JURISDICTION = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")
+_DONOR_CODE = re.compile(r"^[A-Z0-9][A-Z0-9-]{3,31}$")
+
+
+def normalise_gtin(value: str) -> str:
+    """Return the GTIN as 14 digits; raise ValidationError(code='gtin_invalid') if malformed."""
+    raw = (value or "").strip()
+    if not raw.isdigit() or len(raw) not in (8, 12, 13, 14):
+        raise ValidationError(
+            "A GTIN is 8, 12, 13 or 14 digits.", code="gtin_invalid", params={"value": raw}
+        )
+    try:
+        gtin = Gtin.parse(raw)
+    except ParseError as error:
+        raise ValidationError(
+            f"GTIN {raw} fails the GS1 check digit: {error}", code="gtin_check_digit"
+        ) from error
+    return gtin.as_gtin_14()
+
+
+def validate_gtin(value: str) -> None:
+    if normalise_gtin(value) != value:
+        raise ValidationError("A GTIN is stored as 14 digits.", code="gtin_invalid")
+
+
+def isbt_din_check_character(din: str) -> str:
+    """The ISO 7064 MOD 37-2 check character of a 13-character ISBT 128 donation number."""
+    return str(mod_37_2.calc_check_digit(din))
+
+
+def validate_isbt_din(value: str) -> None:
+    """A DIN is 13 characters (facility 5, year 2, sequence 6) followed by its check character."""
+    if len(value) != 14 or not _DIN_BODY.match(value[:13]):
+        raise ValidationError(
+            "An ISBT 128 DIN is 13 characters (facility code of 5, year of 2, sequence of 6) "
+            "followed by its ISO 7064 MOD 37-2 check character.",
+            code="isbt_din_invalid",
+        )
+    expected = isbt_din_check_character(value[:13])
+    if value[13] != expected:
+        raise ValidationError(
+            f"ISBT 128 DIN {value[:13]} has check character {expected}, not {value[13]}.",
+            code="isbt_din_check_character",
+        )
+
+
+def validate_jurisdiction(value: str) -> None:
+    """An ISO 3166-1 alpha-2 country (`DE`) or ISO 3166-2 subdivision (`US-TX`)."""
+    if not _JURISDICTION.match(value or ""):
+        raise ValidationError(
+            "A jurisdiction is an ISO 3166 code such as DE or US-TX.", code="jurisdiction_invalid"
+        )
+    known = (
+        pycountry.subdivisions.get(code=value)
+        if "-" in value
+        else pycountry.countries.get(alpha_2=value)
+    )
+    if known is None:
+        raise ValidationError(f"{value} is not an ISO 3166 code.", code="jurisdiction_unknown")
+
+
+def jurisdiction_chain(value: str) -> list[str]:
+    """The jurisdiction and the country it belongs to, most specific first: US-TX -> [US-TX, US]."""
+    return [value, value.split("-")[0]] if "-" in value else [value]
+
+
+def validate_donor_code(value: str) -> None:
+    """Donor codes are distinct codes, never a name or record number: upper-case letters, digits
+    and hyphens with at least one digit, so a bare name cannot be entered as a code."""
+    if not _DONOR_CODE.match(value or "") or not any(ch.isdigit() for ch in value):
+        raise ValidationError(
+            "A donor code is 4-32 upper-case letters, digits and hyphens with at least one digit; "
+            "it must never hold a name or medical record number.",
+            code="donor_code_invalid",
+        )
