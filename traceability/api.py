@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from traceability.errors import DomainError, Problem
+from traceability.errors import DomainError, Problem, problems_from_validation_error
 
 logger = logging.getLogger(__name__)
 
@@ -50,21 +50,6 @@ def _flatten(detail: Any, path: str | None) -> list[Problem]:
     return [Problem(code=str(code), message=str(detail), field=path)]
 
 
-def _django_validation_problems(error: DjangoValidationError) -> list[Problem]:
-    problems = []
-    if hasattr(error, "error_dict"):
-        for field, errors in error.error_dict.items():
-            for item in errors:
-                message = item.message % item.params if item.params else item.message
-                field_name = None if field == "__all__" else field
-                problems.append(Problem(item.code or "invalid", str(message), field_name))
-    else:
-        for item in error.error_list:
-            message = item.message % item.params if item.params else item.message
-            problems.append(Problem(item.code or "invalid", str(message), None))
-    return problems
-
-
 def error_response(problems: list[Problem], status_code: int) -> Response:
     return Response({"errors": [problem.as_dict() for problem in problems]}, status=status_code)
 
@@ -73,7 +58,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, DomainError):
         return error_response(exc.problems, exc.status)
     if isinstance(exc, DjangoValidationError):
-        return error_response(_django_validation_problems(exc), status.HTTP_400_BAD_REQUEST)
+        return error_response(problems_from_validation_error(exc), status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, IntegrityError):
         # A constraint the database enforces and a service did not check first: still the
         # client's input, so a 409 naming the rule rather than a 500.

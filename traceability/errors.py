@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -40,3 +42,18 @@ class DomainError(Exception):
     @property
     def codes(self) -> list[str]:
         return [problem.code for problem in self.problems]
+
+
+def problems_from_validation_error(error: ValidationError) -> list[Problem]:
+    problems = []
+    if hasattr(error, "error_dict"):
+        for field, errors in error.error_dict.items():
+            for item in errors:
+                message = item.message % item.params if item.params else item.message
+                field_name = None if field == "__all__" else field
+                problems.append(Problem(item.code or "invalid", str(message), field_name))
+    else:
+        for item in error.error_list:
+            message = item.message % item.params if item.params else item.message
+            problems.append(Problem(item.code or "invalid", str(message), None))
+    return problems

@@ -1,0 +1,274 @@
+"""Reads about products, donors and lots, and the release gate's evaluation (a read: it changes
+nothing; `lots.services.lot_release` acts on it)."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
+
+from lots.models import (
+    MANUFACTURER_CERTIFICATE_KINDS,
+    NEONATAL_TISSUES,
+    Certificate,
+    CertificateKind,
+    Donor,
+    DonorMarkerResult,
+    Eligibility,
+    Lot,
+    LotQcResult,
+    LotStatus,
+    Marker,
+    MarkerResultValue,
+    Product,
+    QcKind,
+    QcSpecification,
+    RegulatoryBasis,
+)
+from traceability.errors import Problem
+
+RELEASABLE_FROM = (LotStatus.QUARANTINED, LotStatus.ON_HOLD)
+
+
+def product_list() -> QuerySet[Product]:
+    return Product.objects.select_related("manufacturer").prefetch_related("authorisations")
+
+
+def donor_list() -> QuerySet[Donor]:
+    return Donor.objects.select_related("eligibility_decided_by").prefetch_related(
+        Prefetch("marker_results", queryset=DonorMarkerResult.objects.select_related("marker"))
+    )
+
+
+def lot_list() -> QuerySet[Lot]:
+    return Lot.objects.select_related("product", "manufacturer").prefetch_related(
+        Prefetch("donors", queryset=Donor.objects.only("id", "code")),
+    )
+
+
+def lot_get(*, lot_id: int) -> Lot:
+    return lot_list().prefetch_related(
+        Prefetch("qc_results", queryset=LotQcResult.objects.select_related("test")),
+        "certificates",
+        "status_changes",
+    ).get(pk=lot_id)
+
+
+def certificate_list() -> QuerySet[Certificate]:
+    return Certificate.objects.select_related("manufacturer", "lot", "superseded_by")
+
+
+def current_certificates() -> QuerySet[Certificate]:
+    """Certificates that no newer version supersedes."""
+    return Certificate.objects.filter(superseded_by__isnull=True)
+
+
+def qc_specifications_for(product: Product) -> dict[int, QcSpecification]:
+    """The specification per test for a product: its own row where it has one, else the default."""
+    specs: dict[int, QcSpecification] = {}
+    rows = QcSpecification.objects.filter(product__in=[product]) | QcSpecification.objects.filter(
+        product__isnull=True
+    )
+    for spec in rows.select_related("test").order_by("product_id"):
+        # Product rows sort before the null default in PostgreSQL's ascending order, so the first
+        # spec seen for a test wins.
+        specs.setdefault(spec.test_id, spec)
+    return specs
+
+
+def qc_result_passes(spec: QcSpecification, result: LotQcResult) -> bool:
+    if spec.test.kind == QcKind.QUALITATIVE:
+        return bool(spec.expected_outcome) and result.outcome == spec.expected_outcome
+    if result.numeric_value is None:
+        return False
+    value = Decimal(result.numeric_value)
+    if spec.min_value is not None and value < spec.min_value:
+        return False
+    return not (spec.max_value is not None and value > spec.max_value)
+
+
+def required_markers_for(tissue: str, markers: list[Marker]) -> list[Marker]:
+    return [marker for marker in markers if marker.active and tissue in marker.required_for_tissues]
+
+
+@dataclass
+class ReleaseCheck:
+    lot: Lot
+    on: datetime.date
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def releasable(self) -> bool:
+        return not self.problems
+
+
+def lot_release_check(*, lot: Lot, on: datetime.date | None = None) -> ReleaseCheck:
+    """Evaluate every release requirement of DESIGN rule 1 and report *all* that are unmet.
+
+    Runs a fixed number of queries whatever the number of donors, markers and tests.
+    """
+    today = on or timezone.localdate()
+    check = ReleaseCheck(lot=lot, on=today)
+    product = Product.objects.select_related("manufacturer").get(pk=lot.product_id)
+    problems = check.problems
+
+    if lot.status not in RELEASABLE_FROM:
+        problems.append(
+            Problem(
+                "lot_status_not_releasable",
+                f"A {lot.get_status_display().lower()} lot cannot be released; only quarantined "
+                "or on-hold lots can.",
+                "status",
+            )
+        )
+    if lot.is_expired(on=today):
+        problems.append(
+            Problem("lot_expired", f"The lot expired on {lot.expires_on.isoformat()}.", "expires_on")
+        )
+    if product.is_human_derived:
+        _check_donors(lot, product, problems)
+    _check_qc(lot, product, problems)
+    _check_certificates(lot, product, today, problems)
+    if lot.regulatory_basis == RegulatoryBasis.NONE:
+        check.warnings.append(
+            Problem(
+                "regulatory_basis_none",
+                "No IND or BLA: the product is not approved; patients must be told so when they "
+                "consent.",
+                "regulatory_basis",
+            )
+        )
+    return check
+
+
+def _check_donors(lot: Lot, product: Product, problems: list[Problem]) -> None:
+    donors = list(
+        Donor.objects.filter(lot_donors__lot=lot)
+        .prefetch_related(
+            Prefetch("marker_results", queryset=DonorMarkerResult.objects.select_related("marker"))
+        )
+        .order_by("code")
+    )
+    if not donors:
+        problems.append(
+            Problem(
+                "donor_missing",
+                "A human-derived lot must name the donor(s) whose tissue it was made from.",
+                "donors",
+            )
+        )
+        return
+    markers = list(Marker.objects.filter(active=True).order_by("code"))
+    for donor in donors:
+        where = f"donors.{donor.code}"
+        if donor.tissue != product.tissue:
+            problems.append(
+                Problem(
+                    "donor_tissue_mismatch",
+                    f"Donor {donor.code} gave {donor.get_tissue_display().lower()} tissue but the "
+                    f"product is made from {product.get_tissue_display().lower()}.",
+                    f"{where}.tissue",
+                )
+            )
+        if donor.eligibility != Eligibility.ELIGIBLE:
+            problems.append(
+                Problem(
+                    "donor_not_eligible",
+                    f"Donor {donor.code} is {donor.get_eligibility_display().lower()}, not eligible.",
+                    f"{where}.eligibility",
+                )
+            )
+        if donor.tissue in NEONATAL_TISSUES and not donor.birth_mother_tested:
+            problems.append(
+                Problem(
+                    "donor_birth_mother_not_tested",
+                    f"Donor {donor.code}: tissue recovered at birth needs the birth mother's "
+                    "specimen tested.",
+                    f"{where}.birth_mother_tested",
+                )
+            )
+        results = {result.marker_id: result for result in donor.marker_results.all()}
+        for marker in required_markers_for(donor.tissue, markers):
+            result = results.get(marker.pk)
+            if result is None:
+                problems.append(
+                    Problem(
+                        "donor_marker_missing",
+                        f"Donor {donor.code} has no {marker.name} result.",
+                        f"{where}.markers.{marker.code}",
+                    )
+                )
+            elif result.result != MarkerResultValue.NON_REACTIVE:
+                problems.append(
+                    Problem(
+                        "donor_marker_reactive",
+                        f"Donor {donor.code} tested {result.get_result_display().lower()} for "
+                        f"{marker.name}.",
+                        f"{where}.markers.{marker.code}",
+                    )
+                )
+
+
+def _check_qc(lot: Lot, product: Product, problems: list[Problem]) -> None:
+    specs = qc_specifications_for(product)
+    results = {result.test_id: result for result in LotQcResult.objects.filter(lot=lot)}
+    for spec in sorted(specs.values(), key=lambda s: s.test.code):
+        result = results.get(spec.test_id)
+        where = f"qc.{spec.test.code}"
+        if result is None:
+            if spec.required:
+                problems.append(
+                    Problem("qc_result_missing", f"No {spec.test.name} result on file.", where)
+                )
+            continue
+        if not qc_result_passes(spec, result):
+            shown = (
+                result.get_outcome_display()
+                if result.outcome
+                else f"{result.numeric_value} {spec.test.unit}".strip()
+            )
+            problems.append(
+                Problem(
+                    "qc_out_of_spec",
+                    f"{spec.test.name} is {shown}; the specification is {spec.describe()}.",
+                    where,
+                )
+            )
+
+
+def _check_certificates(
+    lot: Lot, product: Product, today: datetime.date, problems: list[Problem]
+) -> None:
+    certificates = list(
+        current_certificates().filter(lot=lot, kind=CertificateKind.COA)
+        | current_certificates().filter(
+            manufacturer_id=product.manufacturer_id,
+            kind__in=MANUFACTURER_CERTIFICATE_KINDS,
+            lot__isnull=True,
+        )
+    )
+    if not any(c.kind == CertificateKind.COA for c in certificates):
+        problems.append(
+            Problem("coa_missing", "No certificate of analysis for this lot is on file.", "coa")
+        )
+    quality = [c for c in certificates if c.kind in MANUFACTURER_CERTIFICATE_KINDS]
+    name = product.manufacturer.legal_name
+    if not quality:
+        problems.append(
+            Problem(
+                "gmp_certificate_missing",
+                f"No GMP or ISO 13485 certificate for {name} is on file.",
+                "gmp_certificate",
+            )
+        )
+    elif not any(c.is_valid_on(today) for c in quality):
+        latest = max((c.valid_until for c in quality if c.valid_until), default=None)
+        if latest is not None and latest < today:
+            code, message = "gmp_certificate_expired", f"{name}'s GMP certificate expired on {latest}."
+        else:
+            code, message = "gmp_certificate_not_yet_valid", f"{name}'s GMP certificate is not yet valid."
+        problems.append(Problem(code, message, "gmp_certificate"))

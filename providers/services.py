@@ -1,0 +1,145 @@
+"""Writes about manufacturers, clinics, practitioners and memberships.
+
+Until role enforcement covers clinic administration (a later issue), the quality manager keeps these
+records for the whole network.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from providers.models import (
+    Clinic,
+    ClinicContact,
+    Licence,
+    Manufacturer,
+    Membership,
+    Practitioner,
+    Role,
+)
+from providers.selectors import require_role
+from traceability.errors import DomainError
+from traceability.services import history, validate_instance
+
+
+def _save(instance: Any, *, actor: Any, reason: str) -> Any:
+    validate_instance(instance)
+    with history(actor, reason):
+        instance.save()
+    return instance
+
+
+@transaction.atomic
+def manufacturer_create(
+    *, actor: Any, legal_name: str, country: str, registration_number: str = ""
+) -> Manufacturer:
+    require_role(actor, Role.QUALITY_MANAGER)
+    manufacturer = Manufacturer(
+        legal_name=legal_name.strip(), country=country, registration_number=registration_number
+    )
+    return _save(manufacturer, actor=actor, reason="manufacturer created")
+
+
+@transaction.atomic
+def manufacturer_update(
+    *, actor: Any, manufacturer: Manufacturer, reason: str, **fields: Any
+) -> Manufacturer:
+    require_role(actor, Role.QUALITY_MANAGER)
+    allowed = {"legal_name", "country", "registration_number"}
+    _assign(manufacturer, fields, allowed)
+    return _save(manufacturer, actor=actor, reason=reason)
+
+
+def _assign(instance: Any, fields: dict[str, Any], allowed: set[str]) -> None:
+    unknown = set(fields) - allowed
+    if unknown:
+        name = sorted(unknown)[0]
+        raise DomainError.single(
+            "field_not_editable", f"{name} cannot be changed here.", field=name, status=400
+        )
+    for name, value in fields.items():
+        setattr(instance, name, value)
+
+
+@transaction.atomic
+def clinic_create(
+    *, actor: Any, name: str, address: str, jurisdiction: str, contacts: list[dict[str, str]]
+) -> Clinic:
+    require_role(actor, Role.QUALITY_MANAGER)
+    clinic = _save(
+        Clinic(name=name.strip(), address=address, jurisdiction=jurisdiction),
+        actor=actor,
+        reason="clinic created",
+    )
+    for contact in contacts:
+        clinic_contact_add(actor=actor, clinic=clinic, name=contact["name"], email=contact["email"])
+    return clinic
+
+
+@transaction.atomic
+def clinic_update(*, actor: Any, clinic: Clinic, reason: str, **fields: Any) -> Clinic:
+    require_role(actor, Role.QUALITY_MANAGER)
+    _assign(clinic, fields, {"name", "address", "jurisdiction"})
+    return _save(clinic, actor=actor, reason=reason)
+
+
+@transaction.atomic
+def clinic_contact_add(*, actor: Any, clinic: Clinic, name: str, email: str) -> ClinicContact:
+    require_role(actor, Role.QUALITY_MANAGER)
+    contact = ClinicContact(clinic=clinic, name=name, email=email.strip().lower())
+    return _save(contact, actor=actor, reason="notification contact added")
+
+
+@transaction.atomic
+def practitioner_create(
+    *, actor: Any, name: str, profession: str, user: Any | None = None
+) -> Practitioner:
+    require_role(actor, Role.QUALITY_MANAGER)
+    practitioner = Practitioner(name=name.strip(), profession=profession, user=user)
+    return _save(practitioner, actor=actor, reason="practitioner created")
+
+
+@transaction.atomic
+def licence_add(
+    *,
+    actor: Any,
+    practitioner: Practitioner,
+    number: str,
+    jurisdiction: str,
+    valid_from: datetime.date,
+    valid_until: datetime.date,
+) -> Licence:
+    require_role(actor, Role.QUALITY_MANAGER)
+    licence = Licence(
+        practitioner=practitioner,
+        number=number.strip(),
+        jurisdiction=jurisdiction,
+        valid_from=valid_from,
+        valid_until=valid_until,
+    )
+    return _save(licence, actor=actor, reason="licence recorded")
+
+
+@transaction.atomic
+def membership_grant(
+    *, actor: Any, user: Any, role: str, clinic: Clinic | None = None
+) -> Membership:
+    """Give a user a role. Bootstrapping (no quality manager yet) is done by `actor=None` from a
+    management command such as the demo seed."""
+    if actor is not None:
+        require_role(actor, Role.QUALITY_MANAGER)
+    membership = Membership(user=user, role=role, clinic=clinic)
+    return _save(membership, actor=actor, reason="role granted")
+
+
+def user_create(*, username: str, password: str, first_name: str = "", last_name: str = "") -> Any:
+    user_model = get_user_model()
+    user = user_model(username=username, first_name=first_name, last_name=last_name)
+    user.set_password(password)
+    validate_instance(user, exclude=["password"])
+    user.save()
+    return user

@@ -1,0 +1,279 @@
+"""factory_boy factories. They write through the ORM to set up state quickly; tests of rules go
+through the services."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import io
+from decimal import Decimal
+
+import factory
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+from pypdf import PdfWriter
+
+from lots.models import (
+    Certificate,
+    CertificateKind,
+    Donor,
+    DonorMarkerResult,
+    Eligibility,
+    Lot,
+    LotDonor,
+    LotQcResult,
+    LotStatus,
+    LotUnit,
+    Marker,
+    MarkerResultValue,
+    Product,
+    QcOutcome,
+    QcTest,
+    RegulatoryBasis,
+    Route,
+    SourceKind,
+    Tissue,
+)
+from lots.services import certificate_upload_to_path
+from providers.models import (
+    Clinic,
+    ClinicContact,
+    Licence,
+    Manufacturer,
+    Membership,
+    Practitioner,
+    Profession,
+    Role,
+)
+
+PASSWORD = "correct horse battery staple"
+TODAY = datetime.date.today  # noqa: DTZ011 - factories only need a calendar date
+
+
+def pdf_bytes(text: str = "certificate") -> bytes:
+    """A real, one-page PDF; `text` goes into the metadata so different texts hash differently."""
+    writer = PdfWriter()
+    writer.add_blank_page(width=595, height=842)
+    writer.add_metadata({"/Title": text})
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    first_name = factory.Faker("first_name")
+    last_name = factory.Faker("last_name")
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+    @factory.post_generation
+    def save_password(obj, create, extracted, **kwargs):  # noqa: N805
+        if create:
+            obj.save()
+
+
+class ManufacturerFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Manufacturer
+
+    legal_name = factory.Sequence(lambda n: f"Manufacturer {n} Inc.")
+    country = "US"
+    registration_number = factory.Sequence(lambda n: f"{3000000000 + n}")
+
+
+class ClinicFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Clinic
+
+    name = factory.Sequence(lambda n: f"Clinic {n}")
+    address = "1 Main Street"
+    jurisdiction = "US-TX"
+
+
+class ClinicContactFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ClinicContact
+
+    clinic = factory.SubFactory(ClinicFactory)
+    name = "Front desk"
+    email = factory.Sequence(lambda n: f"contact{n}@clinic.example")
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    user = factory.SubFactory(UserFactory)
+    role = Role.CLINICIAN
+    clinic = factory.SubFactory(ClinicFactory)
+
+
+class PractitionerFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Practitioner
+
+    name = factory.Faker("name")
+    profession = Profession.PHYSICIAN
+
+
+class LicenceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Licence
+
+    practitioner = factory.SubFactory(PractitionerFactory)
+    number = factory.Sequence(lambda n: f"LIC-{n:05d}")
+    jurisdiction = "US-TX"
+    valid_from = factory.LazyFunction(lambda: TODAY() - datetime.timedelta(days=365))
+    valid_until = factory.LazyFunction(lambda: TODAY() + datetime.timedelta(days=365))
+
+
+class ProductFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Product
+
+    manufacturer = factory.SubFactory(ManufacturerFactory)
+    name = factory.Sequence(lambda n: f"Exosome serum {n}")
+    source_kind = SourceKind.HUMAN
+    tissue = Tissue.ADIPOSE
+    permitted_routes = factory.LazyFunction(lambda: [Route.TOPICAL, Route.MICRONEEDLING])
+    storage_min_celsius = Decimal("-80.0")
+    storage_max_celsius = Decimal("-60.0")
+
+
+class DonorFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Donor
+
+    code = factory.Sequence(lambda n: f"DN-{n:06d}")
+    tissue = Tissue.ADIPOSE
+    collection_date = factory.LazyFunction(lambda: TODAY() - datetime.timedelta(days=120))
+    specimen_date = factory.LazyAttribute(lambda donor: donor.collection_date)
+    testing_laboratory = "Viracor Eurofins"
+    eligibility = Eligibility.INCOMPLETE
+
+
+def complete_marker_panel(donor: Donor, *, decided_by) -> Donor:
+    """Record every required marker non-reactive and decide the donor eligible."""
+    for marker in Marker.objects.filter(active=True):
+        if donor.tissue in marker.required_for_tissues:
+            DonorMarkerResult.objects.create(
+                donor=donor,
+                marker=marker,
+                result=MarkerResultValue.NON_REACTIVE,
+                tested_on=donor.specimen_date,
+                laboratory=donor.testing_laboratory,
+            )
+    donor.eligibility = Eligibility.ELIGIBLE
+    donor.eligibility_decided_by = decided_by
+    donor.eligibility_decided_at = timezone.now()
+    donor.save()
+    return donor
+
+
+class LotFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Lot
+
+    product = factory.SubFactory(ProductFactory)
+    manufacturer = factory.LazyAttribute(lambda lot: lot.product.manufacturer)
+    lot_number = factory.Sequence(lambda n: f"EXO-{n:05d}")
+    manufactured_on = factory.LazyFunction(lambda: TODAY() - datetime.timedelta(days=30))
+    expires_on = factory.LazyFunction(lambda: TODAY() + datetime.timedelta(days=335))
+    quantity = 100
+    unit = LotUnit.VIAL
+    regulatory_basis = RegulatoryBasis.IND
+    regulatory_number = "IND 012345"
+    status = LotStatus.QUARANTINED
+    status_changed_at = factory.LazyFunction(timezone.now)
+    created_by = factory.SubFactory(UserFactory)
+
+
+PASSING_QC = {
+    "sterility": QcOutcome.NOT_DETECTED,
+    "mycoplasma": QcOutcome.NOT_DETECTED,
+    "endotoxin": Decimal("0.1"),
+    "particle_concentration": Decimal("5000000000"),
+    "particle_size": Decimal("110"),
+    "ev_marker_membrane": QcOutcome.DETECTED,
+    "ev_marker_cytosolic": QcOutcome.DETECTED,
+    "ev_negative_marker": QcOutcome.NOT_DETECTED,
+}
+
+
+def record_passing_qc(lot: Lot, *, skip: tuple[str, ...] = ()) -> None:
+    for test in QcTest.objects.filter(code__in=PASSING_QC).exclude(code__in=skip):
+        value = PASSING_QC[test.code]
+        LotQcResult.objects.create(
+            lot=lot,
+            test=test,
+            numeric_value=value if isinstance(value, Decimal) else None,
+            outcome=value if isinstance(value, str) else "",
+            tested_on=lot.manufactured_on,
+            laboratory="QC lab",
+        )
+
+
+def store_certificate(
+    *,
+    kind: str,
+    manufacturer: Manufacturer,
+    uploaded_by,
+    lot: Lot | None = None,
+    valid_from: datetime.date | None = None,
+    valid_until: datetime.date | None = None,
+    number: str = "CERT-1",
+) -> Certificate:
+    content = pdf_bytes(f"{kind}-{number}-{manufacturer.pk}-{getattr(lot, 'pk', '')}")
+    sha256 = hashlib.sha256(content).hexdigest()
+    certificate = Certificate(
+        kind=kind,
+        manufacturer=manufacturer,
+        lot=lot,
+        issuer="Notified body",
+        number=number,
+        valid_from=valid_from or TODAY() - datetime.timedelta(days=100),
+        valid_until=valid_until,
+        sha256=sha256,
+        size_bytes=len(content),
+        uploaded_by=uploaded_by,
+        uploaded_at=timezone.now(),
+    )
+    certificate.file.name = certificate_upload_to_path(sha256)
+    certificate.save()
+    return certificate
+
+
+def releasable_lot(*, quality_manager, product: Product | None = None, donors: int = 1) -> Lot:
+    """A quarantined lot with everything rule 1 asks for, ready to be released."""
+    product = product or ProductFactory()
+    lot = LotFactory(product=product, created_by=quality_manager)
+    if product.is_human_derived:
+        for _ in range(donors):
+            donor = complete_marker_panel(
+                DonorFactory(tissue=product.tissue), decided_by=quality_manager
+            )
+            LotDonor.objects.create(lot=lot, donor=donor)
+    record_passing_qc(lot)
+    store_certificate(
+        kind=CertificateKind.COA,
+        manufacturer=product.manufacturer,
+        lot=lot,
+        uploaded_by=quality_manager,
+        number=f"COA-{lot.lot_number}",
+    )
+    if not Certificate.objects.filter(
+        manufacturer=product.manufacturer, kind=CertificateKind.GMP
+    ).exists():
+        store_certificate(
+            kind=CertificateKind.GMP,
+            manufacturer=product.manufacturer,
+            uploaded_by=quality_manager,
+            valid_until=TODAY() + datetime.timedelta(days=365),
+            number=f"GMP-{product.manufacturer.pk}",
+        )
+    return lot
+

@@ -1,0 +1,54 @@
+"""Helpers every service uses: model validation into DomainError, history context, signatures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pghistory
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from traceability.errors import DomainError, Problem, problems_from_validation_error
+
+Actor = AbstractBaseUser | AnonymousUser
+
+
+def validate_instance(instance: models.Model, *, exclude: list[str] | None = None) -> None:
+    """Run the model's validators and constraints; raise DomainError(400) naming each field."""
+    try:
+        instance.full_clean(exclude=exclude)
+    except ValidationError as error:
+        raise DomainError(problems_from_validation_error(error), status=400) from error
+
+
+def require_reason(reason: str, *, field: str = "reason") -> str:
+    cleaned = (reason or "").strip()
+    if not cleaned:
+        raise DomainError.single(
+            "reason_required", "State the reason for this change.", field=field, status=400
+        )
+    return cleaned
+
+
+@contextmanager
+def history(actor: Any, reason: str = "", **extra: Any) -> Iterator[None]:
+    """Attach the acting user and the stated reason to every history row written inside."""
+    user_id = getattr(actor, "pk", None)
+    with pghistory.context(user=user_id, reason=reason, **extra):
+        yield
+
+
+def verify_password(actor: Any, password: str) -> None:
+    """The second signature component (21 CFR 11.200): the signer re-enters the password."""
+    if not password or not actor.check_password(password):
+        raise DomainError(
+            Problem(
+                "signature_password_invalid",
+                "The password you re-entered to sign is not correct.",
+                "password",
+            ),
+            status=403,
+        )
