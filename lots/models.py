@@ -60,7 +60,9 @@ class Route(models.TextChoices):
 
 @pghistory.track()
 class Product(models.Model):
-    manufacturer = models.ForeignKey(Manufacturer, on_delete=models.PROTECT, related_name="products")
+    manufacturer = models.ForeignKey(
+        Manufacturer, on_delete=models.PROTECT, related_name="products"
+    )
     name = models.CharField(max_length=200)
     gtin = models.CharField(
         max_length=14,
@@ -141,6 +143,45 @@ class ProductAuthorisation(models.Model):
         return f"{self.product} in {self.jurisdiction}: {self.get_status_display()}"
 
 
+class RestrictionScope(models.TextChoices):
+    ALL_USES = "all_uses", "All uses"
+    COSMETIC_USES = "cosmetic_uses", "Cosmetic uses"
+
+
+@pghistory.track()
+class SourceRestriction(models.Model):
+    """A jurisdiction's ban on a source kind, e.g. human-origin material in cosmetics in the EU
+    (Reg. 1223/2009 Annex II). Rules per jurisdiction are data, not code."""
+
+    jurisdiction = models.CharField(max_length=6, validators=[validate_jurisdiction])
+    source_kind = models.CharField(max_length=20, choices=SourceKind.choices)
+    scope = models.CharField(max_length=20, choices=RestrictionScope.choices)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["jurisdiction", "source_kind"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["jurisdiction", "source_kind"], name="source_restriction_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.jurisdiction}: no {self.get_source_kind_display().lower()}{self.scope_phrase()}"
+        )
+
+    def scope_phrase(self) -> str:
+        return " for cosmetic use" if self.scope == RestrictionScope.COSMETIC_USES else ""
+
+    def applies_to(
+        self, *, source_kind: str, indication: str, cosmetic_indications: tuple[str, ...]
+    ) -> bool:
+        if source_kind != self.source_kind:
+            return False
+        return self.scope == RestrictionScope.ALL_USES or indication in cosmetic_indications
+
+
 @pghistory.track()
 class Marker(models.Model):
     """An infectious-disease marker and the tissues whose donors must be tested for it.
@@ -186,7 +227,8 @@ class Donor(models.Model):
     collection_date = models.DateField()
     specimen_date = models.DateField(help_text="Within 7 days of recovery.")
     birth_mother_tested = models.BooleanField(
-        default=False, help_text="For tissue recovered at birth the birth mother's specimen is tested."
+        default=False,
+        help_text="For tissue recovered at birth the birth mother's specimen is tested.",
     )
     testing_laboratory = models.CharField(max_length=200)
     eligibility = models.CharField(
@@ -213,7 +255,10 @@ class Donor(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(eligibility=Eligibility.INCOMPLETE)
-                | (Q(eligibility_decided_by__isnull=False) & Q(eligibility_decided_at__isnull=False)),
+                | (
+                    Q(eligibility_decided_by__isnull=False)
+                    & Q(eligibility_decided_at__isnull=False)
+                ),
                 name="donor_eligibility_decision_signed",
                 violation_error_code="donor_eligibility_unsigned",
             ),
@@ -316,7 +361,8 @@ class Lot(models.Model):
                 violation_error_code="lot_dates_reversed",
             ),
             models.CheckConstraint(
-                condition=Q(quantity__gt=0), name="lot_quantity_positive",
+                condition=Q(quantity__gt=0),
+                name="lot_quantity_positive",
                 violation_error_code="lot_quantity_not_positive",
             ),
             models.CheckConstraint(
@@ -575,7 +621,8 @@ class LotStatusChange(models.Model):
         get_latest_by = "signed_at"
         constraints = [
             models.CheckConstraint(
-                condition=~Q(reason=""), name="status_change_has_reason",
+                condition=~Q(reason=""),
+                name="status_change_has_reason",
                 violation_error_code="reason_required",
             ),
         ]
@@ -586,4 +633,3 @@ class LotStatusChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.lot_id} {self.from_status} -> {self.to_status} by {self.signer_name}"
-

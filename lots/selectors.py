@@ -50,11 +50,15 @@ def lot_list() -> QuerySet[Lot]:
 
 
 def lot_get(*, lot_id: int) -> Lot:
-    return lot_list().prefetch_related(
-        Prefetch("qc_results", queryset=LotQcResult.objects.select_related("test")),
-        "certificates",
-        "status_changes",
-    ).get(pk=lot_id)
+    return (
+        lot_list()
+        .prefetch_related(
+            Prefetch("qc_results", queryset=LotQcResult.objects.select_related("test")),
+            "certificates",
+            "status_changes",
+        )
+        .get(pk=lot_id)
+    )
 
 
 def certificate_list() -> QuerySet[Certificate]:
@@ -127,7 +131,9 @@ def lot_release_check(*, lot: Lot, on: datetime.date | None = None) -> ReleaseCh
         )
     if lot.is_expired(on=today):
         problems.append(
-            Problem("lot_expired", f"The lot expired on {lot.expires_on.isoformat()}.", "expires_on")
+            Problem(
+                "lot_expired", f"The lot expired on {lot.expires_on.isoformat()}.", "expires_on"
+            )
         )
     if product.is_human_derived:
         _check_donors(lot, product, problems)
@@ -178,7 +184,8 @@ def _check_donors(lot: Lot, product: Product, problems: list[Problem]) -> None:
             problems.append(
                 Problem(
                     "donor_not_eligible",
-                    f"Donor {donor.code} is {donor.get_eligibility_display().lower()}, not eligible.",
+                    f"Donor {donor.code} is {donor.get_eligibility_display().lower()}, "
+                    "not eligible.",
                     f"{where}.eligibility",
                 )
             )
@@ -268,7 +275,13 @@ def _check_certificates(
     elif not any(c.is_valid_on(today) for c in quality):
         latest = max((c.valid_until for c in quality if c.valid_until), default=None)
         if latest is not None and latest < today:
-            code, message = "gmp_certificate_expired", f"{name}'s GMP certificate expired on {latest}."
+            code, message = (
+                "gmp_certificate_expired",
+                f"{name}'s GMP certificate expired on {latest}.",
+            )
         else:
-            code, message = "gmp_certificate_not_yet_valid", f"{name}'s GMP certificate is not yet valid."
+            code, message = (
+                "gmp_certificate_not_yet_valid",
+                f"{name}'s GMP certificate is not yet valid.",
+            )
         problems.append(Problem(code, message, "gmp_certificate"))

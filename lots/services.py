@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from pypdf import PdfReader
 from pypdf.errors import PyPdfError
@@ -50,7 +51,7 @@ from providers.models import Manufacturer, Role
 from providers.selectors import require_role
 from traceability.errors import DomainError, Problem
 from traceability.services import history, require_reason, validate_instance, verify_password
-from traceability.validators import normalise_gtin
+from traceability.validators import normalise_gtin, validate_jurisdiction
 
 # ---------------------------------------------------------------------------------------------
 # Products
@@ -106,8 +107,22 @@ def product_authorisation_set(
     reason = require_reason(reason)
     if status not in AuthorisationStatus.values:
         raise DomainError.single(
-            "invalid_choice", f"{status} is not an authorisation status.", field="status", status=400
+            "invalid_choice",
+            f"{status} is not an authorisation status.",
+            field="status",
+            status=400,
         )
+    # Check the code before it reaches a query: a malformed one (a NUL, say) is a 400 here, not a
+    # database error.
+    try:
+        validate_jurisdiction(jurisdiction)
+    except ValidationError as error:
+        raise DomainError.single(
+            error.code or "jurisdiction_invalid",
+            error.messages[0],
+            field="jurisdiction",
+            status=400,
+        ) from error
     authorisation = (
         ProductAuthorisation.objects.select_for_update()
         .filter(product=product, jurisdiction=jurisdiction)
@@ -255,7 +270,8 @@ def lot_create(
 ) -> Lot:
     """A new lot always starts quarantined (DESIGN rule 1)."""
     require_role(actor, Role.QUALITY_MANAGER)
-    donors = donors or []
+    # A donor named twice is still one donor; inserting it twice would break lot_donor_unique.
+    donors = list({donor.pk: donor for donor in donors or []}.values())
     if donors and not product.is_human_derived:
         raise DomainError.single(
             "lot_donors_not_applicable",
@@ -277,7 +293,16 @@ def lot_create(
         status_changed_at=timezone.now(),
         created_by=actor,
     )
-    validate_instance(lot, exclude=["created_by"])
+    try:
+        validate_instance(lot, exclude=["created_by"])
+    except DomainError as error:
+        if any(problem.code in ("unique", "unique_together") for problem in error.problems):
+            raise DomainError.single(
+                "lot_number_taken",
+                f"{product.manufacturer} already has a lot {lot.lot_number}.",
+                field="lot_number",
+            ) from error
+        raise
     with history(actor, "lot recorded"):
         lot.save()
         LotDonor.objects.bulk_create(
@@ -299,7 +324,9 @@ def lot_donor_add(*, actor: Any, lot: Lot, donor: Donor, reason: str) -> Lot:
         )
     if not lot.product.is_human_derived:
         raise DomainError.single(
-            "lot_donors_not_applicable", "This product has no human donors.", field="donors",
+            "lot_donors_not_applicable",
+            "This product has no human donors.",
+            field="donors",
             status=400,
         )
     with history(actor, reason):
@@ -366,9 +393,11 @@ def _read_pdf(upload: BinaryIO, *, field: str = "file") -> bytes:
     if not content:
         raise DomainError.single("certificate_empty", "The file is empty.", field=field, status=400)
     if len(content) > limit:
+        mebibyte = 1024 * 1024
+        shown = f"{limit // mebibyte} MiB" if limit % mebibyte == 0 else f"{limit} bytes"
         raise DomainError.single(
             "certificate_too_large",
-            f"The file is larger than the {limit // (1024 * 1024)} MiB limit.",
+            f"The file is larger than the {shown} limit.",
             field=field,
             status=400,
         )
@@ -380,7 +409,9 @@ def _read_pdf(upload: BinaryIO, *, field: str = "file") -> bytes:
         reader = PdfReader(io.BytesIO(content), strict=False)
         if reader.is_encrypted or len(reader.pages) < 1:
             raise PyPdfError("encrypted or without pages")
-    except (PyPdfError, ValueError, KeyError, TypeError, OSError) as error:
+    # pypdf raises more than its own error types on damaged input (AttributeError, IndexError, ...
+    # from a corrupted trailer or page tree); any failure to read it means "not a usable PDF".
+    except Exception as error:
         raise DomainError.single(
             "certificate_not_pdf",
             "The file starts like a PDF but cannot be read as one (damaged, encrypted or empty).",
@@ -570,8 +601,12 @@ def _signed_preamble(*, actor: Any, password: str, action: LotAction, meaning: s
 
 
 def lot_record_digest(lot: Lot) -> dict[str, Any]:
-    """The content a signature on the lot is bound to: its identity, dates, status, donors, the
-    QC results and the certificates (by hash) on file at signing time."""
+    """The content a signature on the lot is bound to: its identity, dates, status, its donors
+    with their eligibility and marker results, the QC results, and the certificates (lot CoA and
+    the manufacturer's GMP / ISO 13485, by hash) on file at signing time."""
+    donor_results = DonorMarkerResult.objects.filter(donor__lot_donors__lot=lot).values_list(
+        "donor__code", "marker__code", "result", "tested_on"
+    )
     return {
         "lot": lot.pk,
         "lot_number": lot.lot_number,
@@ -583,13 +618,25 @@ def lot_record_digest(lot: Lot) -> dict[str, Any]:
         "regulatory_basis": lot.regulatory_basis,
         "regulatory_number": lot.regulatory_number,
         "status": lot.status,
-        "donors": sorted(LotDonor.objects.filter(lot=lot).values_list("donor__code", flat=True)),
+        "donors": sorted(
+            [code, eligibility]
+            for code, eligibility in LotDonor.objects.filter(lot=lot).values_list(
+                "donor__code", "donor__eligibility"
+            )
+        ),
+        "donor_markers": sorted(
+            [code, marker, result, tested_on.isoformat()]
+            for code, marker, result, tested_on in donor_results
+        ),
         "qc": sorted(
             [r.test_id, str(r.numeric_value), r.outcome, r.tested_on.isoformat()]
             for r in LotQcResult.objects.filter(lot=lot)
         ),
         "certificates": sorted(
-            Certificate.objects.filter(lot=lot).values_list("sha256", flat=True)
+            Certificate.objects.filter(
+                Q(lot=lot)
+                | Q(manufacturer_id=lot.manufacturer_id, kind__in=MANUFACTURER_CERTIFICATE_KINDS)
+            ).values_list("sha256", flat=True)
         ),
     }
 
@@ -619,7 +666,8 @@ def _sign_status_change(
         )
         if changed != 1:
             raise DomainError.single(
-                "lot_status_changed", "The lot changed while you were signing; reload it.",
+                "lot_status_changed",
+                "The lot changed while you were signing; reload it.",
                 field="status",
             )
         change = LotStatusChange.objects.create(

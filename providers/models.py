@@ -27,7 +27,9 @@ class Manufacturer(models.Model):
     legal_name = models.CharField(max_length=200, unique=True)
     country = models.CharField(max_length=2, validators=[validate_jurisdiction])
     registration_number = models.CharField(
-        max_length=50, blank=True, help_text="FDA establishment (FEI) or national registration number."
+        max_length=50,
+        blank=True,
+        help_text="FDA establishment (FEI) or national registration number.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -44,6 +46,10 @@ class Clinic(models.Model):
     address = models.TextField()
     jurisdiction = models.CharField(
         max_length=6, validators=[validate_jurisdiction], help_text="ISO 3166 code: DE, US-TX."
+    )
+    consent_required = models.BooleanField(
+        default=True,
+        help_text="Refuse a treatment recorded without the patient's informed consent.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -103,8 +109,33 @@ class Practitioner(models.Model):
 
 
 @pghistory.track()
+class ClinicPractitioner(models.Model):
+    """A practitioner who practises at a clinic: only they may be named on its treatments."""
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="practitioners")
+    practitioner = models.ForeignKey(
+        Practitioner, on_delete=models.PROTECT, related_name="clinic_links"
+    )
+    active = models.BooleanField(default=True)
+    since = models.DateField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["clinic_id", "practitioner_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["clinic", "practitioner"], name="clinic_practitioner_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.practitioner} at {self.clinic}"
+
+
+@pghistory.track()
 class Licence(models.Model):
-    practitioner = models.ForeignKey(Practitioner, on_delete=models.PROTECT, related_name="licences")
+    practitioner = models.ForeignKey(
+        Practitioner, on_delete=models.PROTECT, related_name="licences"
+    )
     number = models.CharField(max_length=50)
     jurisdiction = models.CharField(max_length=6, validators=[validate_jurisdiction])
     valid_from = models.DateField()

@@ -11,11 +11,15 @@ from traceability.errors import DomainError, Problem
 
 
 def user_has_role(user: Any, role: Role, *, clinic: Clinic | None = None) -> bool:
-    """Network roles held without a clinic apply everywhere; clinic roles only at their clinic."""
+    """Network roles held without a clinic apply everywhere; a role held at a clinic applies only
+    there. Without `clinic` the question is about the whole network, so only a network-wide
+    membership answers yes (a clinic's own quality manager cannot release lots for everyone)."""
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return False
     memberships = Membership.objects.filter(user=user, role=role, active=True)
-    if clinic is not None:
+    if clinic is None:
+        memberships = memberships.filter(clinic__isnull=True)
+    else:
         memberships = memberships.filter(Q(clinic=clinic) | Q(clinic__isnull=True))
     return memberships.exists()
 
@@ -25,6 +29,16 @@ def require_role(user: Any, role: Role, *, clinic: Clinic | None = None) -> None
         raise DomainError(
             Problem("role_required", f"This needs the {role.label.lower()} role.", None),
             status=403,
+        )
+
+
+def require_any_role(user: Any, roles: tuple[Role, ...], *, clinic: Clinic | None = None) -> None:
+    """Pass if the user holds any of `roles` (at `clinic`, or network-wide)."""
+    if not any(user_has_role(user, role, clinic=clinic) for role in roles):
+        names = " or ".join(role.label.lower() for role in roles)
+        where = f" at {clinic.name}" if clinic is not None else ""
+        raise DomainError(
+            Problem("role_required", f"This needs the {names} role{where}.", None), status=403
         )
 
 

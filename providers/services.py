@@ -23,7 +23,7 @@ from providers.models import (
 )
 from providers.selectors import require_role
 from traceability.errors import DomainError
-from traceability.services import history, validate_instance
+from traceability.services import history, require_reason, validate_instance
 
 
 def _save(instance: Any, *, actor: Any, reason: str) -> Any:
@@ -49,6 +49,7 @@ def manufacturer_update(
     *, actor: Any, manufacturer: Manufacturer, reason: str, **fields: Any
 ) -> Manufacturer:
     require_role(actor, Role.QUALITY_MANAGER)
+    reason = require_reason(reason)
     allowed = {"legal_name", "country", "registration_number"}
     _assign(manufacturer, fields, allowed)
     return _save(manufacturer, actor=actor, reason=reason)
@@ -70,19 +71,24 @@ def clinic_create(
     *, actor: Any, name: str, address: str, jurisdiction: str, contacts: list[dict[str, str]]
 ) -> Clinic:
     require_role(actor, Role.QUALITY_MANAGER)
+    reason = "clinic created"
     clinic = _save(
         Clinic(name=name.strip(), address=address, jurisdiction=jurisdiction),
         actor=actor,
-        reason="clinic created",
+        reason=reason,
     )
+    # The contacts are saved under the clinic's own reason, not through clinic_contact_add: inside
+    # a request, HistoryMiddleware holds one pghistory context and each nested history() merges
+    # into it, so a second reason would overwrite the first on the clinic's event too.
     for contact in contacts:
-        clinic_contact_add(actor=actor, clinic=clinic, name=contact["name"], email=contact["email"])
+        _save(_contact(clinic, contact["name"], contact["email"]), actor=actor, reason=reason)
     return clinic
 
 
 @transaction.atomic
 def clinic_update(*, actor: Any, clinic: Clinic, reason: str, **fields: Any) -> Clinic:
     require_role(actor, Role.QUALITY_MANAGER)
+    reason = require_reason(reason)
     _assign(clinic, fields, {"name", "address", "jurisdiction"})
     return _save(clinic, actor=actor, reason=reason)
 
@@ -90,8 +96,11 @@ def clinic_update(*, actor: Any, clinic: Clinic, reason: str, **fields: Any) -> 
 @transaction.atomic
 def clinic_contact_add(*, actor: Any, clinic: Clinic, name: str, email: str) -> ClinicContact:
     require_role(actor, Role.QUALITY_MANAGER)
-    contact = ClinicContact(clinic=clinic, name=name, email=email.strip().lower())
-    return _save(contact, actor=actor, reason="notification contact added")
+    return _save(_contact(clinic, name, email), actor=actor, reason="notification contact added")
+
+
+def _contact(clinic: Clinic, name: str, email: str) -> ClinicContact:
+    return ClinicContact(clinic=clinic, name=name, email=email.strip().lower())
 
 
 @transaction.atomic

@@ -54,3 +54,22 @@ def api_client():
 def qm_client(api_client, quality_manager):
     api_client.force_authenticate(quality_manager)
     return api_client
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hasher(settings):
+    """PBKDF2 takes about half a second per hash or check on this machine, and every factory user
+    and every signature needs one. Tests use a fast hasher (as cookiecutter-django does); the
+    signature rules do not depend on the hasher, and production keeps Django's default."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def reference_data(db):
+    """Transactional tests flush every table, including the data migrations seeded; put the marker
+    panel and QC specification back."""
+    from django.apps import apps
+
+    from lots.reference_data import seed_reference_data
+
+    seed_reference_data(apps)

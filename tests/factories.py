@@ -47,7 +47,7 @@ from providers.models import (
 )
 
 PASSWORD = "correct horse battery staple"
-TODAY = datetime.date.today  # noqa: DTZ011 - factories only need a calendar date
+TODAY = datetime.date.today  # factories only need a calendar date
 
 
 def pdf_bytes(text: str = "certificate") -> bytes:
@@ -71,7 +71,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.PostGenerationMethodCall("set_password", PASSWORD)
 
     @factory.post_generation
-    def save_password(obj, create, extracted, **kwargs):  # noqa: N805
+    def save_password(obj, create, extracted, **kwargs):
         if create:
             obj.save()
 
@@ -277,3 +277,69 @@ def releasable_lot(*, quality_manager, product: Product | None = None, donors: i
         )
     return lot
 
+
+def eligible_donor(
+    *,
+    decided_by,
+    tissue: str = Tissue.ADIPOSE,
+    skip_markers: tuple[str, ...] = (),
+    marker_results: dict[str, str] | None = None,
+    **fields,
+) -> Donor:
+    """A donor decided eligible with every required marker recorded non-reactive, except those in
+    `skip_markers` (left without a result) and those in `marker_results` (recorded with the given
+    value), so a test can break the panel one marker at a time."""
+    donor = DonorFactory(tissue=tissue, **fields)
+    overrides = marker_results or {}
+    for marker in Marker.objects.filter(active=True):
+        if tissue in marker.required_for_tissues and marker.code not in skip_markers:
+            DonorMarkerResult.objects.create(
+                donor=donor,
+                marker=marker,
+                result=overrides.get(marker.code, MarkerResultValue.NON_REACTIVE),
+                tested_on=donor.specimen_date,
+                laboratory=donor.testing_laboratory,
+            )
+    donor.eligibility = Eligibility.ELIGIBLE
+    donor.eligibility_decided_by = decided_by
+    donor.eligibility_decided_at = timezone.now()
+    donor.save()
+    return donor
+
+
+def lot_for_release(
+    *,
+    quality_manager,
+    product: Product | None = None,
+    donors: int = 1,
+    skip_qc: tuple[str, ...] = (),
+    coa: bool = True,
+    gmp: bool = True,
+    **lot_fields,
+) -> Lot:
+    """Like `releasable_lot`, but leaves out what the caller asks for (`donors=0`, `skip_qc`,
+    `coa=False`, `gmp=False`) so a test can leave one requirement unmet at a time."""
+    product = product or ProductFactory()
+    lot = LotFactory(product=product, created_by=quality_manager, **lot_fields)
+    if product.is_human_derived:
+        for _ in range(donors):
+            donor = eligible_donor(decided_by=quality_manager, tissue=product.tissue)
+            LotDonor.objects.create(lot=lot, donor=donor)
+    record_passing_qc(lot, skip=skip_qc)
+    if coa:
+        store_certificate(
+            kind=CertificateKind.COA,
+            manufacturer=product.manufacturer,
+            lot=lot,
+            uploaded_by=quality_manager,
+            number=f"COA-{lot.lot_number}",
+        )
+    if gmp:
+        store_certificate(
+            kind=CertificateKind.GMP,
+            manufacturer=product.manufacturer,
+            uploaded_by=quality_manager,
+            valid_until=TODAY() + datetime.timedelta(days=365),
+            number=f"GMP-{product.manufacturer.pk}-{lot.pk}",
+        )
+    return lot

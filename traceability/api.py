@@ -65,7 +65,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         constraint = getattr(getattr(exc, "__cause__", None), "diag", None)
         name = getattr(constraint, "constraint_name", None)
         logger.warning("integrity error reached the API: %s", exc)
-        problem = Problem("constraint_violated", f"The change breaks a database rule ({name}).", name)
+        problem = Problem(
+            "constraint_violated", f"The change breaks a database rule ({name}).", name
+        )
         return error_response([problem], status.HTTP_409_CONFLICT)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()

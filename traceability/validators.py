@@ -10,15 +10,17 @@ from biip.gtin import Gtin
 from django.core.exceptions import ValidationError
 from stdnum.iso7064 import mod_37_2
 
-_DIN_BODY = re.compile(r"^[A-Z][A-Z0-9]{4}[0-9]{8}$")
-_JURISDICTION = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")
-_DONOR_CODE = re.compile(r"^[A-Z0-9][A-Z0-9-]{3,31}$")
+# Used with fullmatch(): with match(), `$` also matches before a trailing newline ("DN-0001\n").
+_DIN_BODY = re.compile(r"[A-Z][A-Z0-9]{4}[0-9]{8}")
+_JURISDICTION = re.compile(r"[A-Z]{2}(-[A-Z0-9]{1,3})?")
+_DONOR_CODE = re.compile(r"[A-Z0-9][A-Z0-9-]{3,31}")
 
 
 def normalise_gtin(value: str) -> str:
     """Return the GTIN as 14 digits; raise ValidationError(code='gtin_invalid') if malformed."""
     raw = (value or "").strip()
-    if not raw.isdigit() or len(raw) not in (8, 12, 13, 14):
+    # str.isdigit() also accepts non-ASCII digits (full-width, superscript), which GS1 does not.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) not in (8, 12, 13, 14):
         raise ValidationError(
             "A GTIN is 8, 12, 13 or 14 digits.", code="gtin_invalid", params={"value": raw}
         )
@@ -43,7 +45,7 @@ def isbt_din_check_character(din: str) -> str:
 
 def validate_isbt_din(value: str) -> None:
     """A DIN is 13 characters (facility 5, year 2, sequence 6) followed by its check character."""
-    if len(value) != 14 or not _DIN_BODY.match(value[:13]):
+    if len(value) != 14 or not _DIN_BODY.fullmatch(value[:13]):
         raise ValidationError(
             "An ISBT 128 DIN is 13 characters (facility code of 5, year of 2, sequence of 6) "
             "followed by its ISO 7064 MOD 37-2 check character.",
@@ -59,7 +61,7 @@ def validate_isbt_din(value: str) -> None:
 
 def validate_jurisdiction(value: str) -> None:
     """An ISO 3166-1 alpha-2 country (`DE`) or ISO 3166-2 subdivision (`US-TX`)."""
-    if not _JURISDICTION.match(value or ""):
+    if not _JURISDICTION.fullmatch(value or ""):
         raise ValidationError(
             "A jurisdiction is an ISO 3166 code such as DE or US-TX.", code="jurisdiction_invalid"
         )
@@ -80,7 +82,7 @@ def jurisdiction_chain(value: str) -> list[str]:
 def validate_donor_code(value: str) -> None:
     """Donor codes are distinct codes, never a name or record number: upper-case letters, digits
     and hyphens with at least one digit, so a bare name cannot be entered as a code."""
-    if not _DONOR_CODE.match(value or "") or not any(ch.isdigit() for ch in value):
+    if not _DONOR_CODE.fullmatch(value or "") or not any(ch.isdigit() for ch in value):
         raise ValidationError(
             "A donor code is 4-32 upper-case letters, digits and hyphens with at least one digit; "
             "it must never hold a name or medical record number.",

@@ -1,0 +1,374 @@
+"""`python manage.py seed_demo`: demo data that tells a story, written through the services so the
+audit trail shows who did what and why.
+
+Three manufacturers (one whose GMP certificate has expired), products from four tissues and one
+synthetic, donors with complete, incomplete and reactive marker panels, lots in every status, one
+lot whose release is refused for several reasons at once, three clinics (US-TX, US-CA, DE) with
+notification contacts and practitioners, and one login per role. Idempotent: every record is looked
+up by its natural key first, so a second run adds nothing; only the demo passwords change.
+"""
+
+from __future__ import annotations
+
+import datetime
+import secrets
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.utils import timezone
+
+from lots import services as lot_services
+from lots.management.demo_data import (
+    CLINICS,
+    DONORS,
+    LOTS,
+    MANUFACTURERS,
+    PASSING_QC,
+    PRACTITIONERS,
+    PRODUCTS,
+    USERS,
+    CertificateRow,
+    LicenceRow,
+    LotStory,
+    demo_pdf,
+    isbt_din,
+)
+from lots.models import (
+    Certificate,
+    CertificateKind,
+    Donor,
+    DonorMarkerResult,
+    Eligibility,
+    Lot,
+    LotQcResult,
+    LotStatus,
+    Marker,
+    MarkerResultValue,
+    Product,
+    ProductAuthorisation,
+    QcTest,
+)
+from lots.selectors import required_markers_for
+from providers import services as provider_services
+from providers.models import (
+    Clinic,
+    ClinicContact,
+    Licence,
+    Manufacturer,
+    Membership,
+    Practitioner,
+    Role,
+)
+from traceability.errors import DomainError
+
+
+class Command(BaseCommand):
+    help = "Load demo data (idempotent) and print one fresh login per role."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.today = timezone.localdate()
+        self.logins = self._users()
+        self.qm, self.qm_password = self.logins[Role.QUALITY_MANAGER]
+        manufacturers = {
+            key: self._manufacturer(name, country, registration, certificate)
+            for key, name, country, registration, certificate in MANUFACTURERS
+        }
+        clinics = {
+            key: self._clinic(name, jurisdiction, address, contacts)
+            for key, name, jurisdiction, address, contacts in CLINICS
+        }
+        self._clinic_memberships(clinics)
+        for row in PRACTITIONERS:
+            self._practitioner(*row)
+        products = {
+            key: self._product(manufacturers[owner], name, source, tissue, dict(fields))
+            for key, owner, name, source, tissue, fields in PRODUCTS
+        }
+        self.stdout.write(self.style.MIGRATE_HEADING("Donors"))
+        donors = {row[0]: self._donor(*row) for row in DONORS}
+        self.stdout.write(self.style.MIGRATE_HEADING("Lots"))
+        for story in LOTS:
+            self._lot(story, products[story.product], [donors[code] for code in story.donors])
+        self._print_logins()
+
+    # -- people --------------------------------------------------------------------------------
+
+    def _users(self) -> dict[str, tuple[Any, str]]:
+        """One staff login per role with a new password every run. The first quality manager is
+        granted without an actor (bootstrap); every later grant is made by that manager."""
+        logins: dict[str, tuple[Any, str]] = {}
+        for role, username, first_name, last_name in USERS:
+            password = secrets.token_urlsafe(9)
+            user = get_user_model().objects.filter(username=username).first()
+            if user is None:
+                user = provider_services.user_create(
+                    username=username, password=password, first_name=first_name, last_name=last_name
+                )
+            else:
+                user.set_password(password)
+            user.is_staff = True
+            user.save(update_fields=["password", "is_staff"])
+            logins[role] = (user, password)
+        qm = logins[Role.QUALITY_MANAGER][0]
+        self._grant(None, qm, Role.QUALITY_MANAGER, None)
+        self._grant(qm, logins[Role.AUDITOR][0], Role.AUDITOR, None)
+        return logins
+
+    def _grant(self, actor: Any, user: Any, role: str, clinic: Clinic | None) -> None:
+        if not Membership.objects.filter(user=user, role=role, clinic=clinic).exists():
+            provider_services.membership_grant(actor=actor, user=user, role=role, clinic=clinic)
+
+    def _clinic(
+        self, name: str, jurisdiction: str, address: str, contacts: list[tuple[str, str]]
+    ) -> Clinic:
+        clinic = Clinic.objects.filter(name=name).first() or provider_services.clinic_create(
+            actor=self.qm, name=name, address=address, jurisdiction=jurisdiction, contacts=[]
+        )
+        for contact_name, email in contacts:
+            if not ClinicContact.objects.filter(clinic=clinic, email=email).exists():
+                provider_services.clinic_contact_add(
+                    actor=self.qm, clinic=clinic, name=contact_name, email=email
+                )
+        return clinic
+
+    def _clinic_memberships(self, clinics: dict[str, Clinic]) -> None:
+        for role in (Role.CLINIC_ADMINISTRATOR, Role.CLINICIAN):
+            self._grant(self.qm, self.logins[role][0], role, clinics["tx"])
+
+    def _practitioner(
+        self, name: str, profession: str, is_demo_clinician: bool, licences: list[LicenceRow]
+    ) -> None:
+        user = self.logins[Role.CLINICIAN][0] if is_demo_clinician else None
+        practitioner = Practitioner.objects.filter(
+            name=name
+        ).first() or provider_services.practitioner_create(
+            actor=self.qm, name=name, profession=profession, user=user
+        )
+        for number, jurisdiction, from_days, until_days in licences:
+            if not Licence.objects.filter(jurisdiction=jurisdiction, number=number).exists():
+                provider_services.licence_add(
+                    actor=self.qm,
+                    practitioner=practitioner,
+                    number=number,
+                    jurisdiction=jurisdiction,
+                    valid_from=self.today + datetime.timedelta(days=from_days),
+                    valid_until=self.today + datetime.timedelta(days=until_days),
+                )
+
+    # -- manufacturers and products ------------------------------------------------------------
+
+    def _manufacturer(
+        self, legal_name: str, country: str, registration: str, certificate: CertificateRow
+    ) -> Manufacturer:
+        manufacturer = Manufacturer.objects.filter(
+            legal_name=legal_name
+        ).first() or provider_services.manufacturer_create(
+            actor=self.qm, legal_name=legal_name, country=country, registration_number=registration
+        )
+        kind, number, issuer, from_days, until_days = certificate
+        self._certificate(
+            kind=kind,
+            number=number,
+            issuer=issuer,
+            manufacturer=manufacturer,
+            valid_from=self.today + datetime.timedelta(days=from_days),
+            valid_until=self.today + datetime.timedelta(days=until_days),
+        )
+        return manufacturer
+
+    def _certificate(
+        self, *, kind: str, number: str, manufacturer: Manufacturer, **fields: Any
+    ) -> None:
+        lot = fields.get("lot")
+        scope = {"lot": lot} if lot is not None else {"manufacturer": manufacturer, "lot": None}
+        if Certificate.objects.filter(kind=kind, number=number, **scope).exists():
+            return
+        lot_services.certificate_upload(
+            actor=self.qm,
+            kind=kind,
+            number=number,
+            manufacturer=manufacturer,
+            file=demo_pdf(f"{kind.upper()} {number} - {manufacturer.legal_name}"),
+            filename=f"{number}.pdf",
+            **fields,
+        )
+
+    def _product(
+        self, manufacturer: Manufacturer, name: str, source: str, tissue: str, rest: dict[str, Any]
+    ) -> Product:
+        product = Product.objects.filter(manufacturer=manufacturer, name=name).first()
+        authorisations = rest.pop("authorisations", [])
+        if product is None:
+            product = lot_services.product_create(
+                actor=self.qm,
+                manufacturer=manufacturer,
+                name=name,
+                source_kind=source,
+                tissue=tissue,
+                **rest,
+            )
+        for jurisdiction, status, note in authorisations:
+            if not ProductAuthorisation.objects.filter(
+                product=product, jurisdiction=jurisdiction
+            ).exists():
+                lot_services.product_authorisation_set(
+                    actor=self.qm,
+                    product=product,
+                    jurisdiction=jurisdiction,
+                    status=status,
+                    note=note,
+                    reason="Regulatory review of the demo network",
+                )
+        return product
+
+    # -- donors ----------------------------------------------------------------------------------
+
+    def _donor(
+        self,
+        code: str,
+        tissue: str,
+        sequence: int,
+        missing: tuple[str, ...],
+        reactive: tuple[str, ...],
+    ) -> Donor:
+        donor = Donor.objects.filter(code=code).first()
+        if donor is None:
+            collected = self.today - datetime.timedelta(days=150 + sequence)
+            donor = lot_services.donor_create(
+                actor=self.qm,
+                code=code,
+                tissue=tissue,
+                collection_date=collected,
+                specimen_date=collected,
+                testing_laboratory="Demo Reference Laboratory",
+                isbt_din=isbt_din(sequence),
+                birth_mother_tested=True,
+            )
+        markers = list(Marker.objects.filter(active=True))
+        for marker in required_markers_for(tissue, markers):
+            if (
+                marker.code in missing
+                or DonorMarkerResult.objects.filter(donor=donor, marker=marker).exists()
+            ):
+                continue
+            lot_services.donor_marker_result_record(
+                actor=self.qm,
+                donor=donor,
+                marker=marker,
+                result=(
+                    MarkerResultValue.REACTIVE
+                    if marker.code in reactive
+                    else MarkerResultValue.NON_REACTIVE
+                ),
+                tested_on=donor.specimen_date,
+                laboratory=donor.testing_laboratory,
+                test_method="FDA-licensed donor screening assay",
+            )
+        refusal = ""
+        if donor.eligibility == Eligibility.INCOMPLETE:
+            decision = Eligibility.INELIGIBLE if reactive else Eligibility.ELIGIBLE
+            try:
+                donor = lot_services.donor_eligibility_decide(
+                    actor=self.qm,
+                    donor=donor,
+                    eligibility=decision,
+                    password=self.qm_password,
+                    reason="Donor screening and testing records reviewed",
+                )
+            except DomainError as error:
+                refusal = "; ".join(f"{p.code}: {p.message}" for p in error.problems)
+        self.stdout.write(
+            f"  {code:<12} {donor.get_tissue_display():<32} {donor.get_eligibility_display()}"
+        )
+        if refusal:
+            self.stdout.write(f"    eligibility decision refused - {refusal}")
+        return donor
+
+    # -- lots ------------------------------------------------------------------------------------
+
+    def _lot(self, story: LotStory, product: Product, donors: list[Donor]) -> None:
+        lot = Lot.objects.filter(
+            manufacturer=product.manufacturer, lot_number=story.lot_number
+        ).first()
+        if lot is None:
+            made = self.today - datetime.timedelta(days=story.age_days)
+            lot = lot_services.lot_create(
+                actor=self.qm,
+                product=product,
+                lot_number=story.lot_number,
+                manufactured_on=made,
+                expires_on=made + datetime.timedelta(days=365),
+                quantity=story.quantity,
+                unit="vial",
+                regulatory_basis=story.regulatory_basis,
+                regulatory_number=story.regulatory_number,
+                donors=donors,
+            )
+        for test in QcTest.objects.filter(code__in=PASSING_QC).exclude(code__in=story.skip_qc):
+            if LotQcResult.objects.filter(lot=lot, test=test).exists():
+                continue
+            value = story.qc.get(test.code, PASSING_QC[test.code])
+            lot_services.lot_qc_result_record(
+                actor=self.qm,
+                lot=lot,
+                test=test,
+                tested_on=lot.manufactured_on + datetime.timedelta(days=7),
+                laboratory="Demo QC Laboratory",
+                numeric_value=value if isinstance(value, Decimal) else None,
+                outcome="" if isinstance(value, Decimal) else value,
+            )
+        if story.coa:
+            self._certificate(
+                kind=CertificateKind.COA,
+                number=f"COA-{story.lot_number}",
+                issuer=product.manufacturer.legal_name,
+                manufacturer=product.manufacturer,
+                lot=lot,
+                valid_from=lot.manufactured_on,
+            )
+        self._decide(lot, story)
+        lot.refresh_from_db()
+        self.stdout.write(f"  {lot.lot_number:<12} {product.name:<32} {lot.get_status_display()}")
+
+    def _decide(self, lot: Lot, story: LotStory) -> None:
+        """Walk the lot to its target status with signed decisions; each step runs only while the
+        lot is still where that step starts, so a second run signs nothing."""
+        sign = {"actor": self.qm, "lot_id": lot.pk, "password": self.qm_password}
+        target = story.target
+        if target == LotStatus.REJECTED and lot.status == LotStatus.QUARANTINED:
+            lot_services.lot_reject(**sign, meaning="rejection", reason=story.reason)
+        if (
+            target in (LotStatus.RELEASED, LotStatus.ON_HOLD)
+            and lot.status == LotStatus.QUARANTINED
+        ):
+            lot_services.lot_release(
+                **sign, meaning="approval", reason="Batch record, QC and donor file reviewed"
+            )
+            lot.refresh_from_db()
+        if target == LotStatus.ON_HOLD and lot.status == LotStatus.RELEASED:
+            lot_services.lot_hold(**sign, meaning="review", reason=story.reason)
+        if target == LotStatus.QUARANTINED and story.try_release:
+            try:
+                lot_services.lot_release(**sign, meaning="approval", reason="Release attempt")
+            except DomainError as error:
+                self.stdout.write(
+                    self.style.WARNING(
+                        f"  Release of {lot.lot_number} refused, {len(error.problems)} reasons:"
+                    )
+                )
+                for problem in error.problems:
+                    self.stdout.write(f"    - {problem.code}: {problem.message}")
+
+    # -- output ----------------------------------------------------------------------------------
+
+    def _print_logins(self) -> None:
+        site = settings.SITE_URL.rstrip("/")
+        self.stdout.write(self.style.MIGRATE_HEADING("Demo logins (new passwords on every run)"))
+        self.stdout.write(f"  {'role':<22} {'username':<20} password")
+        for role, (user, password) in self.logins.items():
+            self.stdout.write(f"  {Role(role).label:<22} {user.username:<20} {password}")
+        self.stdout.write(f"  Admin:    {site}/admin/")
+        self.stdout.write(f"  API docs: {site}/api/docs/")

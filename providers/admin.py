@@ -1,0 +1,312 @@
+"""Admin for manufacturers, clinics, practitioners and memberships. Every write is a service call
+(see traceability.admin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+
+from lots.models import Certificate, Product
+from providers import services
+from providers.models import (
+    Clinic,
+    ClinicContact,
+    ClinicPractitioner,
+    Licence,
+    Manufacturer,
+    Membership,
+    Practitioner,
+)
+from traceability.admin import ReadOnlyInline, ServiceAdmin, ServiceForm, changed_fields
+
+REASON_HELP = "Why the record changes; kept in the audit trail with your name."
+
+
+def reason_field() -> forms.CharField:
+    return forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), help_text=REASON_HELP)
+
+
+# ---------------------------------------------------------------------------------------------
+# Manufacturers
+
+
+class ManufacturerAddForm(ServiceForm):
+    class Meta:
+        model = Manufacturer
+        fields = ["legal_name", "country", "registration_number"]
+
+    def call_service(self, data: dict[str, Any]) -> Manufacturer:
+        return services.manufacturer_create(actor=self.actor, **data)
+
+
+class ManufacturerUpdateForm(ServiceForm):
+    reason = reason_field()
+
+    class Meta:
+        model = Manufacturer
+        fields = ["legal_name", "country", "registration_number"]
+
+    def call_service(self, data: dict[str, Any]) -> Manufacturer:
+        return services.manufacturer_update(
+            actor=self.actor,
+            manufacturer=self.instance,
+            reason=data["reason"],
+            **changed_fields(self, ("legal_name", "country", "registration_number")),
+        )
+
+
+class ProductInline(ReadOnlyInline):
+    model = Product
+    select_related = ("manufacturer",)
+    fields = ["name", "gtin", "source_kind", "tissue", "permitted_routes"]
+
+
+class ManufacturerCertificateInline(ReadOnlyInline):
+    model = Certificate
+    fk_name = "manufacturer"
+    verbose_name_plural = "certificates (manufacturer and lot)"
+    select_related = ("lot__product", "superseded_by", "manufacturer")
+    fields = ["kind", "number", "lot", "issuer", "valid_from", "valid_until", "superseded_by"]
+
+
+@admin.register(Manufacturer)
+class ManufacturerAdmin(ServiceAdmin):
+    list_display = ["legal_name", "country", "registration_number", "created_at"]
+    search_fields = ["legal_name", "registration_number"]
+    list_filter = ["country"]
+    readonly_fields = ["created_at", "audit_trail_link"]
+    fieldsets = [
+        (None, {"fields": ["legal_name", "country", "registration_number"]}),
+        ("Record", {"fields": ["created_at", "audit_trail_link"]}),
+    ]
+    add_form = ManufacturerAddForm
+    add_fieldsets = [(None, {"fields": ["legal_name", "country", "registration_number"]})]
+    update_form = ManufacturerUpdateForm
+    update_fieldsets = [
+        (None, {"fields": ["legal_name", "country", "registration_number", "reason"]}),
+        ("Record", {"fields": ["created_at", "audit_trail_link"]}),
+    ]
+    inlines = [ProductInline, ManufacturerCertificateInline]
+
+
+# ---------------------------------------------------------------------------------------------
+# Clinics and their notification contacts
+
+
+class ClinicAddForm(ServiceForm):
+    contact_name = forms.CharField(
+        required=False, max_length=200, help_text="First notification contact (optional)."
+    )
+    contact_email = forms.EmailField(required=False)
+
+    class Meta:
+        model = Clinic
+        fields = ["name", "address", "jurisdiction"]
+
+    def call_service(self, data: dict[str, Any]) -> Clinic:
+        contacts = []
+        if data.get("contact_email"):
+            contacts.append(
+                {
+                    "name": data.get("contact_name") or "Notifications",
+                    "email": data["contact_email"],
+                }
+            )
+        return services.clinic_create(
+            actor=self.actor,
+            name=data["name"],
+            address=data["address"],
+            jurisdiction=data["jurisdiction"],
+            contacts=contacts,
+        )
+
+
+class ClinicUpdateForm(ServiceForm):
+    reason = reason_field()
+
+    class Meta:
+        model = Clinic
+        fields = ["name", "address", "jurisdiction"]
+
+    def call_service(self, data: dict[str, Any]) -> Clinic:
+        return services.clinic_update(
+            actor=self.actor,
+            clinic=self.instance,
+            reason=data["reason"],
+            **changed_fields(self, ("name", "address", "jurisdiction")),
+        )
+
+
+class ClinicContactInline(ReadOnlyInline):
+    model = ClinicContact
+    fields = ["name", "email", "active"]
+
+
+class ClinicPractitionerInline(ReadOnlyInline):
+    model = ClinicPractitioner
+    select_related = ("clinic", "practitioner")
+    fields = ["practitioner", "active", "since"]
+
+
+class ClinicMembershipInline(ReadOnlyInline):
+    model = Membership
+    select_related = ("user", "clinic")
+    fields = ["user", "role", "active", "created_at"]
+
+
+@admin.register(Clinic)
+class ClinicAdmin(ServiceAdmin):
+    clinic_path = ""
+    list_display = ["name", "jurisdiction", "created_at"]
+    search_fields = ["name", "address"]
+    list_filter = ["jurisdiction"]
+    # No service changes consent_required yet, so it is shown, not edited.
+    readonly_fields = ["consent_required", "created_at", "audit_trail_link"]
+    fieldsets = [
+        (None, {"fields": ["name", "address", "jurisdiction", "consent_required"]}),
+        ("Record", {"fields": ["created_at", "audit_trail_link"]}),
+    ]
+    add_form = ClinicAddForm
+    add_fieldsets = [
+        (None, {"fields": ["name", "address", "jurisdiction"]}),
+        ("Notification contact", {"fields": ["contact_name", "contact_email"]}),
+    ]
+    update_form = ClinicUpdateForm
+    update_fieldsets = [
+        (None, {"fields": ["name", "address", "jurisdiction", "consent_required", "reason"]}),
+        ("Record", {"fields": ["created_at", "audit_trail_link"]}),
+    ]
+    inlines = [ClinicContactInline, ClinicPractitionerInline, ClinicMembershipInline]
+
+
+class ClinicContactAddForm(ServiceForm):
+    class Meta:
+        model = ClinicContact
+        fields = ["clinic", "name", "email"]
+
+    def call_service(self, data: dict[str, Any]) -> ClinicContact:
+        return services.clinic_contact_add(actor=self.actor, **data)
+
+
+@admin.register(ClinicContact)
+class ClinicContactAdmin(ServiceAdmin):
+    clinic_path = "clinic"
+    list_display = ["email", "name", "clinic", "active"]
+    list_select_related = ["clinic"]
+    search_fields = ["email", "name", "clinic__name"]
+    list_filter = ["active", "clinic__jurisdiction"]
+    fields = ["clinic", "name", "email", "active", "audit_trail_link"]
+    readonly_fields = ["audit_trail_link"]
+    add_form = ClinicContactAddForm
+    add_fieldsets = [(None, {"fields": ["clinic", "name", "email"]})]
+
+
+# ---------------------------------------------------------------------------------------------
+# Practitioners and licences
+
+
+class PractitionerAddForm(ServiceForm):
+    class Meta:
+        model = Practitioner
+        fields = ["name", "profession", "user"]
+
+    def call_service(self, data: dict[str, Any]) -> Practitioner:
+        return services.practitioner_create(actor=self.actor, **data)
+
+
+class LicenceInline(ReadOnlyInline):
+    model = Licence
+    fields = ["number", "jurisdiction", "valid_from", "valid_until"]
+
+
+class PractitionerClinicInline(ReadOnlyInline):
+    model = ClinicPractitioner
+    verbose_name_plural = "clinics where the practitioner practises"
+    select_related = ("clinic", "practitioner")
+    fields = ["clinic", "active", "since"]
+
+
+@admin.register(Practitioner)
+class PractitionerAdmin(ServiceAdmin):
+    list_display = ["name", "profession", "user", "created_at"]
+    list_select_related = ["user"]
+    search_fields = ["name", "user__username", "licences__number"]
+    list_filter = ["profession"]
+    fields = ["name", "profession", "user", "created_at", "audit_trail_link"]
+    readonly_fields = ["created_at", "audit_trail_link"]
+    add_form = PractitionerAddForm
+    add_fieldsets = [(None, {"fields": ["name", "profession", "user"]})]
+    inlines = [LicenceInline, PractitionerClinicInline]
+
+
+@admin.register(ClinicPractitioner)
+class ClinicPractitionerAdmin(ServiceAdmin):
+    """Read-only until a service links practitioners to clinics."""
+
+    clinic_path = "clinic"
+
+    list_display = ["practitioner", "clinic", "active", "since"]
+    list_select_related = ["practitioner", "clinic"]
+    search_fields = ["practitioner__name", "clinic__name"]
+    list_filter = ["active", "clinic"]
+    fields = ["clinic", "practitioner", "active", "since", "audit_trail_link"]
+    readonly_fields = ["audit_trail_link"]
+
+
+class LicenceAddForm(ServiceForm):
+    class Meta:
+        model = Licence
+        fields = ["practitioner", "number", "jurisdiction", "valid_from", "valid_until"]
+
+    def call_service(self, data: dict[str, Any]) -> Licence:
+        return services.licence_add(actor=self.actor, **data)
+
+
+@admin.register(Licence)
+class LicenceAdmin(ServiceAdmin):
+    list_display = ["number", "jurisdiction", "practitioner", "valid_from", "valid_until"]
+    list_select_related = ["practitioner"]
+    search_fields = ["number", "practitioner__name"]
+    list_filter = ["jurisdiction"]
+    date_hierarchy = "valid_until"
+    fields = [
+        "practitioner",
+        "number",
+        "jurisdiction",
+        "valid_from",
+        "valid_until",
+        "audit_trail_link",
+    ]
+    readonly_fields = ["audit_trail_link"]
+    add_form = LicenceAddForm
+    add_fieldsets = [
+        (None, {"fields": ["practitioner", "number", "jurisdiction", "valid_from", "valid_until"]})
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Memberships
+
+
+class MembershipAddForm(ServiceForm):
+    class Meta:
+        model = Membership
+        fields = ["user", "role", "clinic"]
+
+    def call_service(self, data: dict[str, Any]) -> Membership:
+        return services.membership_grant(actor=self.actor, **data)
+
+
+@admin.register(Membership)
+class MembershipAdmin(ServiceAdmin):
+    clinic_path = "clinic"
+    list_display = ["user", "role", "clinic", "active", "created_at"]
+    list_select_related = ["user", "clinic"]
+    search_fields = ["user__username", "user__first_name", "user__last_name", "clinic__name"]
+    list_filter = ["role", "active", "clinic"]
+    fields = ["user", "role", "clinic", "active", "created_at", "audit_trail_link"]
+    readonly_fields = ["created_at", "audit_trail_link"]
+    add_form = MembershipAddForm
+    add_fieldsets = [(None, {"fields": ["user", "role", "clinic"]})]

@@ -1,0 +1,364 @@
+"""Bad input never gets a 500: a sweep over every write endpoint, detail URL and list filter.
+
+Each malformed request must answer 4xx in the one error shape (code and message per problem) and
+leave every table as it was, history included.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from lots.models import Certificate, CertificateKind, Lot, LotDonor
+from tests.api_helpers import API, error_codes, row_counts
+from tests.factories import (
+    ClinicFactory,
+    DonorFactory,
+    LotFactory,
+    ManufacturerFactory,
+    PractitionerFactory,
+    ProductFactory,
+    pdf_bytes,
+    store_certificate,
+)
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
+
+JSON_WRITES = [
+    ("post", "/manufacturers/"),
+    ("patch", "/manufacturers/{manufacturer}/"),
+    ("post", "/clinics/"),
+    ("post", "/clinics/{clinic}/contacts/"),
+    ("post", "/practitioners/"),
+    ("post", "/practitioners/{practitioner}/licences/"),
+    ("post", "/products/"),
+    ("put", "/products/{product}/authorisations/DE/"),
+    ("post", "/donors/"),
+    ("post", "/donors/{donor}/marker-results/"),
+    ("post", "/donors/{donor}/eligibility/"),
+    ("post", "/lots/"),
+    ("post", "/lots/{lot}/donors/"),
+    ("post", "/lots/{lot}/qc-results/"),
+    ("post", "/lots/{lot}/release/"),
+    ("post", "/lots/{lot}/reject/"),
+    ("post", "/lots/{lot}/hold/"),
+]
+
+DETAIL_READS = [
+    "/manufacturers/{manufacturer}/",
+    "/clinics/{clinic}/",
+    "/practitioners/{practitioner}/",
+    "/products/{product}/",
+    "/donors/{donor}/",
+    "/lots/{lot}/",
+    "/lots/{lot}/release-check/",
+    "/certificates/{certificate}/",
+    "/certificates/{certificate}/file/",
+]
+
+# Every field name any write endpoint reads.
+FIELDS = """legal_name country registration_number reason name address jurisdiction contacts email
+profession user number valid_from valid_until manufacturer source_kind tissue permitted_routes
+storage_min_celsius storage_max_celsius gtin status note code collection_date specimen_date
+testing_laboratory isbt_din birth_mother_tested marker result tested_on laboratory test_method
+eligibility password product lot_number manufactured_on expires_on quantity unit regulatory_basis
+regulatory_number donors donor test numeric_value outcome method meaning kind issuer lot
+supersedes""".split()
+
+# Values that are wrong for most fields, or that PostgreSQL would refuse if they reached it.
+POISON: dict[str, Any] = {
+    "nul": "x\x00y",
+    "huge": 10**30,
+    "huge_negative": -(10**30),
+    "negative": -1,
+    "float": 1.5,
+    "overflowing_float": 1e308,
+    "list": ["a", 1],
+    "object": {"a": 1},
+    "null": None,
+    "true": True,
+    "empty": "",
+    "lone_surrogate": "\ud800",
+    "unicode": "💉 Ünïcødé 漢字",
+    "long_digits": "9" * 5000,
+    "impossible_date": "2025-02-30",
+}
+
+RAW_BODIES: dict[str, tuple[str, bytes]] = {
+    "malformed_json": ("application/json", b'{"legal_name": '),
+    "empty_body": ("application/json", b""),
+    "json_null": ("application/json", b"null"),
+    "json_list": ("application/json", b'[{"name": "x"}]'),
+    "json_empty_list": ("application/json", b"[]"),
+    "json_string": ("application/json", b'"text"'),
+    "json_number": ("application/json", b"42"),
+    "json_nan": ("application/json", b'{"quantity": NaN}'),
+    "json_infinity": ("application/json", b'{"quantity": 1e999, "numeric_value": 1e999}'),
+    "not_utf8": ("application/json", b'{"name": "\xff\xfe"}'),
+    "nested_too_deep": ("application/json", b"[" * 100_000 + b"]" * 100_000),
+    "text_plain": ("text/plain", b"hello"),
+    "form_encoded": ("application/x-www-form-urlencoded", b"name=x&reason=y"),
+    "xml": ("application/xml", b"<lot><quantity>1</quantity></lot>"),
+}
+
+
+@pytest.fixture
+def world(quality_manager):
+    manufacturer = ManufacturerFactory()
+    product = ProductFactory(manufacturer=manufacturer)
+    donor = DonorFactory()
+    lot = LotFactory(product=product, created_by=quality_manager)
+    LotDonor.objects.create(lot=lot, donor=donor)
+    certificate = store_certificate(
+        kind=CertificateKind.COA, manufacturer=manufacturer, lot=lot, uploaded_by=quality_manager
+    )
+    return {
+        "manufacturer": manufacturer.pk,
+        "clinic": ClinicFactory().pk,
+        "practitioner": PractitionerFactory().pk,
+        "product": product.pk,
+        "donor": donor.pk,
+        "lot": lot.pk,
+        "certificate": certificate.pk,
+    }
+
+
+def assert_refused_and_unchanged(response: Any, before: dict[str, int]) -> None:
+    assert 400 <= response.status_code < 500, (response.status_code, response.content[:500])
+    error_codes(response)
+    assert row_counts() == before
+
+
+def send(client: Any, method: str, url: str, body: bytes, content_type: str) -> Any:
+    return getattr(client, method)(url, data=body, content_type=content_type)
+
+
+@pytest.mark.parametrize("body_name", sorted(RAW_BODIES))
+@pytest.mark.parametrize(("method", "path"), JSON_WRITES)
+def test_malformed_bodies_are_refused_without_a_change(qm_client, world, method, path, body_name):
+    content_type, body = RAW_BODIES[body_name]
+    before = row_counts()
+    response = send(qm_client, method, API + path.format(**world), body, content_type)
+    assert_refused_and_unchanged(response, before)
+    if body_name in ("text_plain", "form_encoded", "xml"):
+        assert response.status_code == 415
+
+
+@pytest.mark.parametrize("value_name", sorted(POISON))
+@pytest.mark.parametrize(("method", "path"), JSON_WRITES)
+def test_wrong_values_in_every_field_are_refused_without_a_change(
+    qm_client, world, method, path, value_name
+):
+    # Encoded by hand: ensure_ascii keeps a lone surrogate as the escape a client would send.
+    body = json.dumps(dict.fromkeys(FIELDS, POISON[value_name])).encode()
+    before = row_counts()
+    response = send(qm_client, method, API + path.format(**world), body, "application/json")
+    assert_refused_and_unchanged(response, before)
+
+
+LOT_FIELDS = ["product", "lot_number", "manufactured_on", "expires_on", "quantity", "unit",
+              "regulatory_basis", "regulatory_number", "donors"]  # fmt: skip
+
+
+@pytest.mark.parametrize("value_name", sorted(POISON))
+@pytest.mark.parametrize("field", LOT_FIELDS)
+def test_one_wrong_value_in_an_otherwise_valid_lot_is_accepted_or_refused_cleanly(
+    qm_client, world, field, value_name
+):
+    valid = {
+        "product": world["product"],
+        "lot_number": "SWEEP-1",
+        "manufactured_on": "2025-01-01",
+        "expires_on": "2026-01-01",
+        "quantity": 10,
+        "unit": "vial",
+        "regulatory_basis": "ind",
+        "regulatory_number": "IND 1",
+        "donors": [world["donor"]],
+    }
+    body = json.dumps({**valid, field: POISON[value_name]}).encode()
+    before = row_counts()
+    response = send(qm_client, "post", f"{API}/lots/", body, "application/json")
+    if response.status_code == 201:
+        # A few values are fine for some fields: a unicode regulatory number, an empty donor list.
+        assert Lot.objects.filter(pk=response.json()["id"]).exists()
+    else:
+        assert_refused_and_unchanged(response, before)
+
+
+@pytest.mark.parametrize("unknown_id", [0, 987654321, 2**31, 2**63, 10**30])
+@pytest.mark.parametrize(("method", "path"), [(m, p) for m, p in JSON_WRITES if "{" in p])
+def test_writes_to_unknown_ids_are_404_in_the_error_shape(
+    qm_client, world, method, path, unknown_id
+):
+    url = API + path.format(**dict.fromkeys(world, unknown_id))
+    before = row_counts()
+    response = send(qm_client, method, url, b'{"reason": "r"}', "application/json")
+    assert response.status_code == 404
+    assert error_codes(response) == ["not_found"]
+    assert row_counts() == before
+
+
+@pytest.mark.parametrize("unknown_id", ["0", "987654321", str(2**63), str(10**30), "-1", "abc"])
+@pytest.mark.parametrize("path", DETAIL_READS)
+def test_reads_of_unknown_ids_are_404_in_the_error_shape(qm_client, world, path, unknown_id):
+    response = qm_client.get(API + path.format(**dict.fromkeys(world, unknown_id)))
+    assert response.status_code == 404
+    assert error_codes(response) == ["not_found"]
+
+
+@pytest.mark.parametrize("path", DETAIL_READS)
+def test_detail_reads_answer_for_the_existing_objects(qm_client, world, path):
+    # The sweep's fixture objects are real: the same URLs answer 200 (the PDF is not on disk
+    # for the factory-made certificate, so its file answers a JSON 404 instead).
+    response = qm_client.get(API + path.format(**world))
+    if path.endswith("/file/"):
+        assert error_codes(response) == ["certificate_file_missing"]
+    else:
+        assert response.status_code == 200, response.content
+
+
+LIST_FILTERS = {
+    "/manufacturers/": ["country", "name"],
+    "/clinics/": ["jurisdiction"],
+    "/practitioners/": ["name", "profession"],
+    "/products/": ["manufacturer", "source_kind", "tissue", "gtin"],
+    "/markers/": [],
+    "/qc-tests/": [],
+    "/donors/": ["eligibility", "tissue", "code"],
+    "/lots/": [
+        "status",
+        "product",
+        "manufacturer",
+        "lot_number",
+        "expires_before",
+        "expires_after",
+        "expired",
+    ],
+    "/certificates/": ["kind", "manufacturer", "lot", "current"],
+}
+QUERY_POISON = ["x\x00y", str(10**30), "-1", "abc", "2025-02-30", "9" * 5000, "💉", ""]
+
+
+@pytest.mark.parametrize("value", QUERY_POISON)
+@pytest.mark.parametrize("path", sorted(LIST_FILTERS))
+def test_list_filters_and_paging_never_fail_on_bad_values(qm_client, world, path, value):
+    params = dict.fromkeys([*LIST_FILTERS[path], "limit", "offset"], value)
+    response = qm_client.get(API + path, params)
+    assert response.status_code in (200, 400), response.content[:500]
+    if response.status_code == 400:
+        error_codes(response)
+
+
+@pytest.mark.parametrize("path", sorted(LIST_FILTERS))
+def test_list_paging_beyond_the_end_is_an_empty_page(qm_client, world, path):
+    response = qm_client.get(API + path, {"offset": str(10**30), "limit": str(10**30)})
+    assert response.status_code == 200
+    assert response.json()["results"] == []
+
+
+# ---------------------------------------------------------------------------------------------
+# The multipart certificate upload
+
+
+def certificate_form(world: dict[str, int], **overrides: Any) -> dict[str, Any]:
+    return {
+        "kind": "coa",
+        "lot": world["lot"],
+        "issuer": "Eurofins",
+        "number": "COA-SWEEP",
+        "valid_from": "2025-01-01",
+        "file": SimpleUploadedFile("coa.pdf", pdf_bytes("sweep"), content_type="application/pdf"),
+        **overrides,
+    }
+
+
+CERTIFICATE_FIELDS = ["kind", "lot", "manufacturer", "issuer", "number", "valid_from",
+                      "valid_until", "supersedes", "reason"]  # fmt: skip
+FORM_POISON = ["x\x00y", str(10**30), "-1", "abc", "2025-02-30", "9" * 5000]
+
+
+@pytest.mark.parametrize("value", FORM_POISON)
+@pytest.mark.parametrize("field", CERTIFICATE_FIELDS)
+def test_certificate_upload_with_a_wrong_value_is_accepted_or_refused_cleanly(
+    qm_client, world, field, value
+):
+    before = row_counts()
+    response = qm_client.post(
+        f"{API}/certificates/", certificate_form(world, **{field: value}), format="multipart"
+    )
+    if response.status_code == 201:
+        # Text fields take any short text ("abc" is a fine certificate number); never NUL or
+        # more than the column holds.
+        assert "\x00" not in value and len(value) < 100
+        assert Certificate.objects.filter(pk=response.json()["id"]).exists()
+    else:
+        assert_refused_and_unchanged(response, before)
+
+
+@pytest.mark.parametrize(
+    "upload",
+    [
+        SimpleUploadedFile("empty.pdf", b"", content_type="application/pdf"),
+        SimpleUploadedFile(
+            "fake.pdf", b"%PDF-1.7 but nothing else", content_type="application/pdf"
+        ),
+        SimpleUploadedFile("image.gif", b"GIF89a", content_type="image/gif"),
+        "not a file at all",
+    ],
+    ids=["empty", "damaged_pdf", "gif", "text_instead_of_file"],
+)
+def test_certificate_upload_with_a_bad_file_changes_nothing(qm_client, world, upload):
+    before = row_counts()
+    response = qm_client.post(
+        f"{API}/certificates/", certificate_form(world, file=upload), format="multipart"
+    )
+    assert_refused_and_unchanged(response, before)
+
+
+@pytest.mark.parametrize("body_name", sorted(RAW_BODIES))
+def test_certificate_upload_with_a_non_multipart_body_changes_nothing(qm_client, body_name):
+    content_type, body = RAW_BODIES[body_name]
+    before = row_counts()
+    response = send(qm_client, "post", f"{API}/certificates/", body, content_type)
+    assert_refused_and_unchanged(response, before)
+
+
+def test_certificate_upload_with_a_broken_multipart_body_changes_nothing(qm_client):
+    before = row_counts()
+    response = send(
+        qm_client,
+        "post",
+        f"{API}/certificates/",
+        b'--xyz\r\nContent-Disposition: form-data; name="kind"\r\n\r\ncoa',
+        "multipart/form-data; boundary=xyz",
+    )
+    assert_refused_and_unchanged(response, before)
+
+
+def test_an_unknown_api_path_is_a_404_in_the_error_shape(qm_client):
+    response = qm_client.get(f"{API}/no-such-thing/")
+    assert response.status_code == 404
+    assert error_codes(response) == ["not_found"]
+
+
+@pytest.mark.parametrize(("method", "path"), [*JSON_WRITES, ("post", "/certificates/")])
+def test_a_method_an_endpoint_does_not_offer_is_405_in_the_error_shape(
+    qm_client, world, method, path
+):
+    response = qm_client.delete(API + path.format(**world))
+    assert response.status_code == 405
+    assert error_codes(response) == ["method_not_allowed"]
+
+
+@pytest.mark.parametrize("path", sorted(LIST_FILTERS))
+def test_list_filters_with_bytes_that_are_not_utf8_never_fail(qm_client, path):
+    # %ED%A0%80 is a UTF-16 surrogate encoded as if it were UTF-8: not valid UTF-8.
+    query = "&".join(f"{name}=%ED%A0%80%00" for name in [*LIST_FILTERS[path], "limit"])
+    response = qm_client.get(f"{API}{path}?{query}")
+    assert response.status_code in (200, 400), response.content[:500]
+    if response.status_code == 400:
+        error_codes(response)

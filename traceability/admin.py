@@ -1,0 +1,368 @@
+"""What every admin page of the traceability apps shares.
+
+Rules live in services (STYLE "Where rules live"), so the admin is a thin client of them:
+
+- who may do what comes from memberships, not Django's model permissions: any staff user with an
+  active role may look, only a quality manager may add or change, and nobody deletes (traceability
+  records are kept for decades; the database refuses deletes too);
+- an add or change form is a `ServiceForm`: validating it calls the service, and every DomainError
+  the service raises is shown on the form next to the field it names;
+- every tracked record links to its audit trail: the pghistory events with who, when and why;
+- a signed decision (21 CFR Part 11) asks for the password, the meaning and the reason on an
+  intermediate page and reports each record's outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
+from django.db import models
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+from pghistory.models import Events
+
+from providers.models import NETWORK_ROLES, Role
+from providers.selectors import clinic_list, user_has_role, user_roles
+from traceability.errors import DomainError
+
+# ---------------------------------------------------------------------------------------------
+# Access
+
+
+def can_view(request: HttpRequest) -> bool:
+    """Staff users holding any active role may look at every traceability record."""
+    cached = getattr(request, "_traceability_can_view", None)
+    if cached is None:
+        user = request.user
+        cached = bool(user.is_active and user.is_staff and user_roles(user))
+        request._traceability_can_view = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def can_write(request: HttpRequest) -> bool:
+    """Only quality managers add or change records (the services check the same role)."""
+    cached = getattr(request, "_traceability_can_write", None)
+    if cached is None:
+        cached = can_view(request) and user_has_role(request.user, Role.QUALITY_MANAGER)
+        request._traceability_can_write = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def is_network_user(request: HttpRequest) -> bool:
+    """A network-wide quality manager or auditor, as opposed to staff of particular clinics."""
+    cached = getattr(request, "_traceability_network", None)
+    if cached is None:
+        cached = any(user_has_role(request.user, role) for role in NETWORK_ROLES)
+        request._traceability_network = cached  # type: ignore[attr-defined]
+    return cached
+
+
+class RoleAccessMixin:
+    """Permissions from memberships instead of Django's model permissions. Never deletes."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return can_view(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return can_view(request)
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return can_write(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return can_write(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ReadOnlyInline(RoleAccessMixin, admin.TabularInline):  # type: ignore[type-arg]
+    """Child records shown on the parent's page; each is added through its own service form."""
+
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    select_related: tuple[str, ...] = ()
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).select_related(*self.select_related)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.fields or ()
+
+
+# ---------------------------------------------------------------------------------------------
+# Forms that are service calls
+
+
+def add_problems(form: forms.BaseForm, error: DomainError) -> None:
+    """Show each problem next to the field it names, or above the form if no field shows it."""
+    for problem in error.problems:
+        field = problem.field if problem.field in form.fields else None
+        form.add_error(field, f"{problem.message} ({problem.code})")
+
+
+class ServiceForm(forms.ModelForm):  # type: ignore[type-arg]
+    """A model form whose validation is a service call.
+
+    The service validates (model validators, constraints, role) and writes in its own transaction
+    with the acting user and the reason in the history context; the form only collects the
+    arguments. So nothing a service refuses is ever written by the admin, and a refusal is a form
+    error, never a server error. `actor` is set by `ServiceAdmin.get_form` per request.
+    """
+
+    actor: Any = None
+
+    def call_service(self, data: dict[str, Any]) -> models.Model:
+        raise NotImplementedError
+
+    def _post_clean(self) -> None:
+        # Replaces ModelForm's instance construction and model validation: the service does both.
+        if self.errors:
+            return
+        try:
+            self.instance = self.call_service(self.cleaned_data)
+        except DomainError as error:
+            add_problems(self, error)
+
+    def _save_m2m(self) -> None:
+        """The service stored the relations already."""
+
+
+def changed_fields(form: forms.ModelForm, names: tuple[str, ...]) -> dict[str, Any]:  # type: ignore[type-arg]
+    return {name: form.cleaned_data[name] for name in names if name in form.changed_data}
+
+
+# ---------------------------------------------------------------------------------------------
+# The admin base
+
+
+class ServiceAdmin(RoleAccessMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+    """Adds through `add_form` and changes through `update_form` (only where an update service
+    exists); everything else is read-only once created."""
+
+    add_form: type[ServiceForm] | None = None
+    add_fieldsets: Any = None
+    update_form: type[ServiceForm] | None = None
+    update_fieldsets: Any = None
+    change_form_template = "admin/traceability/change_form.html"
+    # The path from the model to its clinic, for records that belong to one clinic ("" for the
+    # clinic itself): clinic staff see only their own clinics' rows (DESIGN rule 8).
+    clinic_path: str | None = None
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        queryset = super().get_queryset(request)
+        if self.clinic_path is None:
+            return queryset
+        if is_network_user(request):
+            return queryset
+        lookup = f"{self.clinic_path}__in" if self.clinic_path else "pk__in"
+        return queryset.filter(**{lookup: clinic_list(user=request.user).values("pk")})
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: Any = None,
+    ) -> HttpResponse:
+        # Django wraps an admin save in one transaction. Here the service is the transaction
+        # (STYLE: the entry point owns it): it commits on its own, its on-commit work runs when it
+        # returns, and a certificate's file is written outside any transaction. (admin_view has
+        # applied the CSRF check that Django's changeform_view adds.)
+        response: HttpResponse = self._changeform_view(  # type: ignore[attr-defined]
+            request, object_id, form_url, extra_context
+        )
+        return response
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return self.add_form is not None and can_write(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.update_form is not None and can_write(request)
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        # Actions are the only writes a change list accepts, and only quality managers have any.
+        if request.method == "POST" and not can_write(request):
+            raise PermissionDenied
+        return super().changelist_view(request, extra_context)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None and self.add_fieldsets:
+            return self.add_fieldsets
+        if obj is not None and self.update_fieldsets and self.has_change_permission(request, obj):
+            return self.update_fieldsets
+        return super().get_fieldsets(request, obj)
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        if obj is None and self.add_form is not None:
+            kwargs["form"] = self.add_form
+        elif obj is not None and self.update_form and self.has_change_permission(request, obj):
+            kwargs["form"] = self.update_form
+        form = super().get_form(request, obj, change=change, **kwargs)
+        # modelform_factory made a new class for this request, so the actor is this request's.
+        form.actor = request.user  # type: ignore[attr-defined]
+        return form
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return () if obj is None else super().get_readonly_fields(request, obj)
+
+    def get_inlines(self, request: HttpRequest, obj: Any) -> Any:
+        return () if obj is None else super().get_inlines(request, obj)
+
+    def get_formsets_with_inlines(self, request: HttpRequest, obj: Any = None) -> Any:
+        # Inlines are read-only: a POST carries nothing for them to validate.
+        if request.method == "POST":
+            return
+        yield from super().get_formsets_with_inlines(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        """The form's service call saved the object."""
+        if not isinstance(form, ServiceForm):
+            raise PermissionDenied("Records are only written through their service.")
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """Inlines are read-only; the service stored the relations."""
+
+    # -- audit trail ----------------------------------------------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "<path:object_id>/audit-trail/",
+                self.admin_site.admin_view(self.audit_trail_view),
+                name="{}_{}_audit_trail".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    def audit_trail_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Every history event of the record (or, with ?related=1, of the records that refer to
+        it) with who made it, when, why and what changed."""
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None or not self.has_view_permission(request, obj):
+            raise PermissionDenied
+        related = request.GET.get("related") == "1"
+        events = (
+            Events.objects.references(obj)  # type: ignore[no-untyped-call]
+            if related
+            else Events.objects.tracks(obj)  # type: ignore[no-untyped-call]
+        )
+        rows = list(events.order_by("-pgh_created_at")[:500])
+        user_ids: set[int] = set()
+        for row in rows:
+            if isinstance(user_id := (row.pgh_context or {}).get("user"), int):
+                user_ids.add(user_id)
+        users = {
+            user.pk: user.get_full_name() or user.get_username()
+            for user in get_user_model().objects.filter(pk__in=user_ids)
+        }
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": obj,
+            "title": f"Audit trail: {obj}",
+            "related": related,
+            "events": [_event_row(row, users) for row in rows],
+        }
+        return TemplateResponse(request, "admin/traceability/audit_trail.html", context)
+
+    @admin.display(description="Audit trail")
+    def audit_trail_link(self, obj: Any) -> str:
+        url = reverse(
+            f"admin:{self.opts.app_label}_{self.opts.model_name}_audit_trail", args=[obj.pk]
+        )
+        return format_html('<a href="{}">Who changed what, when and why</a>', url)
+
+
+# ---------------------------------------------------------------------------------------------
+# Signed decisions
+
+
+def signature_page(
+    model_admin: ServiceAdmin,
+    request: HttpRequest,
+    objects: list[Any],
+    *,
+    form: forms.Form,
+    title: str,
+    sign_one: Callable[[Any, dict[str, Any]], str],
+    template: str,
+    action_name: str = "",
+) -> HttpResponse | None:
+    """Show the signature form; once it is filled in, sign each object through its service and
+    report each outcome. Returns None when done (the caller redirects)."""
+    if form.is_bound and form.is_valid():
+        for obj in objects:
+            try:
+                model_admin.message_user(request, sign_one(obj, form.cleaned_data))
+            except DomainError as error:
+                if all(problem.field in form.fields for problem in error.problems):
+                    # A signature problem (password, meaning, reason) is the same for every
+                    # object and the service refused before changing anything: ask again.
+                    add_problems(form, error)
+                    break
+                refusals = " ".join(f"[{p.code}] {p.message}" for p in error.problems)
+                model_admin.message_user(request, f"{obj}: refused. {refusals}", messages.ERROR)
+        else:
+            return None
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.opts,
+        "title": title,
+        "objects": objects,
+        "form": form,
+        "action_name": action_name,
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "media": model_admin.media + form.media,
+    }
+    return TemplateResponse(request, template, context)
+
+
+def signature_form_data(request: HttpRequest) -> Any:
+    """The POST data once the signature page itself was submitted; None when an admin action
+    has just been chosen and the page must be shown first."""
+    return request.POST if "signature" in request.POST else None
+
+
+def _event_row(event: Events, users: dict[Any, str]) -> dict[str, Any]:
+    context = dict(event.pgh_context or {})
+    user_id = context.pop("user", None)
+    changes = event.pgh_diff or {}
+    return {
+        "at": event.pgh_created_at,
+        "label": event.pgh_label,
+        "record": f"{event.pgh_obj_model} #{event.pgh_obj_id}",
+        "user": users.get(user_id, "system" if user_id is None else f"user #{user_id}"),
+        "reason": context.pop("reason", ""),
+        "url": context.pop("url", ""),
+        "extra": context,
+        "changes": (
+            [(name, values[0], values[1]) for name, values in sorted(changes.items())]
+            if changes
+            else [(name, None, value) for name, value in sorted((event.pgh_data or {}).items())]
+        ),
+    }

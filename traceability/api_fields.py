@@ -1,0 +1,145 @@
+"""Input fields and filters the API views share, and the error shape for the OpenAPI schema.
+
+Every value that reaches a query is checked here first: PostgreSQL refuses NUL characters in text
+and numbers beyond its integer range, and either would surface as a 500 instead of a 400 naming the
+field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django import forms
+from django.core.validators import ProhibitNullCharactersValidator
+from django.db.models import Model, QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework.validators import ProhibitSurrogateCharactersValidator
+
+INTEGER_MAX = 2**31 - 1  # PostgreSQL integer (PositiveIntegerField, IntegerField)
+BIGINT_MAX = 2**63 - 1  # PostgreSQL bigint (the BigAutoField primary keys)
+
+
+# ---------------------------------------------------------------------------------------------
+# Serializer fields
+
+
+def id_field(queryset: QuerySet[Any], **kwargs: Any) -> serializers.PrimaryKeyRelatedField[Any]:
+    """A related object by its integer id: `incorrect_type`/`invalid` for non-integers, `min_value`
+    and `max_value` outside the bigint range, `does_not_exist` for an unknown id."""
+    return serializers.PrimaryKeyRelatedField(
+        queryset=queryset,
+        pk_field=serializers.IntegerField(min_value=1, max_value=BIGINT_MAX),
+        **kwargs,
+    )
+
+
+class TextChoiceField(serializers.ChoiceField):
+    """A choice whose "not a valid choice" message cannot carry characters that break the JSON
+    response: a lone surrogate echoed back would fail to encode as UTF-8 (a 500)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str):
+            ProhibitSurrogateCharactersValidator()(data)
+        return super().to_internal_value(data)
+
+
+class CodeRelatedField(serializers.SlugRelatedField[Any]):
+    """A related object by its code (`hiv-1-2`, `endotoxin`). The code is checked as text (no NUL,
+    bounded length) before it is looked up, so the lookup cannot fail inside the database."""
+
+    def __init__(self, *, max_length: int = 40, **kwargs: Any) -> None:
+        kwargs.setdefault("slug_field", "code")
+        super().__init__(**kwargs)
+        self._text = serializers.CharField(max_length=max_length)
+
+    def to_internal_value(self, data: Any) -> Model:
+        code = self._text.run_validation(data)
+        found: Model = super().to_internal_value(code)
+        return found
+
+
+def request_text(value: str, *, field: str, max_length: int) -> str:
+    """Check a text value that arrives outside a serializer body (a URL segment, a file name)."""
+    try:
+        return str(serializers.CharField(max_length=max_length).run_validation(value))
+    except serializers.ValidationError as error:
+        raise serializers.ValidationError({field: error.detail}) from error
+
+
+class ErrorItemSerializer(serializers.Serializer[Any]):
+    code = serializers.CharField(help_text="Stable machine code, e.g. `qc_out_of_spec`.")
+    message = serializers.CharField(help_text="What is wrong, for a person.")
+    field = serializers.CharField(
+        allow_null=True, help_text="The input field or record part it concerns (dotted path)."
+    )
+
+
+class ErrorSerializer(serializers.Serializer[Any]):
+    """Every error the API returns has this shape, listing every problem found."""
+
+    # A declared field, which DRF's metaclass takes off the class: it does not hide `.errors`.
+    errors = ErrorItemSerializer(many=True)  # type: ignore[assignment]
+
+
+def error_responses(*codes: int) -> dict[int, type[ErrorSerializer]]:
+    return dict.fromkeys(codes, ErrorSerializer)
+
+
+# Not signed in or no role (401 / 403), malformed input or filters (400), unknown id (404), a rule
+# of the record's state refuses the change (409).
+LIST_ERRORS = error_responses(400, 401, 403)
+READ_ERRORS = error_responses(401, 403, 404)
+WRITE_ERRORS = error_responses(400, 401, 403, 404, 409)
+CREATE_ERRORS = error_responses(400, 401, 403, 409)
+
+
+# ---------------------------------------------------------------------------------------------
+# Filter fields
+
+
+class _IsoDateField(forms.DateField):
+    input_formats = ["%Y-%m-%d"]
+
+
+class IsoDateFilter(django_filters.DateFilter):
+    """A date filter that accepts only ISO 8601 dates (YYYY-MM-DD)."""
+
+    field_class = _IsoDateField
+
+
+class _StrictBooleanField(forms.Field):
+    default_error_messages = {"invalid": "Use true or false."}
+    _values = {"true": True, "1": True, "false": False, "0": False}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.validators.append(ProhibitNullCharactersValidator())
+
+    def to_python(self, value: Any) -> bool | None:
+        if value in (None, ""):
+            return None
+        cleaned = self._values.get(str(value).strip().lower())
+        if cleaned is None:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        return cleaned
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    """`true` or `false` (or 1 / 0); anything else is a 400, not silently ignored."""
+
+    field_class = _StrictBooleanField
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class IdFilter(django_filters.Filter):
+    """A related object's integer id; ids outside the bigint range are refused."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", BIGINT_MAX)
+        super().__init__(*args, **kwargs)
+
+    field_class = forms.IntegerField
