@@ -56,6 +56,8 @@ INSTALLED_APPS = [
     "pghistory.admin",
     "providers.apps.ProvidersConfig",
     "lots.apps.LotsConfig",
+    "stock.apps.StockConfig",
+    "treatments.apps.TreatmentsConfig",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,341 @@
+"""Writes to the stock ledger. Every movement and its balance change happen in one transaction;
+a balance is decremented only by a conditional UPDATE that checks the units are there, so
+concurrent requests can neither drive it negative nor lose an update (DESIGN rule 3)."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from lots.models import Lot, LotStatus
+from providers.models import Clinic, Role
+from providers.selectors import require_any_role
+from stock.models import (
+    DECISION_STATE,
+    MovementKind,
+    Receipt,
+    ReceiptDecision,
+    StockBalance,
+    StockMovement,
+    StockState,
+)
+from traceability.errors import DomainError, Problem
+from traceability.services import history, require_reason, validate_instance
+
+STOCK_ROLES = (Role.CLINIC_ADMINISTRATOR, Role.QUALITY_MANAGER)
+
+
+@dataclass(frozen=True)
+class Change:
+    clinic_id: int
+    lot_id: int
+    state: str
+    delta: int
+    kind: str
+
+
+def apply_changes(
+    changes: list[Change],
+    *,
+    actor: Any,
+    reason: str = "",
+    at: datetime.datetime | None = None,
+    receipt: Receipt | None = None,
+    counterpart: Clinic | None = None,
+    treatment_line_ids: dict[int, int] | None = None,
+) -> list[StockMovement]:
+    """Write the movements and move the balances. The caller holds the transaction.
+
+    Balance rows are touched in (clinic, lot, state) order so two transactions never wait on each
+    other in opposite orders (no deadlock).
+    """
+    occurred_at = at or timezone.now()
+    for change in sorted(changes, key=lambda c: (c.clinic_id, c.lot_id, c.state)):
+        if change.delta > 0:
+            _balance_add(change)
+        else:
+            _balance_take(change)
+    movements = [
+        StockMovement(
+            clinic_id=change.clinic_id,
+            lot_id=change.lot_id,
+            state=change.state,
+            delta=change.delta,
+            kind=change.kind,
+            reason=reason,
+            actor=actor,
+            occurred_at=occurred_at,
+            receipt=receipt,
+            counterpart_clinic=counterpart,
+            treatment_line_id=(treatment_line_ids or {}).get(change.lot_id),
+        )
+        for change in changes
+    ]
+    return StockMovement.objects.bulk_create(movements)
+
+
+def _balance_add(change: Change) -> None:
+    table = StockBalance._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {table} (clinic_id, lot_id, state, quantity) VALUES (%s, %s, %s, %s)
+            ON CONFLICT (clinic_id, lot_id, state)
+            DO UPDATE SET quantity = {table}.quantity + EXCLUDED.quantity
+            """,  # noqa: S608 - the table name is ours; values are parameters
+            [change.clinic_id, change.lot_id, change.state, change.delta],
+        )
+
+
+def _balance_take(change: Change) -> None:
+    units = -change.delta
+    # The row lock taken by UPDATE makes a concurrent request wait and then re-check the
+    # condition against the committed quantity: no lost update, never below zero.
+    taken = StockBalance.objects.filter(
+        clinic_id=change.clinic_id, lot_id=change.lot_id, state=change.state, quantity__gte=units
+    ).update(quantity=F("quantity") - units)
+    if taken != 1:
+        available = (
+            StockBalance.objects.filter(
+                clinic_id=change.clinic_id, lot_id=change.lot_id, state=change.state
+            )
+            .values_list("quantity", flat=True)
+            .first()
+            or 0
+        )
+        raise DomainError(
+            Problem(
+                "stock_insufficient",
+                f"Only {available} {StockState(change.state).label.lower()} unit(s) of this lot "
+                f"are at the clinic; {units} needed.",
+                "quantity",
+            ),
+            status=409,
+        )
+
+
+def _positive(quantity: int, field: str = "quantity") -> int:
+    if not isinstance(quantity, int) or quantity <= 0:
+        raise DomainError.single(
+            "quantity_not_positive",
+            "Give a whole number of units above zero.",
+            field=field,
+            status=400,
+        )
+    return quantity
+
+
+RECEIVABLE = (LotStatus.QUARANTINED, LotStatus.RELEASED, LotStatus.ON_HOLD)
+
+
+@transaction.atomic
+def stock_receive(
+    *,
+    actor: Any,
+    clinic: Clinic,
+    lot: Lot,
+    quantity: int,
+    decision: str,
+    package_intact: bool,
+    label_readable: bool,
+    transport_min_celsius: Decimal,
+    transport_max_celsius: Decimal,
+    storage_location: str,
+    received_at: datetime.datetime | None = None,
+    notes: str = "",
+) -> Receipt:
+    """Receive units at a clinic. `accept` is refused unless every check at the door passed; the
+    units go to the accepted, quarantined or rejected stock of the clinic."""
+    require_any_role(actor, STOCK_ROLES, clinic=clinic)
+    _positive(quantity)
+    if decision not in ReceiptDecision.values:
+        raise DomainError.single(
+            "invalid_choice",
+            f"{decision} is not a receipt decision.",
+            field="decision",
+            status=400,
+        )
+    lot = Lot.objects.select_related("product").get(pk=lot.pk)
+    if lot.status not in RECEIVABLE and decision != ReceiptDecision.REJECT:
+        raise DomainError.single(
+            "lot_not_receivable",
+            f"Lot {lot.lot_number} is {lot.get_status_display().lower()}; it can only be "
+            "received as rejected.",
+            field="lot",
+        )
+    if decision == ReceiptDecision.ACCEPT:
+        problems = receipt_check_problems(
+            lot=lot,
+            package_intact=package_intact,
+            label_readable=label_readable,
+            transport_min_celsius=transport_min_celsius,
+            transport_max_celsius=transport_max_celsius,
+        )
+        if problems:
+            raise DomainError(problems, status=409)
+    receipt = Receipt(
+        clinic=clinic,
+        lot=lot,
+        quantity=quantity,
+        decision=decision,
+        package_intact=package_intact,
+        label_readable=label_readable,
+        transport_min_celsius=transport_min_celsius,
+        transport_max_celsius=transport_max_celsius,
+        storage_location=storage_location.strip(),
+        received_by=actor,
+        received_at=received_at or timezone.now(),
+        notes=notes,
+    )
+    validate_instance(receipt, exclude=["received_by"])
+    with history(actor, f"received: {decision}"):
+        receipt.save()
+        apply_changes(
+            [Change(clinic.pk, lot.pk, DECISION_STATE[decision], quantity, MovementKind.RECEIPT)],
+            actor=actor,
+            reason=notes,
+            at=receipt.received_at,
+            receipt=receipt,
+        )
+    return receipt
+
+
+def receipt_check_problems(
+    *,
+    lot: Lot,
+    package_intact: bool,
+    label_readable: bool,
+    transport_min_celsius: Decimal,
+    transport_max_celsius: Decimal,
+) -> list[Problem]:
+    product = lot.product
+    problems = []
+    if not package_intact:
+        problems.append(
+            Problem("receipt_package_damaged", "The package is not intact.", "package_intact")
+        )
+    if not label_readable:
+        problems.append(
+            Problem("receipt_label_unreadable", "The label cannot be read.", "label_readable")
+        )
+    if (
+        transport_min_celsius < product.storage_min_celsius
+        or transport_max_celsius > product.storage_max_celsius
+    ):
+        problems.append(
+            Problem(
+                "receipt_temperature_excursion",
+                f"Transport ran {transport_min_celsius} to {transport_max_celsius} °C; the product "
+                f"must stay within {product.storage_min_celsius} to "
+                f"{product.storage_max_celsius} °C.",
+                "transport_max_celsius",
+            )
+        )
+    return problems
+
+
+@transaction.atomic
+def stock_quarantine_resolve(
+    *, actor: Any, clinic: Clinic, lot: Lot, quantity: int, accept: bool, reason: str
+) -> list[StockMovement]:
+    """Move units out of the clinic's quarantine into accepted or rejected stock."""
+    require_any_role(actor, STOCK_ROLES, clinic=clinic)
+    _positive(quantity)
+    reason = require_reason(reason)
+    kind = MovementKind.QUARANTINE_ACCEPT if accept else MovementKind.QUARANTINE_REJECT
+    target = StockState.ACCEPTED if accept else StockState.REJECTED
+    with history(actor, reason):
+        return apply_changes(
+            [
+                Change(clinic.pk, lot.pk, StockState.QUARANTINED, -quantity, kind),
+                Change(clinic.pk, lot.pk, target, quantity, kind),
+            ],
+            actor=actor,
+            reason=reason,
+        )
+
+
+@transaction.atomic
+def stock_transfer(
+    *, actor: Any, from_clinic: Clinic, to_clinic: Clinic, lot: Lot, quantity: int, reason: str
+) -> list[StockMovement]:
+    """Send accepted units to another clinic. They arrive quarantined: the receiving clinic checks
+    them (stock_quarantine_resolve) before use."""
+    require_any_role(actor, STOCK_ROLES, clinic=from_clinic)
+    _positive(quantity)
+    reason = require_reason(reason)
+    if from_clinic.pk == to_clinic.pk:
+        raise DomainError.single(
+            "transfer_same_clinic",
+            "A transfer goes to another clinic.",
+            field="to_clinic",
+            status=400,
+        )
+    with history(actor, reason):
+        out = apply_changes(
+            [
+                Change(
+                    from_clinic.pk,
+                    lot.pk,
+                    StockState.ACCEPTED,
+                    -quantity,
+                    MovementKind.TRANSFER_OUT,
+                )
+            ],
+            actor=actor,
+            reason=reason,
+            counterpart=to_clinic,
+        )
+        arrived = apply_changes(
+            [
+                Change(
+                    to_clinic.pk, lot.pk, StockState.QUARANTINED, quantity, MovementKind.TRANSFER_IN
+                )
+            ],
+            actor=actor,
+            reason=reason,
+            counterpart=from_clinic,
+        )
+    return out + arrived
+
+
+WRITE_OFF_KINDS = (MovementKind.WASTAGE, MovementKind.RETURN, MovementKind.DESTRUCTION)
+
+
+@transaction.atomic
+def stock_write_off(
+    *,
+    actor: Any,
+    clinic: Clinic,
+    lot: Lot,
+    quantity: int,
+    kind: str,
+    reason: str,
+    state: str = StockState.ACCEPTED,
+) -> StockMovement:
+    """Units leave the clinic for good: wasted, returned to the manufacturer, or destroyed."""
+    require_any_role(actor, STOCK_ROLES, clinic=clinic)
+    _positive(quantity)
+    reason = require_reason(reason)
+    if kind not in WRITE_OFF_KINDS:
+        raise DomainError.single(
+            "invalid_choice",
+            "A write-off is wastage, return or destruction.",
+            field="kind",
+            status=400,
+        )
+    if state not in StockState.values:
+        raise DomainError.single(
+            "invalid_choice", f"{state} is not a stock state.", field="state", status=400
+        )
+    with history(actor, reason):
+        (movement,) = apply_changes(
+            [Change(clinic.pk, lot.pk, state, -quantity, kind)], actor=actor, reason=reason
+        )
+    return movement

@@ -1,0 +1,234 @@
+"""Patients (pseudonymous, with contact details kept apart), treatments and the lots they used,
+informed consent, and adverse events."""
+
+from __future__ import annotations
+
+import pghistory
+import pgtrigger
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from lots.models import Lot, Route
+from providers.models import Clinic, Practitioner
+
+
+def _no_delete(name: str) -> pgtrigger.Protect:
+    return pgtrigger.Protect(name=name, operation=pgtrigger.Delete)
+
+
+@pghistory.track()
+class Patient(models.Model):
+    """A patient as the traceability record knows them: a reference unique within the clinic that
+    never holds a name or record number. Contact details live in PatientContact."""
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="patients")
+    reference = models.CharField(max_length=40)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["clinic_id", "reference"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["clinic", "reference"], name="patient_reference_unique_per_clinic"
+            ),
+            # Target of the treatment's composite foreign key: a treatment's patient is the
+            # clinic's own.
+            models.UniqueConstraint(fields=["id", "clinic"], name="patient_id_clinic"),
+        ]
+        triggers = [_no_delete("patient_no_delete")]
+
+    def __str__(self) -> str:
+        return self.reference
+
+
+@pghistory.track()
+class PatientContact(models.Model):
+    """Identifying details, shown only to the patient's own clinic staff, kept apart from the
+    treatment record so traces and exports never carry them."""
+
+    patient = models.OneToOneField(Patient, on_delete=models.PROTECT, related_name="contact")
+    full_name = models.CharField(max_length=200)
+    date_of_birth = models.DateField(null=True, blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    email = models.EmailField(blank=True)
+    postal_address = models.TextField(blank=True)
+
+    class Meta:
+        triggers = [_no_delete("patient_contact_no_delete")]
+
+    def __str__(self) -> str:
+        return f"Contact of {self.patient_id}"
+
+
+@pghistory.track()
+class ConsentText(models.Model):
+    """A versioned informed-consent text. What the patient was told about the product's
+    regulatory basis is stored on each treatment."""
+
+    code = models.SlugField(max_length=40)
+    version = models.PositiveIntegerField()
+    title = models.CharField(max_length=200)
+    body = models.TextField()
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["code", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["code", "version"], name="consent_text_version_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} v{self.version}"
+
+
+class Indication(models.TextChoices):
+    SKIN_REJUVENATION = "skin_rejuvenation", "Skin rejuvenation"
+    HAIR = "hair", "Hair"
+    WOUND = "wound", "Wound"
+    ORTHOPAEDIC = "orthopaedic", "Orthopaedic"
+    OTHER = "other", "Other"
+
+
+# Indications that are cosmetic: where human-origin material is banned in cosmetics (EU/UK
+# Reg. 1223/2009 Annex II), these are the uses the ban covers.
+COSMETIC_INDICATIONS = (Indication.SKIN_REJUVENATION, Indication.HAIR)
+
+
+@pghistory.track()
+class Treatment(models.Model):
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="treatments")
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="treatments")
+    practitioner = models.ForeignKey(
+        Practitioner, on_delete=models.PROTECT, related_name="treatments"
+    )
+    performed_at = models.DateTimeField()
+    indication = models.CharField(max_length=30, choices=Indication.choices)
+    route = models.CharField(max_length=20, choices=Route.choices)
+    anatomical_site = models.CharField(max_length=200)
+    notes = models.TextField(blank=True)
+    consent_text = models.ForeignKey(
+        ConsentText, on_delete=models.PROTECT, null=True, blank=True, related_name="treatments"
+    )
+    consent_taken_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    consent_taken_at = models.DateTimeField(null=True, blank=True)
+    consent_regulatory_statement = models.TextField(
+        blank=True, help_text="What the patient was told of each product's regulatory basis."
+    )
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-performed_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(consent_text__isnull=True)
+                    & Q(consent_taken_by__isnull=True)
+                    & Q(consent_taken_at__isnull=True)
+                )
+                | (
+                    Q(consent_text__isnull=False)
+                    & Q(consent_taken_by__isnull=False)
+                    & Q(consent_taken_at__isnull=False)
+                ),
+                name="treatment_consent_complete",
+                violation_error_code="consent_incomplete",
+            ),
+            models.CheckConstraint(
+                condition=Q(consent_taken_at__isnull=True)
+                | Q(consent_taken_at__lte=models.F("performed_at")),
+                name="treatment_consent_before_treatment",
+                violation_error_code="consent_after_treatment",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["clinic", "-performed_at"], name="treatment_clinic_time"),
+            models.Index(fields=["patient", "-performed_at"], name="treatment_patient_time"),
+            models.Index(fields=["practitioner", "-performed_at"], name="treatment_practitioner"),
+        ]
+        triggers = [_no_delete("treatment_no_delete")]
+
+    def __str__(self) -> str:
+        return f"Treatment {self.pk} of {self.patient_id} at {self.clinic_id}"
+
+
+@pghistory.track()
+class TreatmentLine(models.Model):
+    """Units of one lot used in a treatment; the forward trace's join from lot to patient."""
+
+    treatment = models.ForeignKey(Treatment, on_delete=models.PROTECT, related_name="lines")
+    lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="treatment_lines")
+    units = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["treatment_id", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["treatment", "lot"], name="treatment_line_unique_lot"),
+            models.CheckConstraint(
+                condition=Q(units__gt=0),
+                name="treatment_line_units_positive",
+                violation_error_code="units_not_positive",
+            ),
+        ]
+        # The forward trace walks lot -> lines -> treatments; lead with the lot.
+        indexes = [models.Index(fields=["lot", "treatment"], name="treatment_line_lot")]
+        triggers = [
+            _no_delete("treatment_line_no_delete"),
+            pgtrigger.Protect(name="treatment_line_immutable", operation=pgtrigger.Update),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.units} of {self.lot_id} in {self.treatment_id}"
+
+
+@pghistory.track()
+class AdverseEvent(models.Model):
+    treatment = models.ForeignKey(
+        Treatment, on_delete=models.PROTECT, related_name="adverse_events"
+    )
+    lot = models.ForeignKey(
+        Lot,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="adverse_events",
+        help_text="The suspected lot, one of the treatment's.",
+    )
+    onset_on = models.DateField()
+    description = models.TextField()
+    results_in_death = models.BooleanField(default=False)
+    life_threatening = models.BooleanField(default=False)
+    hospitalisation = models.BooleanField(default=False)
+    disability = models.BooleanField(default=False)
+    intervention_required = models.BooleanField(
+        default=False, help_text="Medical or surgical intervention to prevent permanent harm."
+    )
+    reported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    reported_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-reported_at"]
+        indexes = [models.Index(fields=["lot"], name="adverse_event_lot")]
+        triggers = [_no_delete("adverse_event_no_delete")]
+
+    def __str__(self) -> str:
+        return f"Adverse event {self.pk} after treatment {self.treatment_id}"
+
+    @property
+    def is_serious(self) -> bool:
+        return any(
+            (
+                self.results_in_death,
+                self.life_threatening,
+                self.hospitalisation,
+                self.disability,
+                self.intervention_required,
+            )
+        )

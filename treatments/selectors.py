@@ -1,0 +1,179 @@
+"""Reads: patients and treatments scoped to what the user may see, and the two traces.
+
+Each trace runs a fixed number of queries whatever the size of the result (the tests count them):
+one per kind of row, joined in the database, never a query per row.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Prefetch, Q, QuerySet
+
+from lots.models import Donor, DonorMarkerResult, Lot, LotQcResult
+from providers.models import Membership, Role
+from stock.models import StockBalance
+from traceability.errors import DomainError
+from treatments.models import AdverseEvent, Patient, Treatment, TreatmentLine
+
+
+def visible_clinic_ids(user: Any) -> list[int] | None:
+    """None means every clinic (network quality manager or auditor); otherwise the clinic ids the
+    user belongs to. A clinic never sees another clinic's patients (DESIGN rule 8)."""
+    memberships = list(
+        Membership.objects.filter(user=user, active=True).values_list("role", "clinic_id")
+    )
+    network = {Role.QUALITY_MANAGER, Role.AUDITOR}
+    if any(role in network and clinic_id is None for role, clinic_id in memberships):
+        return None
+    return sorted({clinic_id for _, clinic_id in memberships if clinic_id is not None})
+
+
+def _scoped(queryset: QuerySet[Any], clinic_field: str, user: Any) -> QuerySet[Any]:
+    clinic_ids = visible_clinic_ids(user)
+    if clinic_ids is None:
+        return queryset
+    return queryset.filter(**{f"{clinic_field}__in": clinic_ids})
+
+
+def patient_list(*, user: Any) -> QuerySet[Patient]:
+    return _scoped(Patient.objects.select_related("clinic"), "clinic_id", user)
+
+
+def treatment_list(*, user: Any) -> QuerySet[Treatment]:
+    return _scoped(
+        Treatment.objects.select_related("clinic", "patient", "practitioner").prefetch_related(
+            Prefetch("lines", queryset=TreatmentLine.objects.select_related("lot__product"))
+        ),
+        "clinic_id",
+        user,
+    )
+
+
+@dataclass(frozen=True)
+class ForwardScope:
+    lot_ids: list[int] | None = None
+    donor_id: int | None = None
+    product_id: int | None = None
+    manufacturer_id: int | None = None
+    manufactured_from: datetime.date | None = None
+    manufactured_to: datetime.date | None = None
+
+    def lots(self) -> QuerySet[Lot]:
+        if not any((self.lot_ids, self.donor_id, self.product_id, self.manufacturer_id)):
+            raise DomainError.single(
+                "trace_scope_missing",
+                "Trace from a lot, a donor, a product or a manufacturer.",
+                field="scope",
+                status=400,
+            )
+        lots = Lot.objects.all()
+        if self.lot_ids:
+            lots = lots.filter(pk__in=self.lot_ids)
+        if self.donor_id:
+            lots = lots.filter(lot_donors__donor_id=self.donor_id)
+        if self.product_id:
+            lots = lots.filter(product_id=self.product_id)
+        if self.manufacturer_id:
+            lots = lots.filter(manufacturer_id=self.manufacturer_id)
+        if self.manufactured_from:
+            lots = lots.filter(manufactured_on__gte=self.manufactured_from)
+        if self.manufactured_to:
+            lots = lots.filter(manufactured_on__lte=self.manufactured_to)
+        return lots
+
+
+@dataclass
+class ForwardTrace:
+    lots: QuerySet[Lot]
+    lines: QuerySet[TreatmentLine]
+    stock: QuerySet[StockBalance]
+    adverse_events: QuerySet[AdverseEvent]
+
+
+def trace_forward(*, user: Any, scope: ForwardScope) -> ForwardTrace:
+    """From lots (chosen by lot, donor, product or manufacturer) to every treatment, patient
+    reference, practitioner and clinic, plus the stock still on hand per clinic.
+
+    Returns querysets, so a caller can stream them; each evaluates as one query.
+    """
+    lot_ids = scope.lots().values("pk")
+    lots = Lot.objects.filter(pk__in=lot_ids).select_related("product", "manufacturer")
+    lines = _scoped(
+        TreatmentLine.objects.filter(lot_id__in=lot_ids)
+        .select_related(
+            "lot",
+            "treatment__clinic",
+            "treatment__patient",
+            "treatment__practitioner",
+        )
+        .order_by("lot_id", "treatment__performed_at", "treatment_id"),
+        "treatment__clinic_id",
+        user,
+    )
+    stock = _scoped(
+        StockBalance.objects.filter(lot_id__in=lot_ids, quantity__gt=0)
+        .select_related("clinic", "lot")
+        .order_by("lot_id", "clinic_id", "state"),
+        "clinic_id",
+        user,
+    )
+    adverse_events = _scoped(
+        AdverseEvent.objects.filter(
+            Q(lot_id__in=lot_ids) | Q(lot__isnull=True, treatment__lines__lot_id__in=lot_ids)
+        )
+        .select_related("treatment__clinic", "treatment__patient", "lot")
+        .distinct()
+        .order_by("onset_on", "pk"),
+        "treatment__clinic_id",
+        user,
+    )
+    return ForwardTrace(lots=lots, lines=lines, stock=stock, adverse_events=adverse_events)
+
+
+@dataclass
+class BackwardTrace:
+    treatments: list[Treatment]
+    lots: list[Lot]
+
+
+def trace_backward(
+    *, user: Any, patient_id: int | None = None, treatment_id: int | None = None
+) -> BackwardTrace:
+    """From a patient or a treatment to every lot used, and from each lot to its donors with their
+    marker results, its QC results and its certificates. Six queries, whatever the size."""
+    if not patient_id and not treatment_id:
+        raise DomainError.single(
+            "trace_scope_missing",
+            "Trace back from a patient or a treatment.",
+            field="scope",
+            status=400,
+        )
+    treatments = treatment_list(user=user).prefetch_related("adverse_events")
+    if patient_id:
+        treatments = treatments.filter(patient_id=patient_id)
+    if treatment_id:
+        treatments = treatments.filter(pk=treatment_id)
+    treatment_rows = list(treatments.order_by("performed_at", "pk"))
+    lot_ids = {line.lot_id for t in treatment_rows for line in t.lines.all()}
+    lots = list(
+        Lot.objects.filter(pk__in=lot_ids)
+        .select_related("product__manufacturer")
+        .prefetch_related(
+            Prefetch(
+                "donors",
+                queryset=Donor.objects.prefetch_related(
+                    Prefetch(
+                        "marker_results",
+                        queryset=DonorMarkerResult.objects.select_related("marker"),
+                    )
+                ),
+            ),
+            Prefetch("qc_results", queryset=LotQcResult.objects.select_related("test")),
+            "certificates",
+        )
+        .order_by("pk")
+    )
+    return BackwardTrace(treatments=treatment_rows, lots=lots)

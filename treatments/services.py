@@ -1,0 +1,402 @@
+"""Patients, treatments by lot (or by scan), consent and adverse events.
+
+`treatment_record` is the clinical gate of DESIGN rule 2: it checks everything, lists every
+reason it refuses, and only then draws the clinic's accepted stock in the same transaction.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from lots.models import Lot, LotStatus, ProductAuthorisation, RegulatoryBasis, SourceRestriction
+from providers.models import Clinic, ClinicPractitioner, Licence, Practitioner, Role
+from providers.selectors import require_any_role
+from stock.models import MovementKind, StockBalance, StockState
+from stock.services import Change, apply_changes
+from traceability.errors import DomainError, Problem
+from traceability.services import history, validate_instance
+from traceability.validators import jurisdiction_chain
+from treatments.models import (
+    COSMETIC_INDICATIONS,
+    AdverseEvent,
+    ConsentText,
+    Patient,
+    PatientContact,
+    Treatment,
+    TreatmentLine,
+)
+
+TREATING_ROLES = (Role.CLINICIAN, Role.CLINIC_ADMINISTRATOR)
+# A clock a few minutes fast on a tablet must not block a clinician.
+FUTURE_TOLERANCE = datetime.timedelta(minutes=10)
+
+
+@transaction.atomic
+def patient_create(
+    *, actor: Any, clinic: Clinic, reference: str, contact: dict[str, Any] | None = None
+) -> Patient:
+    require_any_role(actor, TREATING_ROLES, clinic=clinic)
+    patient = Patient(clinic=clinic, reference=reference.strip())
+    validate_instance(patient)
+    with history(actor, "patient registered"):
+        patient.save()
+        if contact:
+            details = PatientContact(patient=patient, **contact)
+            validate_instance(details)
+            details.save()
+    return patient
+
+
+@dataclass(frozen=True)
+class LineRequest:
+    lot: Lot
+    units: int
+
+
+@dataclass(frozen=True)
+class ConsentRequest:
+    consent_text: ConsentText
+    taken_by: Any
+    taken_at: datetime.datetime
+
+
+def regulatory_statement(lots: list[Lot]) -> str:
+    """What the patient must be told of each product's basis: its IND or BLA, or not approved."""
+    parts = []
+    for lot in lots:
+        if lot.regulatory_basis == RegulatoryBasis.NONE:
+            basis = "not approved by the FDA; no IND or BLA"
+        else:
+            basis = f"{lot.get_regulatory_basis_display().split(' ')[0]} {lot.regulatory_number}"
+        parts.append(f"{lot.product.name} lot {lot.lot_number}: {basis}")
+    return "; ".join(parts)
+
+
+def treatment_problems(
+    *,
+    clinic: Clinic,
+    patient: Patient,
+    practitioner: Practitioner,
+    performed_at: datetime.datetime,
+    indication: str,
+    route: str,
+    lines: list[LineRequest],
+    consent: ConsentRequest | None,
+    now: datetime.datetime,
+) -> list[Problem]:
+    """Every reason DESIGN rule 2 refuses this treatment, in words a clinician understands."""
+    problems: list[Problem] = []
+    day = timezone.localdate(performed_at)
+    if patient.clinic_id != clinic.pk:
+        problems.append(
+            Problem(
+                "patient_other_clinic", "This patient is registered at another clinic.", "patient"
+            )
+        )
+    if performed_at > now + FUTURE_TOLERANCE:
+        problems.append(
+            Problem(
+                "treatment_in_future",
+                "A treatment cannot be recorded ahead of time.",
+                "performed_at",
+            )
+        )
+    if not lines:
+        problems.append(Problem("treatment_no_lot", "Name at least one lot used.", "lines"))
+    lot_ids = [line.lot.pk for line in lines]
+    if len(set(lot_ids)) != len(lot_ids):
+        problems.append(
+            Problem("treatment_lot_repeated", "Each lot appears once; add up its units.", "lines")
+        )
+    if not ClinicPractitioner.objects.filter(
+        clinic=clinic, practitioner=practitioner, active=True
+    ).exists():
+        problems.append(
+            Problem(
+                "practitioner_not_member",
+                f"{practitioner.name} does not practise at {clinic.name}.",
+                "practitioner",
+            )
+        )
+    chain = jurisdiction_chain(clinic.jurisdiction)
+    licensed = Licence.objects.filter(
+        practitioner=practitioner, jurisdiction__in=chain, valid_from__lte=day, valid_until__gte=day
+    ).exists()
+    if not licensed:
+        problems.append(
+            Problem(
+                "practitioner_not_licensed",
+                f"{practitioner.name} holds no licence valid in {clinic.jurisdiction} on "
+                f"{day.isoformat()}.",
+                "practitioner",
+            )
+        )
+    problems.extend(_lot_problems(clinic, lines, day, indication, route, chain))
+    if consent is None and clinic.consent_required:
+        problems.append(
+            Problem(
+                "consent_required",
+                f"{clinic.name} requires the patient's informed consent before treatment.",
+                "consent",
+            )
+        )
+    if consent is not None:
+        if consent.taken_at > performed_at:
+            problems.append(
+                Problem(
+                    "consent_after_treatment",
+                    "Consent must be taken before the treatment.",
+                    "consent.taken_at",
+                )
+            )
+        if not consent.consent_text.active:
+            problems.append(
+                Problem(
+                    "consent_text_retired",
+                    "That consent text version is retired.",
+                    "consent.consent_text",
+                )
+            )
+    return problems
+
+
+def _lot_problems(
+    clinic: Clinic,
+    lines: list[LineRequest],
+    day: datetime.date,
+    indication: str,
+    route: str,
+    chain: list[str],
+) -> list[Problem]:
+    problems: list[Problem] = []
+    lots = [line.lot for line in lines]
+    product_ids = {lot.product_id for lot in lots}
+    authorisations = {
+        (a.product_id, a.jurisdiction): a
+        for a in ProductAuthorisation.objects.filter(
+            product_id__in=product_ids, jurisdiction__in=chain
+        )
+    }
+    restrictions = list(SourceRestriction.objects.filter(jurisdiction__in=chain))
+    balances = {
+        b.lot_id: b.quantity
+        for b in StockBalance.objects.filter(
+            clinic=clinic, lot_id__in=[lot.pk for lot in lots], state=StockState.ACCEPTED
+        )
+    }
+    for index, line in enumerate(lines):
+        lot, product = line.lot, line.lot.product
+        where = f"lines[{index}]"
+        label = f"Lot {lot.lot_number}"
+        if lot.status == LotStatus.RECALLED:
+            problems.append(
+                Problem("lot_recalled", f"{label} is recalled: do not use it.", f"{where}.lot")
+            )
+        elif lot.status == LotStatus.ON_HOLD:
+            problems.append(
+                Problem("lot_on_hold", f"{label} is on hold: do not use it.", f"{where}.lot")
+            )
+        elif lot.status != LotStatus.RELEASED:
+            problems.append(
+                Problem(
+                    "lot_not_released",
+                    f"{label} is {lot.get_status_display().lower()}, not released for use.",
+                    f"{where}.lot",
+                )
+            )
+        if lot.is_expired(on=day):
+            problems.append(
+                Problem(
+                    "lot_expired",
+                    f"{label} expired on {lot.expires_on.isoformat()}.",
+                    f"{where}.lot",
+                )
+            )
+        if route not in product.permitted_routes:
+            problems.append(
+                Problem(
+                    "route_not_permitted",
+                    f"{product.name} is not for {route.replace('_', ' ')} use.",
+                    "route",
+                )
+            )
+        status = next(
+            (
+                authorisations[(product.pk, j)].status
+                for j in chain
+                if (product.pk, j) in authorisations
+            ),
+            None,
+        )
+        if status == "banned":
+            problems.append(
+                Problem(
+                    "product_not_authorised",
+                    f"{product.name} may not be used in {clinic.jurisdiction}.",
+                    f"{where}.lot",
+                )
+            )
+        elif status == "investigational" and lot.regulatory_basis != RegulatoryBasis.IND:
+            problems.append(
+                Problem(
+                    "product_investigational_only",
+                    f"In {clinic.jurisdiction} {product.name} is for investigational use "
+                    "under an IND only.",
+                    f"{where}.lot",
+                )
+            )
+        for restriction in restrictions:
+            if restriction.applies_to(
+                source_kind=product.source_kind,
+                indication=indication,
+                cosmetic_indications=COSMETIC_INDICATIONS,
+            ):
+                problems.append(
+                    Problem(
+                        "product_not_authorised",
+                        f"{restriction.jurisdiction} forbids "
+                        f"{product.get_source_kind_display().lower()} products"
+                        f"{restriction.scope_phrase()}: {product.name} cannot be used.",
+                        f"{where}.lot",
+                    )
+                )
+                break
+        if line.units <= 0:
+            problems.append(
+                Problem("units_not_positive", "Give the units used, above zero.", f"{where}.units")
+            )
+        elif balances.get(lot.pk, 0) < line.units:
+            problems.append(
+                Problem(
+                    "stock_insufficient",
+                    f"{clinic.name} has {balances.get(lot.pk, 0)} accepted unit(s) of {label}; "
+                    f"{line.units} needed.",
+                    f"{where}.units",
+                )
+            )
+    return problems
+
+
+@transaction.atomic
+def treatment_record(
+    *,
+    actor: Any,
+    clinic: Clinic,
+    patient: Patient,
+    practitioner: Practitioner,
+    performed_at: datetime.datetime,
+    indication: str,
+    route: str,
+    anatomical_site: str,
+    lines: list[LineRequest],
+    consent: ConsentRequest | None = None,
+    notes: str = "",
+) -> Treatment:
+    """Record a treatment and draw its units from the clinic's accepted stock.
+
+    Refuses with every applicable reason, and a refusal changes nothing.
+    """
+    require_any_role(actor, TREATING_ROLES, clinic=clinic)
+    # Re-read the lots with their products; their status is read again under the stock row locks
+    # below only through the balance, so a lot recalled a moment later is caught by the recall's
+    # own stock block (it moves accepted units to blocked).
+    lots = {
+        lot.pk: lot
+        for lot in Lot.objects.select_related("product").filter(
+            pk__in=[line.lot.pk for line in lines]
+        )
+    }
+    lines = [LineRequest(lot=lots[line.lot.pk], units=line.units) for line in lines]
+    problems = treatment_problems(
+        clinic=clinic,
+        patient=patient,
+        practitioner=practitioner,
+        performed_at=performed_at,
+        indication=indication,
+        route=route,
+        lines=lines,
+        consent=consent,
+        now=timezone.now(),
+    )
+    if problems:
+        raise DomainError(problems, status=409)
+    treatment = Treatment(
+        clinic=clinic,
+        patient=patient,
+        practitioner=practitioner,
+        performed_at=performed_at,
+        indication=indication,
+        route=route,
+        anatomical_site=anatomical_site.strip(),
+        notes=notes,
+        consent_text=consent.consent_text if consent else None,
+        consent_taken_by=consent.taken_by if consent else None,
+        consent_taken_at=consent.taken_at if consent else None,
+        consent_regulatory_statement=regulatory_statement([line.lot for line in lines]),
+        recorded_by=actor,
+        recorded_at=timezone.now(),
+    )
+    validate_instance(treatment, exclude=["recorded_by", "consent_taken_by"])
+    with history(actor, "treatment recorded"):
+        treatment.save()
+        created = TreatmentLine.objects.bulk_create(
+            [TreatmentLine(treatment=treatment, lot=line.lot, units=line.units) for line in lines]
+        )
+        apply_changes(
+            [
+                Change(
+                    clinic.pk, line.lot.pk, StockState.ACCEPTED, -line.units, MovementKind.TREATMENT
+                )
+                for line in lines
+            ],
+            actor=actor,
+            reason=f"treatment {treatment.pk}",
+            at=performed_at,
+            treatment_line_ids={line.lot_id: line.pk for line in created},
+        )
+    return treatment
+
+
+@transaction.atomic
+def adverse_event_record(
+    *,
+    actor: Any,
+    treatment: Treatment,
+    onset_on: datetime.date,
+    description: str,
+    lot: Lot | None = None,
+    **seriousness: bool,
+) -> AdverseEvent:
+    require_any_role(actor, TREATING_ROLES, clinic=treatment.clinic)
+    if lot is not None and not treatment.lines.filter(lot=lot).exists():
+        raise DomainError.single(
+            "adverse_event_lot_not_used",
+            "The suspected lot was not used in this treatment.",
+            field="lot",
+            status=400,
+        )
+    if onset_on < timezone.localdate(treatment.performed_at):
+        raise DomainError.single(
+            "adverse_event_before_treatment",
+            "The onset cannot precede the treatment.",
+            field="onset_on",
+            status=400,
+        )
+    event = AdverseEvent(
+        treatment=treatment,
+        lot=lot,
+        onset_on=onset_on,
+        description=description.strip(),
+        reported_by=actor,
+        reported_at=timezone.now(),
+        **seriousness,
+    )
+    validate_instance(event, exclude=["reported_by"])
+    with history(actor, "adverse event reported"):
+        event.save()
+    return event
