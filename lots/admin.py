@@ -42,6 +42,7 @@ from traceability.admin import (
     signature_form_data,
     signature_page,
 )
+from treatments.admin import trace_forward_response
 
 RECORD: Any = ("Record", {"fields": ["audit_trail_link"]})
 SIGNATURE_TEMPLATE = "admin/lots/signature.html"
@@ -423,8 +424,21 @@ class LotAdmin(ServiceAdmin):
                 self.admin_site.admin_view(self.sign_view),
                 name="lots_lot_sign",
             ),
+            path(
+                "<path:object_id>/trace-forward/",
+                self.admin_site.admin_view(self.trace_forward_view),
+                name="lots_lot_trace_forward",
+            ),
             *super().get_urls(),
         ]
+
+    def trace_forward_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Every treatment, patient reference, practitioner and clinic the lot reached, and the
+        stock still on hand (treatments.admin renders it from the trace_forward selector)."""
+        lot = self.get_object(request, unquote(object_id))
+        if lot is None:
+            raise Http404
+        return trace_forward_response(self, request, lot=lot)
 
     def sign_view(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
         """The same signature page for one lot, from its change page."""

@@ -589,6 +589,7 @@ class LotAction(models.TextChoices):
     RELEASE = "release", "Release"
     REJECT = "reject", "Reject"
     HOLD = "hold", "Put on hold"
+    RECALL = "recall", "Recall"
 
 
 class SignatureMeaning(models.TextChoices):

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from lots.models import Certificate, Product
 from providers import services
@@ -19,7 +22,14 @@ from providers.models import (
     Membership,
     Practitioner,
 )
-from traceability.admin import ReadOnlyInline, ServiceAdmin, ServiceForm, changed_fields
+from traceability.admin import (
+    ReadOnlyInline,
+    ServiceAdmin,
+    ServiceForm,
+    can_view,
+    changed_fields,
+)
+from traceability.permissions import request_memberships
 
 REASON_HELP = "Why the record changes; kept in the audit trail with your name."
 
@@ -128,15 +138,26 @@ class ClinicUpdateForm(ServiceForm):
 
     class Meta:
         model = Clinic
-        fields = ["name", "address", "jurisdiction"]
+        fields = ["name", "address", "jurisdiction", "consent_required"]
 
     def call_service(self, data: dict[str, Any]) -> Clinic:
-        return services.clinic_update(
-            actor=self.actor,
-            clinic=self.instance,
-            reason=data["reason"],
-            **changed_fields(self, ("name", "address", "jurisdiction")),
-        )
+        fields = changed_fields(self, ("name", "address", "jurisdiction"))
+        consent_changed = "consent_required" in self.changed_data
+        # Two services, one decision: both happen or neither.
+        with transaction.atomic():
+            clinic: Clinic = self.instance
+            if fields or not consent_changed:
+                clinic = services.clinic_update(
+                    actor=self.actor, clinic=clinic, reason=data["reason"], **fields
+                )
+            if consent_changed:
+                clinic = services.clinic_consent_requirement_set(
+                    actor=self.actor,
+                    clinic=clinic,
+                    required=data["consent_required"],
+                    reason=data["reason"],
+                )
+        return clinic
 
 
 class ClinicContactInline(ReadOnlyInline):
@@ -161,8 +182,7 @@ class ClinicAdmin(ServiceAdmin):
     clinic_path = ""
     list_display = ["name", "jurisdiction", "created_at"]
     search_fields = ["name", "address"]
-    list_filter = ["jurisdiction"]
-    # No service changes consent_required yet, so it is shown, not edited.
+    list_filter = ["jurisdiction", "consent_required"]
     readonly_fields = ["consent_required", "created_at", "audit_trail_link"]
     fieldsets = [
         (None, {"fields": ["name", "address", "jurisdiction", "consent_required"]}),
@@ -179,6 +199,13 @@ class ClinicAdmin(ServiceAdmin):
         ("Record", {"fields": ["created_at", "audit_trail_link"]}),
     ]
     inlines = [ClinicContactInline, ClinicPractitionerInline, ClinicMembershipInline]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = super().get_readonly_fields(request, obj)
+        if obj is not None and self.has_change_permission(request, obj):
+            # Edited on the update form, through clinic_consent_requirement_set.
+            return [name for name in fields if name != "consent_required"]
+        return fields
 
 
 class ClinicContactAddForm(ServiceForm):
@@ -241,18 +268,53 @@ class PractitionerAdmin(ServiceAdmin):
     inlines = [LicenceInline, PractitionerClinicInline]
 
 
+class ClinicPractitionerLinkForm(ServiceForm):
+    class Meta:
+        model = ClinicPractitioner
+        fields = ["clinic", "practitioner", "since"]
+
+    def call_service(self, data: dict[str, Any]) -> ClinicPractitioner:
+        return services.clinic_practitioner_link(actor=self.actor, **data)
+
+
+def _keeper_clinic_ids(request: HttpRequest) -> list[int | None]:
+    """Where the user may link practitioners: None stands for every clinic (a network quality
+    manager), an id for a clinic the user administers."""
+    keepers = {role.value for role in services.CLINIC_KEEPERS}
+    memberships = request_memberships(request)  # type: ignore[arg-type]
+    return [clinic_id for role, clinic_id in memberships if role in keepers]
+
+
+def _keeper_clinics(request: HttpRequest) -> QuerySet[Clinic]:
+    held = _keeper_clinic_ids(request)
+    if None in held:
+        return Clinic.objects.all()
+    return Clinic.objects.filter(pk__in=sorted(cast(list[int], held)))
+
+
 @admin.register(ClinicPractitioner)
 class ClinicPractitionerAdmin(ServiceAdmin):
-    """Read-only until a service links practitioners to clinics."""
+    """Linked through `clinic_practitioner_link`, by a quality manager or the clinic's
+    administrator; only linked practitioners may be named on the clinic's treatments."""
 
     clinic_path = "clinic"
 
     list_display = ["practitioner", "clinic", "active", "since"]
     list_select_related = ["practitioner", "clinic"]
     search_fields = ["practitioner__name", "clinic__name"]
-    list_filter = ["active", "clinic"]
+    list_filter = ["active", ("clinic", admin.RelatedOnlyFieldListFilter)]
     fields = ["clinic", "practitioner", "active", "since", "audit_trail_link"]
     readonly_fields = ["audit_trail_link"]
+    add_form = ClinicPractitionerLinkForm
+    add_fieldsets = [(None, {"fields": ["clinic", "practitioner", "since"]})]
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return can_view(request) and bool(_keeper_clinic_ids(request))
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "clinic":
+            kwargs["queryset"] = _keeper_clinics(request)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 class LicenceAddForm(ServiceForm):

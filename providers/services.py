@@ -15,13 +15,14 @@ from django.db import transaction
 from providers.models import (
     Clinic,
     ClinicContact,
+    ClinicPractitioner,
     Licence,
     Manufacturer,
     Membership,
     Practitioner,
     Role,
 )
-from providers.selectors import require_role
+from providers.selectors import require_any_role, require_role
 from traceability.errors import DomainError
 from traceability.services import history, require_reason, validate_instance
 
@@ -152,3 +153,43 @@ def user_create(*, username: str, password: str, first_name: str = "", last_name
     validate_instance(user, exclude=["password"])
     user.save()
     return user
+
+
+CLINIC_KEEPERS = (Role.QUALITY_MANAGER, Role.CLINIC_ADMINISTRATOR)
+
+
+@transaction.atomic
+def clinic_practitioner_link(
+    *, actor: Any, clinic: Clinic, practitioner: Practitioner, since: datetime.date | None = None
+) -> ClinicPractitioner:
+    """Let a practitioner be named on the clinic's treatments. Linking again re-activates an
+    inactive link; an active link is returned unchanged."""
+    require_any_role(actor, CLINIC_KEEPERS, clinic=clinic)
+    link = (
+        ClinicPractitioner.objects.select_for_update()
+        .filter(clinic=clinic, practitioner=practitioner)
+        .first()
+    )
+    if link is not None:
+        if not link.active:
+            link.active = True
+            _save(link, actor=actor, reason="practitioner linked to the clinic again")
+        return link
+    link = ClinicPractitioner(clinic=clinic, practitioner=practitioner, since=since)
+    _save(link, actor=actor, reason="practitioner linked to the clinic")
+    return link
+
+
+@transaction.atomic
+def clinic_consent_requirement_set(
+    *, actor: Any, clinic: Clinic, required: bool, reason: str
+) -> Clinic:
+    """Whether the clinic refuses treatments recorded without the patient's informed consent."""
+    require_any_role(actor, CLINIC_KEEPERS, clinic=clinic)
+    reason = require_reason(reason)
+    clinic = Clinic.objects.select_for_update().get(pk=clinic.pk)
+    if clinic.consent_required == required:
+        return clinic
+    clinic.consent_required = required
+    _save(clinic, actor=actor, reason=reason)
+    return clinic

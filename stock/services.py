@@ -162,6 +162,22 @@ def stock_receive(
             status=400,
         )
     lot = Lot.objects.select_related("product").get(pk=lot.pk)
+    received_at = received_at or timezone.now()
+    if received_at > timezone.now() + datetime.timedelta(minutes=10):
+        raise DomainError.single(
+            "receipt_in_future",
+            "A receipt cannot be recorded ahead of time.",
+            field="received_at",
+            status=400,
+        )
+    if timezone.localdate(received_at) < lot.manufactured_on:
+        raise DomainError.single(
+            "receipt_before_lot_made",
+            f"Lot {lot.lot_number} was made on {lot.manufactured_on.isoformat()}, after this "
+            "receipt's date.",
+            field="received_at",
+            status=400,
+        )
     if lot.status not in RECEIVABLE and decision != ReceiptDecision.REJECT:
         raise DomainError.single(
             "lot_not_receivable",
@@ -190,7 +206,7 @@ def stock_receive(
         transport_max_celsius=transport_max_celsius,
         storage_location=storage_location.strip(),
         received_by=actor,
-        received_at=received_at or timezone.now(),
+        received_at=received_at,
         notes=notes,
     )
     validate_instance(receipt, exclude=["received_by"])

@@ -6,7 +6,9 @@ from __future__ import annotations
 import datetime
 import hashlib
 import io
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import factory
 from django.contrib.auth import get_user_model
@@ -38,6 +40,7 @@ from lots.services import certificate_upload_to_path
 from providers.models import (
     Clinic,
     ClinicContact,
+    ClinicPractitioner,
     Licence,
     Manufacturer,
     Membership,
@@ -45,6 +48,8 @@ from providers.models import (
     Profession,
     Role,
 )
+from stock.models import Receipt
+from treatments.models import ConsentText, Patient, Treatment
 
 PASSWORD = "correct horse battery staple"
 TODAY = datetime.date.today  # factories only need a calendar date
@@ -343,3 +348,123 @@ def lot_for_release(
             number=f"GMP-{product.manufacturer.pk}-{lot.pk}",
         )
     return lot
+
+
+# ---------------------------------------------------------------------------------------------
+# Stock and treatments. The factories set up state through the ORM; `receive` and `treat` go
+# through the services, so the stock ledger and its balances stay in agreement.
+
+
+class ClinicPractitionerFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ClinicPractitioner
+
+    clinic = factory.SubFactory(ClinicFactory)
+    practitioner = factory.SubFactory(PractitionerFactory)
+    active = True
+
+
+class PatientFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Patient
+
+    clinic = factory.SubFactory(ClinicFactory)
+    reference = factory.Sequence(lambda n: f"P-{n:05d}")
+
+
+class ConsentTextFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ConsentText
+
+    code = "exosome-treatment"
+    version = factory.Sequence(lambda n: n + 1)
+    title = "Exosome treatment: informed consent"
+    body = "No exosome product is approved by the FDA. Risks include infection."
+    active = True
+
+
+def practitioner_at(clinic: Clinic, *, jurisdiction: str | None = None, **licence) -> Practitioner:
+    """A practitioner who practises at `clinic` and holds a licence valid there today (or in
+    `jurisdiction`, with the licence fields given)."""
+    practitioner = PractitionerFactory()
+    LicenceFactory(
+        practitioner=practitioner, jurisdiction=jurisdiction or clinic.jurisdiction, **licence
+    )
+    ClinicPractitionerFactory(clinic=clinic, practitioner=practitioner)
+    return practitioner
+
+
+@dataclass
+class ClinicReady:
+    """A clinic with what a treatment needs: staff with roles, a licensed member practitioner and
+    a registered patient."""
+
+    clinic: Clinic
+    clinician: Any
+    administrator: Any
+    practitioner: Practitioner
+    patient: Patient
+
+
+def clinic_ready(*, jurisdiction: str = "US-TX", consent_required: bool = False) -> ClinicReady:
+    clinic = ClinicFactory(jurisdiction=jurisdiction, consent_required=consent_required)
+    return ClinicReady(
+        clinic=clinic,
+        clinician=MembershipFactory(role=Role.CLINICIAN, clinic=clinic).user,
+        administrator=MembershipFactory(role=Role.CLINIC_ADMINISTRATOR, clinic=clinic).user,
+        practitioner=practitioner_at(clinic),
+        patient=PatientFactory(clinic=clinic),
+    )
+
+
+def released_lot(**fields) -> Lot:
+    """A released lot, set up through the ORM (the release gate has its own tests)."""
+    return LotFactory(status=LotStatus.RELEASED, **fields)
+
+
+def receive(ready: ClinicReady, lot: Lot, quantity: int, *, decision: str = "accept") -> Receipt:
+    """Receive units at the clinic through `stock_receive`, every check at the door passed."""
+    from stock.services import stock_receive
+
+    product = lot.product
+    return stock_receive(
+        actor=ready.administrator,
+        clinic=ready.clinic,
+        lot=lot,
+        quantity=quantity,
+        decision=decision,
+        package_intact=True,
+        label_readable=True,
+        transport_min_celsius=product.storage_min_celsius,
+        transport_max_celsius=product.storage_max_celsius,
+        storage_location="Freezer 1",
+    )
+
+
+def treat(
+    ready: ClinicReady,
+    lots: Lot | list[Lot],
+    units: int = 1,
+    *,
+    patient: Patient | None = None,
+    performed_at: datetime.datetime | None = None,
+    **fields,
+) -> Treatment:
+    """Record a treatment through `treatment_record`: topical skin rejuvenation of the face, five
+    minutes ago, `units` of each lot, by the clinic's own practitioner."""
+    from treatments.services import LineRequest, treatment_record
+
+    lots = lots if isinstance(lots, list) else [lots]
+    arguments: dict[str, Any] = {
+        "actor": ready.clinician,
+        "clinic": ready.clinic,
+        "patient": patient or ready.patient,
+        "practitioner": ready.practitioner,
+        "performed_at": performed_at or timezone.now() - datetime.timedelta(minutes=5),
+        "indication": "skin_rejuvenation",
+        "route": "topical",
+        "anatomical_site": "face",
+        "lines": [LineRequest(lot=lot, units=units) for lot in lots],
+    }
+    arguments.update(fields)
+    return treatment_record(**arguments)

@@ -6,24 +6,31 @@ leave every table as it was, history included.
 
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Any
 
 import pytest
+from django.apps import apps
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.utils import timezone
 
-from lots.models import Certificate, CertificateKind, Lot, LotDonor
+from lots.models import Certificate, CertificateKind, Lot, LotDonor, LotStatus
+from providers.models import Role
 from tests.api_helpers import API, error_codes, row_counts
 from tests.factories import (
     ClinicFactory,
     DonorFactory,
     LotFactory,
     ManufacturerFactory,
+    MembershipFactory,
     PractitionerFactory,
     ProductFactory,
     pdf_bytes,
     store_certificate,
 )
+from tests.treatments.test_api import client_for, make_site
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
 
@@ -362,3 +369,519 @@ def test_list_filters_with_bytes_that_are_not_utf8_never_fail(qm_client, path):
     assert response.status_code in (200, 400), response.content[:500]
     if response.status_code == 400:
         error_codes(response)
+
+
+# ---------------------------------------------------------------------------------------------
+# Clinic work: stock, patients, treatments, adverse events, scans and traces.
+#
+# The caller is a clinic administrator who is also a clinician there, so a body that passes its
+# serializer reaches the service's rules rather than stopping at a role check.
+
+CLINIC_APPS = ("stock", "treatments")
+
+
+def clinic_row_counts() -> dict[str, int]:
+    """row_counts() and the stock and treatment tables (history events included)."""
+    tables = sorted(
+        model._meta.db_table
+        for label in CLINIC_APPS
+        for model in apps.get_app_config(label).get_models()
+        if model._meta.managed and not model._meta.proxy
+    )
+    # Table names come from the models, never from input.
+    sql = " UNION ALL ".join(
+        f"SELECT %s, COUNT(*) FROM {connection.ops.quote_name(table)}"  # noqa: S608
+        for table in tables
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, tables)
+        return {**row_counts(), **dict(cursor.fetchall())}
+
+
+def assert_clinic_refused_and_unchanged(response: Any, before: dict[str, int]) -> None:
+    assert 400 <= response.status_code < 500, (response.status_code, response.content[:500])
+    error_codes(response)
+    assert clinic_row_counts() == before
+
+
+CLINIC_JSON_WRITES = [
+    ("post", "/receipts/"),
+    ("post", "/stock/transfers/"),
+    ("post", "/stock/write-offs/"),
+    ("post", "/stock/quarantine-resolutions/"),
+    ("post", "/patients/"),
+    ("post", "/treatments/"),
+    ("post", "/treatments/{treatment}/adverse-events/"),
+    ("post", "/scans/resolve/"),
+]
+
+CLINIC_DETAIL_READS = [
+    "/patients/{patient}/",
+    "/patients/{patient}/contact/",
+    "/treatments/{treatment}/",
+]
+
+CLINIC_FIELDS = """clinic lot quantity decision package_intact label_readable transport_min_celsius
+transport_max_celsius storage_location received_at notes from_clinic to_clinic reason kind state
+accept reference contact patient practitioner performed_at indication route anatomical_site lines
+consent onset_on description results_in_death life_threatening hospitalisation disability
+intervention_required scan""".split()
+
+
+@pytest.fixture
+def clinic_world(quality_manager):
+    lot = LotFactory(status=LotStatus.RELEASED, created_by=quality_manager)
+    site = make_site(quality_manager, lot=lot)
+    treatment = site.record()
+    MembershipFactory(user=site.administrator, role=Role.CLINICIAN, clinic=site.clinic)
+    ids = {
+        "clinic": site.clinic.pk,
+        "lot": lot.pk,
+        "patient": site.patient.pk,
+        "practitioner": site.practitioner.pk,
+        "treatment": treatment.pk,
+        "consent_text": site.consent_text.pk,
+    }
+    return site, ids
+
+
+@pytest.fixture
+def staff_client(clinic_world):
+    return client_for(clinic_world[0].administrator)
+
+
+@pytest.mark.parametrize("body_name", sorted(RAW_BODIES))
+@pytest.mark.parametrize(("method", "path"), CLINIC_JSON_WRITES)
+def test_clinic_writes_refuse_malformed_bodies_without_a_change(
+    staff_client, clinic_world, method, path, body_name
+):
+    content_type, body = RAW_BODIES[body_name]
+    before = clinic_row_counts()
+    url = API + path.format(**clinic_world[1])
+    response = send(staff_client, method, url, body, content_type)
+    assert_clinic_refused_and_unchanged(response, before)
+    if body_name in ("text_plain", "form_encoded", "xml"):
+        assert response.status_code == 415
+
+
+@pytest.mark.parametrize("value_name", sorted(POISON))
+@pytest.mark.parametrize(("method", "path"), CLINIC_JSON_WRITES)
+def test_clinic_writes_refuse_wrong_values_in_every_field_without_a_change(
+    staff_client, clinic_world, method, path, value_name
+):
+    body = json.dumps(dict.fromkeys(CLINIC_FIELDS, POISON[value_name])).encode()
+    before = clinic_row_counts()
+    url = API + path.format(**clinic_world[1])
+    response = send(staff_client, method, url, body, "application/json")
+    assert_clinic_refused_and_unchanged(response, before)
+
+
+def valid_treatment(ids: dict[str, int]) -> dict[str, Any]:
+    now = timezone.now()
+    return {
+        "clinic": ids["clinic"],
+        "patient": ids["patient"],
+        "practitioner": ids["practitioner"],
+        "performed_at": (now - datetime.timedelta(minutes=5)).isoformat(),
+        "indication": "skin_rejuvenation",
+        "route": "topical",
+        "anatomical_site": "face",
+        "notes": "",
+        "lines": [{"lot": ids["lot"], "units": 1}],
+        "consent": {
+            "consent_text": ids["consent_text"],
+            "taken_at": (now - datetime.timedelta(minutes=10)).isoformat(),
+        },
+    }
+
+
+def valid_receipt(ids: dict[str, int]) -> dict[str, Any]:
+    return {
+        "clinic": ids["clinic"],
+        "lot": ids["lot"],
+        "quantity": 1,
+        "decision": "accept",
+        "package_intact": True,
+        "label_readable": True,
+        "transport_min_celsius": "-75.0",
+        "transport_max_celsius": "-65.0",
+        "storage_location": "Freezer 1",
+        "received_at": None,
+        "notes": "",
+    }
+
+
+# Where a wrong value can hide inside an otherwise valid body: top-level fields and the nested
+# line, consent and contact fields.
+TREATMENT_PATHS = [
+    ("clinic",),
+    ("patient",),
+    ("practitioner",),
+    ("performed_at",),
+    ("indication",),
+    ("route",),
+    ("anatomical_site",),
+    ("notes",),
+    ("lines",),
+    ("lines", 0),
+    ("lines", 0, "lot"),
+    ("lines", 0, "units"),
+    ("lines", 0, "scan"),
+    ("consent",),
+    ("consent", "consent_text"),
+    ("consent", "taken_at"),
+]
+
+
+def with_value(body: Any, path: tuple[Any, ...], value: Any) -> Any:
+    body = json.loads(json.dumps(body))
+    target = body
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return body
+
+
+@pytest.mark.parametrize("value_name", sorted(POISON))
+@pytest.mark.parametrize("path", TREATMENT_PATHS, ids=lambda p: ".".join(map(str, p)))
+def test_one_wrong_value_in_an_otherwise_valid_treatment_is_accepted_or_refused_cleanly(
+    staff_client, clinic_world, path, value_name
+):
+    body = json.dumps(with_value(valid_treatment(clinic_world[1]), path, POISON[value_name]))
+    before = clinic_row_counts()
+    response = send(staff_client, "post", f"{API}/treatments/", body.encode(), "application/json")
+    if response.status_code == 201:
+        # A few values are fine for some fields: unicode notes, no consent at a clinic that
+        # asks for none (this one does, so never that).
+        assert path in {("notes",), ("anatomical_site",)}, (path, value_name)
+    else:
+        assert_clinic_refused_and_unchanged(response, before)
+
+
+@pytest.mark.parametrize("value_name", sorted(POISON))
+@pytest.mark.parametrize(
+    "field",
+    ["clinic", "lot", "quantity", "decision", "package_intact", "label_readable",
+     "transport_min_celsius", "transport_max_celsius", "storage_location", "received_at",
+     "notes"],
+)  # fmt: skip
+def test_one_wrong_value_in_an_otherwise_valid_receipt_is_accepted_or_refused_cleanly(
+    staff_client, clinic_world, field, value_name
+):
+    body = json.dumps({**valid_receipt(clinic_world[1]), field: POISON[value_name]}).encode()
+    before = clinic_row_counts()
+    response = send(staff_client, "post", f"{API}/receipts/", body, "application/json")
+    if response.status_code == 201:
+        # Free text (a unicode storage location or note, an empty note), the optional arrival
+        # time left empty, and `true` for a check that passed are fine.
+        value = POISON[value_name]
+        assert field in {"storage_location", "notes", "received_at"} or (
+            field in {"package_intact", "label_readable"} and value is True
+        ), (field, value_name)
+    else:
+        assert_clinic_refused_and_unchanged(response, before)
+
+
+@pytest.mark.parametrize(
+    "field", ["full_name", "date_of_birth", "phone", "email", "postal_address"]
+)
+@pytest.mark.parametrize("value_name", sorted(POISON))
+def test_one_wrong_contact_value_is_accepted_or_refused_cleanly(
+    staff_client, clinic_world, field, value_name
+):
+    contact = {"full_name": "A Person", field: POISON[value_name]}
+    body = {"clinic": clinic_world[1]["clinic"], "reference": "SWEEP-1", "contact": contact}
+    before = clinic_row_counts()
+    response = send(
+        staff_client, "post", f"{API}/patients/", json.dumps(body).encode(), "application/json"
+    )
+    if response.status_code == 201:
+        assert field != "date_of_birth" or POISON[value_name] is None, value_name
+    else:
+        assert_clinic_refused_and_unchanged(response, before)
+
+
+@pytest.mark.parametrize("unknown_id", [0, 987654321, 2**31, 2**63, 10**30])
+def test_an_adverse_event_for_an_unknown_treatment_is_a_404(staff_client, unknown_id):
+    before = clinic_row_counts()
+    response = send(
+        staff_client,
+        "post",
+        f"{API}/treatments/{unknown_id}/adverse-events/",
+        b'{"onset_on": "2025-01-01", "description": "x"}',
+        "application/json",
+    )
+    assert response.status_code == 404
+    assert error_codes(response) == ["not_found"]
+    assert clinic_row_counts() == before
+
+
+@pytest.mark.parametrize("unknown_id", ["0", "987654321", str(2**63), str(10**30), "-1", "abc"])
+@pytest.mark.parametrize("path", CLINIC_DETAIL_READS)
+def test_clinic_reads_of_unknown_ids_are_404(staff_client, clinic_world, path, unknown_id):
+    response = staff_client.get(API + path.format(**dict.fromkeys(clinic_world[1], unknown_id)))
+    assert response.status_code == 404
+    assert error_codes(response) == ["not_found"]
+
+
+@pytest.mark.parametrize("path", CLINIC_DETAIL_READS)
+def test_clinic_detail_reads_answer_for_the_existing_objects(staff_client, clinic_world, path):
+    response = staff_client.get(API + path.format(**clinic_world[1]))
+    assert response.status_code == 200, response.content
+
+
+CLINIC_LIST_FILTERS = {
+    "/receipts/": ["clinic", "lot", "decision", "received_after", "received_before"],
+    "/stock/": ["clinic", "lot", "product", "state"],
+    "/stock/movements/": ["clinic", "lot", "kind", "state"],
+    "/patients/": ["clinic", "reference"],
+    "/consent-texts/": ["code"],
+    "/treatments/": [
+        "clinic",
+        "patient",
+        "practitioner",
+        "lot",
+        "performed_after",
+        "performed_before",
+    ],
+    "/adverse-events/": ["lot", "product", "clinic", "serious"],
+}
+
+
+@pytest.mark.parametrize("value", QUERY_POISON)
+@pytest.mark.parametrize("path", sorted(CLINIC_LIST_FILTERS))
+def test_clinic_list_filters_and_paging_never_fail_on_bad_values(
+    staff_client, clinic_world, path, value
+):
+    params = dict.fromkeys([*CLINIC_LIST_FILTERS[path], "limit", "offset"], value)
+    response = staff_client.get(API + path, params)
+    assert response.status_code in (200, 400), response.content[:500]
+    if response.status_code == 400:
+        error_codes(response)
+
+
+@pytest.mark.parametrize("path", sorted(CLINIC_LIST_FILTERS))
+def test_clinic_list_paging_beyond_the_end_is_an_empty_page(staff_client, clinic_world, path):
+    response = staff_client.get(API + path, {"offset": str(10**30), "limit": str(10**30)})
+    assert response.status_code == 200
+    assert response.json()["results"] == []
+
+
+@pytest.mark.parametrize("path", sorted(CLINIC_LIST_FILTERS))
+def test_clinic_list_filters_with_bytes_that_are_not_utf8_never_fail(staff_client, path):
+    query = "&".join(f"{name}=%ED%A0%80%00" for name in [*CLINIC_LIST_FILTERS[path], "limit"])
+    response = staff_client.get(f"{API}{path}?{query}")
+    assert response.status_code in (200, 400), response.content[:500]
+    if response.status_code == 400:
+        error_codes(response)
+
+
+TRACE_PARAMETERS = {
+    "/traces/forward/": [
+        "lot",
+        "donor",
+        "product",
+        "manufacturer",
+        "manufactured_from",
+        "manufactured_to",
+        "limit",
+        "offset",
+    ],
+    "/traces/backward/": ["patient", "treatment"],
+}
+
+
+@pytest.mark.parametrize("response_format", ["json", "csv"])
+@pytest.mark.parametrize("value", [*QUERY_POISON, "1,,2", ",", "1," * 2000])
+@pytest.mark.parametrize("path", sorted(TRACE_PARAMETERS))
+def test_trace_parameters_never_fail_on_bad_values(
+    staff_client, clinic_world, path, value, response_format
+):
+    params = {**dict.fromkeys(TRACE_PARAMETERS[path], value), "format": response_format}
+    response = staff_client.get(API + path, params)
+    assert response.status_code in (200, 400, 404), response.content[:500]
+    if response.status_code != 200:
+        assert response["Content-Type"] == "application/json"
+        error_codes(response)
+
+
+@pytest.mark.parametrize("path", sorted(TRACE_PARAMETERS))
+def test_trace_parameters_with_bytes_that_are_not_utf8_never_fail(staff_client, path):
+    query = "&".join(f"{name}=%ED%A0%80%00" for name in TRACE_PARAMETERS[path])
+    response = staff_client.get(f"{API}{path}?{query}")
+    assert response.status_code == 400, response.content[:500]
+    error_codes(response)
+
+
+@pytest.mark.parametrize(("method", "path"), CLINIC_JSON_WRITES)
+def test_a_method_a_clinic_endpoint_does_not_offer_is_405(staff_client, clinic_world, method, path):
+    response = staff_client.delete(API + path.format(**clinic_world[1]))
+    assert response.status_code == 405
+    assert error_codes(response) == ["method_not_allowed"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Recalls: every write, detail and file endpoint. The caller is a network quality manager, who
+# may make every one of these writes, so a body that passes its serializer reaches the service.
+
+RECALL_JSON_WRITES = [
+    ("post", "/recalls/"),
+    ("post", "/recalls/{recall}/widen/"),
+    ("post", "/recalls/{recall}/acknowledgements/"),
+    ("post", "/recalls/{recall}/dispositions/"),
+    ("post", "/recalls/{recall}/contact-attempts/"),
+    ("post", "/recalls/{recall}/close/"),
+]
+
+RECALL_READS = [
+    "/recalls/{recall}/",
+    "/recalls/{recall}/effectiveness/",
+    "/recalls/{recall}/patients/?clinic={clinic}",
+    "/recalls/{recall}/exposures.csv",
+    "/recalls/{recall}/notices.csv",
+    "/recalls/{recall}/report.pdf",
+]
+
+RECALL_FIELDS = """recall_class depth reason hazard instructions is_drill password scope clinic name
+lot kind quantity patient outcome note override""".split()
+
+
+@pytest.fixture
+def recall_world(quality_manager):
+    """One clinic that holds stock of a lot and treated one patient with it, and the recall."""
+    from tests.factories import clinic_ready, receive, released_lot, treat
+    from tests.recalls.scenario import World, open_recall
+
+    lot = released_lot(created_by=quality_manager)
+    site = clinic_ready()
+    receive(site, lot, 2)
+    treat(site, lot, 1)
+    recall = open_recall(World(quality_manager, lot, site, site, site.patient))
+    return {
+        "recall": recall.pk,
+        "clinic": site.clinic.pk,
+        "lot": lot.pk,
+        "patient": site.patient.pk,
+    }
+
+
+def assert_recall_refused_and_unchanged(response: Any, before: dict[str, int]) -> None:
+    from tests.recalls.scenario import all_row_counts
+
+    assert 400 <= response.status_code < 500, (response.status_code, response.content[:500])
+    error_codes(response)
+    assert all_row_counts() == before
+
+
+def recall_row_counts() -> dict[str, int]:
+    from tests.recalls.scenario import all_row_counts
+
+    return all_row_counts()
+
+
+@pytest.mark.parametrize("body_name", sorted(RAW_BODIES))
+@pytest.mark.parametrize(("method", "path"), RECALL_JSON_WRITES)
+def test_recall_writes_refuse_malformed_bodies_without_a_change(
+    qm_client, recall_world, method, path, body_name
+):
+    content_type, body = RAW_BODIES[body_name]
+    before = recall_row_counts()
+    response = send(qm_client, method, API + path.format(**recall_world), body, content_type)
+    assert_recall_refused_and_unchanged(response, before)
+    if body_name in ("text_plain", "form_encoded", "xml"):
+        assert response.status_code == 415
+
+
+@pytest.mark.parametrize("value_name", sorted(POISON))
+@pytest.mark.parametrize(("method", "path"), RECALL_JSON_WRITES)
+def test_recall_writes_refuse_wrong_values_in_every_field_without_a_change(
+    qm_client, recall_world, method, path, value_name
+):
+    body = json.dumps(dict.fromkeys(RECALL_FIELDS, POISON[value_name])).encode()
+    before = recall_row_counts()
+    response = send(qm_client, method, API + path.format(**recall_world), body, "application/json")
+    assert_recall_refused_and_unchanged(response, before)
+
+
+@pytest.mark.parametrize("value_name", sorted(POISON))
+@pytest.mark.parametrize(
+    "field",
+    ["recall_class", "depth", "reason", "hazard", "instructions", "is_drill", "password", "scope"],
+)
+def test_one_wrong_value_in_an_otherwise_valid_recall_is_accepted_or_refused_cleanly(
+    qm_client, quality_manager, field, value_name
+):
+    from recalls.models import Recall
+    from tests.factories import PASSWORD, released_lot
+
+    lot = released_lot(created_by=quality_manager)
+    valid = {
+        "recall_class": "I",
+        "depth": "clinic",
+        "reason": "Sterility failure",
+        "hazard": "Infection",
+        "instructions": "",
+        "is_drill": False,
+        "password": PASSWORD,
+        "scope": {"lots": [lot.pk]},
+    }
+    body = json.dumps({**valid, field: POISON[value_name]}).encode()
+    before = recall_row_counts()
+    response = send(qm_client, "post", f"{API}/recalls/", body, "application/json")
+    if response.status_code == 201:
+        # Unicode text is a fine reason; `true` makes a drill.
+        assert Recall.objects.filter(pk=response.json()["id"]).exists()
+    else:
+        assert_recall_refused_and_unchanged(response, before)
+
+
+@pytest.mark.parametrize("unknown_id", [0, 987654321, 2**31, 2**63, 10**30])
+@pytest.mark.parametrize(("method", "path"), [(m, p) for m, p in RECALL_JSON_WRITES if "{" in p])
+def test_recall_writes_to_unknown_recalls_are_404(
+    qm_client, recall_world, method, path, unknown_id
+):
+    url = API + path.format(**{**recall_world, "recall": unknown_id})
+    before = recall_row_counts()
+    response = send(qm_client, method, url, b'{"reason": "r"}', "application/json")
+    assert response.status_code == 404
+    assert error_codes(response) == ["not_found"]
+    assert recall_row_counts() == before
+
+
+@pytest.mark.parametrize("unknown_id", ["0", "987654321", str(2**63), str(10**30)])
+@pytest.mark.parametrize("path", RECALL_READS)
+def test_recall_reads_of_unknown_recalls_are_404_in_json(qm_client, recall_world, path, unknown_id):
+    response = qm_client.get(API + path.format(**{**recall_world, "recall": unknown_id}))
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert error_codes(response) == ["not_found"]
+
+
+@pytest.mark.parametrize("path", RECALL_READS)
+def test_recall_reads_answer_for_the_existing_recall(qm_client, recall_world, path):
+    assert qm_client.get(API + path.format(**recall_world)).status_code == 200
+
+
+@pytest.mark.parametrize("value", QUERY_POISON)
+def test_recall_list_filters_and_patient_clinic_never_fail_on_bad_values(
+    qm_client, recall_world, value
+):
+    filters = ["status", "recall_class", "depth", "is_drill", "lot", "limit", "offset"]
+    for url, params in (
+        (f"{API}/recalls/", dict.fromkeys(filters, value)),
+        (
+            f"{API}/recalls/{recall_world['recall']}/patients/",
+            {"clinic": value, "limit": value, "offset": value},
+        ),
+    ):
+        response = qm_client.get(url, params)
+        assert response.status_code in (200, 400), response.content[:500]
+        if response.status_code == 400:
+            error_codes(response)
+
+
+@pytest.mark.parametrize(("method", "path"), RECALL_JSON_WRITES)
+def test_a_method_a_recall_endpoint_does_not_offer_is_405(qm_client, recall_world, method, path):
+    response = qm_client.delete(API + path.format(**recall_world))
+    assert response.status_code == 405
+    assert error_codes(response) == ["method_not_allowed"]

@@ -50,6 +50,39 @@ EXPECTED_OPERATIONS = {
     ("/api/v1/certificates/", "post"),
     ("/api/v1/certificates/{certificate_id}/", "get"),
     ("/api/v1/certificates/{certificate_id}/file/", "get"),
+    ("/api/v1/receipts/", "get"),
+    ("/api/v1/receipts/", "post"),
+    ("/api/v1/stock/", "get"),
+    ("/api/v1/stock/movements/", "get"),
+    ("/api/v1/stock/transfers/", "post"),
+    ("/api/v1/stock/write-offs/", "post"),
+    ("/api/v1/stock/quarantine-resolutions/", "post"),
+    ("/api/v1/patients/", "get"),
+    ("/api/v1/patients/", "post"),
+    ("/api/v1/patients/{patient_id}/", "get"),
+    ("/api/v1/patients/{patient_id}/contact/", "get"),
+    ("/api/v1/consent-texts/", "get"),
+    ("/api/v1/treatments/", "get"),
+    ("/api/v1/treatments/", "post"),
+    ("/api/v1/treatments/{treatment_id}/", "get"),
+    ("/api/v1/treatments/{treatment_id}/adverse-events/", "post"),
+    ("/api/v1/adverse-events/", "get"),
+    ("/api/v1/scans/resolve/", "post"),
+    ("/api/v1/traces/forward/", "get"),
+    ("/api/v1/traces/backward/", "get"),
+    ("/api/v1/recalls/", "get"),
+    ("/api/v1/recalls/", "post"),
+    ("/api/v1/recalls/{recall_id}/", "get"),
+    ("/api/v1/recalls/{recall_id}/widen/", "post"),
+    ("/api/v1/recalls/{recall_id}/effectiveness/", "get"),
+    ("/api/v1/recalls/{recall_id}/acknowledgements/", "post"),
+    ("/api/v1/recalls/{recall_id}/dispositions/", "post"),
+    ("/api/v1/recalls/{recall_id}/patients/", "get"),
+    ("/api/v1/recalls/{recall_id}/contact-attempts/", "post"),
+    ("/api/v1/recalls/{recall_id}/close/", "post"),
+    ("/api/v1/recalls/{recall_id}/exposures.csv", "get"),
+    ("/api/v1/recalls/{recall_id}/notices.csv", "get"),
+    ("/api/v1/recalls/{recall_id}/report.pdf", "get"),
 }
 
 
@@ -144,3 +177,78 @@ def test_api_errors_in_the_docs_describe_the_one_error_shape(schema, api_client)
     assert set(item["properties"]) == {"code", "message", "field"}
     # and the running API answers in that shape
     assert error_codes(api_client.get(f"{API}/lots/")) == ["not_authenticated"]
+
+
+def test_schema_documents_the_treatment_record_with_lines_by_lot_or_scan(schema):
+    record = schema["paths"]["/api/v1/treatments/"]["post"]
+    assert set(record["responses"]) >= {"201", "400", "403", "404", "409"}
+    request = record["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert request.endswith("/TreatmentRecordInputRequest")
+    components = schema["components"]["schemas"]
+    fields = components["TreatmentRecordInputRequest"]["properties"]
+    assert {"clinic", "patient", "practitioner", "performed_at", "lines", "consent"} <= set(fields)
+    line = components["TreatmentLineInputRequest"]["properties"]
+    assert set(line) == {"lot", "scan", "units"}
+
+
+def test_schema_documents_the_traces_as_json_or_csv(schema):
+    for path in ("/api/v1/traces/forward/", "/api/v1/traces/backward/"):
+        trace = schema["paths"][path]["get"]
+        assert set(trace["responses"]["200"]["content"]) == {"application/json", "text/csv"}
+        assert set(trace["responses"]["400"]["content"]) == {"application/json"}
+        parameters = {p["name"]: p for p in trace["parameters"]}
+        assert parameters["format"]["schema"]["enum"] == ["csv", "json"]
+    forward = {
+        p["name"]: p for p in schema["paths"]["/api/v1/traces/forward/"]["get"]["parameters"]
+    }
+    assert set(forward) == {
+        "lot",
+        "donor",
+        "product",
+        "manufacturer",
+        "manufactured_from",
+        "manufactured_to",
+        "format",
+        "limit",
+        "offset",
+    }
+    assert forward["lot"]["schema"]["type"] == "array"
+
+
+def test_schema_keeps_patient_contact_details_out_of_the_patient_and_trace_shapes(schema):
+    contact_fields = {"full_name", "date_of_birth", "phone", "email", "postal_address"}
+    clinical = ("Patient", "Treatment", "Trace", "Forward", "Backward", "AdverseEvent", "Scan")
+    checked = [
+        name
+        for name in schema["components"]["schemas"]
+        if any(word in name for word in clinical) and not name.startswith("PatientContact")
+    ]
+    assert {"PatientOutput", "ForwardTraceOutput", "BackwardTraceOutput"} <= set(checked)
+    for name in checked:
+        properties = schema["components"]["schemas"][name].get("properties", {})
+        assert not contact_fields & set(properties), name
+
+
+def test_schema_lists_filters_on_the_treatment_and_stock_lists(schema):
+    def names(path):
+        return {p["name"] for p in schema["paths"][path]["get"]["parameters"]}
+
+    assert names("/api/v1/treatments/") == {
+        "clinic",
+        "patient",
+        "practitioner",
+        "lot",
+        "performed_after",
+        "performed_before",
+        "limit",
+        "offset",
+    }
+    assert names("/api/v1/stock/") == {"clinic", "lot", "product", "state", "limit", "offset"}
+    assert names("/api/v1/adverse-events/") == {
+        "lot",
+        "product",
+        "clinic",
+        "serious",
+        "limit",
+        "offset",
+    }

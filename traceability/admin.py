@@ -37,6 +37,9 @@ from traceability.errors import DomainError
 # ---------------------------------------------------------------------------------------------
 # Access
 
+# Apps whose records each belong to one clinic: clinic staff see only their own clinics' rows.
+CLINIC_RECORD_APPS = ("stock", "treatments")
+
 
 def can_view(request: HttpRequest) -> bool:
     """Staff users holding any active role may look at every traceability record."""
@@ -111,10 +114,15 @@ class ReadOnlyInline(RoleAccessMixin, admin.TabularInline):  # type: ignore[type
 
 
 def add_problems(form: forms.BaseForm, error: DomainError) -> None:
-    """Show each problem next to the field it names, or above the form if no field shows it."""
+    """Show each problem next to the field it names, or above the form if no field shows it. A
+    form whose fields are named apart from the service's arguments (`lines[0].units`) says where
+    each goes with a `problem_field` method."""
+    locate = getattr(form, "problem_field", None)
     for problem in error.problems:
-        field = problem.field if problem.field in form.fields else None
-        form.add_error(field, f"{problem.message} ({problem.code})")
+        field = locate(problem.field) if locate is not None else problem.field
+        form.add_error(
+            field if field in form.fields else None, f"{problem.message} ({problem.code})"
+        )
 
 
 class ServiceForm(forms.ModelForm):  # type: ignore[type-arg]
@@ -266,11 +274,7 @@ class ServiceAdmin(RoleAccessMixin, admin.ModelAdmin):  # type: ignore[type-arg]
         if obj is None or not self.has_view_permission(request, obj):
             raise PermissionDenied
         related = request.GET.get("related") == "1"
-        events = (
-            Events.objects.references(obj)  # type: ignore[no-untyped-call]
-            if related
-            else Events.objects.tracks(obj)  # type: ignore[no-untyped-call]
-        )
+        events = self.audit_trail_events(request, obj, related=related)
         rows = list(events.order_by("-pgh_created_at")[:500])
         user_ids: set[int] = set()
         for row in rows:
@@ -289,6 +293,25 @@ class ServiceAdmin(RoleAccessMixin, admin.ModelAdmin):  # type: ignore[type-arg]
             "events": [_event_row(row, users) for row in rows],
         }
         return TemplateResponse(request, "admin/traceability/audit_trail.html", context)
+
+    @property
+    def rows_scoped_to_clinics(self) -> bool:
+        """Whether clinic staff see only their own clinics' rows of this model."""
+        return self.clinic_path is not None
+
+    def audit_trail_events(self, request: HttpRequest, obj: Any, *, related: bool) -> Any:
+        """The events the audit trail page lists; an admin narrows them where some referring
+        records are not for every reader (a patient's contact details)."""
+        if not related:
+            return Events.objects.tracks(obj)  # type: ignore[no-untyped-call]
+        events = Events.objects.references(obj)  # type: ignore[no-untyped-call]
+        if not self.rows_scoped_to_clinics and not is_network_user(request):
+            # A record every clinic sees (a lot, a practitioner) is referred to by the clinics' own
+            # records (receipts, treatments); an event cannot tell here whose clinic it is, so
+            # clinic staff are shown none of them (DESIGN rule 8).
+            for app_label in CLINIC_RECORD_APPS:
+                events = events.exclude(pgh_obj_model__startswith=f"{app_label}.")
+        return events
 
     @admin.display(description="Audit trail")
     def audit_trail_link(self, obj: Any) -> str:

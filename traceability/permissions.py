@@ -1,10 +1,11 @@
 """Who may call the API at all, and who may write.
 
-Deny by default: every API view uses `ROLE_PERMISSIONS`. A caller must be signed in and hold at
-least one active role (a `providers.models.Membership`); reads are open to every role; writes need
-the quality-manager role. The write check runs before the request body is parsed, so a refused
-writer is told so even when the body is malformed; the services check the role again, so no other
-path (admin, commands, tasks) skips it.
+Deny by default: every API view uses `ROLE_PERMISSIONS` or `CLINIC_STAFF_PERMISSIONS`. A caller
+must be signed in and hold at least one active role (a `providers.models.Membership`); reads are
+open to every role. Writes need the quality-manager role, or, for a clinic's daily work (stock,
+patients, treatments), any role but auditor. The write check runs before the request body is
+parsed, so a refused writer is told so even when the body is malformed; the services check the
+role again (at the clinic the body names), so no other path (admin, commands, tasks) skips it.
 """
 
 from __future__ import annotations
@@ -61,3 +62,27 @@ class QualityManagerWrites(BasePermission):
 
 
 ROLE_PERMISSIONS = [HasActiveRole, QualityManagerWrites]
+
+CLINIC_WRITING_ROLES = frozenset(
+    {Role.CLINIC_ADMINISTRATOR.value, Role.CLINICIAN.value, Role.QUALITY_MANAGER.value}
+)
+
+
+class ClinicStaffWrites(BasePermission):
+    """Reads for every role; writes for clinic administrators, clinicians and quality managers
+    (at any clinic, or network-wide). An auditor never writes. Which clinic the write concerns is
+    in the body, which is not parsed yet: the services check the role at that clinic again."""
+
+    message = (
+        "This needs the clinic administrator, clinician or quality manager role; auditors read "
+        "only."
+    )
+    code = "role_required"
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if request.method in SAFE_METHODS:
+            return True
+        return any(role in CLINIC_WRITING_ROLES for role, _ in request_memberships(request))
+
+
+CLINIC_STAFF_PERMISSIONS = [HasActiveRole, ClinicStaffWrites]

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from recalls.views import recall_acknowledgement_page
 from traceability.api import api_not_found
 
 urlpatterns = [
@@ -10,5 +11,13 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("providers.urls")),
     path("api/v1/", include("lots.urls")),
+    path("api/v1/", include("stock.urls")),
+    path("api/v1/", include("treatments.urls")),
+    path("api/v1/", include("recalls.urls")),
     re_path(r"^api/", api_not_found),
+    path(
+        "recalls/acknowledge/<str:token>/",
+        recall_acknowledgement_page,
+        name="recall-acknowledge",
+    ),
 ]

@@ -12,7 +12,14 @@ from typing import Any
 
 from django.db.models import Prefetch, Q, QuerySet
 
-from lots.models import Donor, DonorMarkerResult, Lot, LotQcResult
+from lots.models import (
+    MANUFACTURER_CERTIFICATE_KINDS,
+    Donor,
+    DonorMarkerResult,
+    Lot,
+    LotQcResult,
+)
+from lots.selectors import current_certificates
 from providers.models import Membership, Role
 from stock.models import StockBalance
 from traceability.errors import DomainError
@@ -32,7 +39,12 @@ def visible_clinic_ids(user: Any) -> list[int] | None:
 
 
 def _scoped(queryset: QuerySet[Any], clinic_field: str, user: Any) -> QuerySet[Any]:
-    clinic_ids = visible_clinic_ids(user)
+    return _within(queryset, clinic_field, visible_clinic_ids(user))
+
+
+def _within(
+    queryset: QuerySet[Any], clinic_field: str, clinic_ids: list[int] | None
+) -> QuerySet[Any]:
     if clinic_ids is None:
         return queryset
     return queryset.filter(**{f"{clinic_field}__in": clinic_ids})
@@ -97,30 +109,31 @@ def trace_forward(*, user: Any, scope: ForwardScope) -> ForwardTrace:
     """From lots (chosen by lot, donor, product or manufacturer) to every treatment, patient
     reference, practitioner and clinic, plus the stock still on hand per clinic.
 
-    Returns querysets, so a caller can stream them; each evaluates as one query.
+    Returns querysets, so a caller can stream them; each evaluates as one query, and the lines
+    as five (lines and patients, then lots, products, clinics, practitioners).
     """
+    clinic_ids = visible_clinic_ids(user)
     lot_ids = scope.lots().values("pk")
     lots = Lot.objects.filter(pk__in=lot_ids).select_related("product", "manufacturer")
-    lines = _scoped(
+    lines = _within(
         TreatmentLine.objects.filter(lot_id__in=lot_ids)
-        .select_related(
-            "lot",
-            "treatment__clinic",
-            "treatment__patient",
-            "treatment__practitioner",
-        )
+        .select_related("treatment__patient")
+        # A lot's thousands of lines share a few lots, products, clinics and practitioners:
+        # fetched once each instead of joined into every row, which took most of the time of
+        # a large trace (benchmark_traces).
+        .prefetch_related("lot__product", "treatment__clinic", "treatment__practitioner")
         .order_by("lot_id", "treatment__performed_at", "treatment_id"),
         "treatment__clinic_id",
-        user,
+        clinic_ids,
     )
-    stock = _scoped(
+    stock = _within(
         StockBalance.objects.filter(lot_id__in=lot_ids, quantity__gt=0)
         .select_related("clinic", "lot")
         .order_by("lot_id", "clinic_id", "state"),
         "clinic_id",
-        user,
+        clinic_ids,
     )
-    adverse_events = _scoped(
+    adverse_events = _within(
         AdverseEvent.objects.filter(
             Q(lot_id__in=lot_ids) | Q(lot__isnull=True, treatment__lines__lot_id__in=lot_ids)
         )
@@ -128,7 +141,7 @@ def trace_forward(*, user: Any, scope: ForwardScope) -> ForwardTrace:
         .distinct()
         .order_by("onset_on", "pk"),
         "treatment__clinic_id",
-        user,
+        clinic_ids,
     )
     return ForwardTrace(lots=lots, lines=lines, stock=stock, adverse_events=adverse_events)
 
@@ -143,7 +156,9 @@ def trace_backward(
     *, user: Any, patient_id: int | None = None, treatment_id: int | None = None
 ) -> BackwardTrace:
     """From a patient or a treatment to every lot used, and from each lot to its donors with their
-    marker results, its QC results and its certificates. Six queries, whatever the size."""
+    marker results, its QC results, its certificates of analysis (`lot.certificates`) and the
+    manufacturer's current GMP / ISO 13485 certificates
+    (`lot.manufacturer.quality_certificates`). Ten queries, whatever the size."""
     if not patient_id and not treatment_id:
         raise DomainError.single(
             "trace_scope_missing",
@@ -151,7 +166,9 @@ def trace_backward(
             field="scope",
             status=400,
         )
-    treatments = treatment_list(user=user).prefetch_related("adverse_events")
+    treatments = treatment_list(user=user).prefetch_related(
+        Prefetch("adverse_events", queryset=AdverseEvent.objects.select_related("lot"))
+    )
     if patient_id:
         treatments = treatments.filter(patient_id=patient_id)
     if treatment_id:
@@ -160,7 +177,7 @@ def trace_backward(
     lot_ids = {line.lot_id for t in treatment_rows for line in t.lines.all()}
     lots = list(
         Lot.objects.filter(pk__in=lot_ids)
-        .select_related("product__manufacturer")
+        .select_related("product__manufacturer", "manufacturer")
         .prefetch_related(
             Prefetch(
                 "donors",
@@ -173,6 +190,14 @@ def trace_backward(
             ),
             Prefetch("qc_results", queryset=LotQcResult.objects.select_related("test")),
             "certificates",
+            # Current means not superseded by a newer version; each keeps its validity dates.
+            Prefetch(
+                "manufacturer__certificates",
+                queryset=current_certificates()
+                .filter(kind__in=MANUFACTURER_CERTIFICATE_KINDS, lot__isnull=True)
+                .order_by("kind", "-valid_from", "pk"),
+                to_attr="quality_certificates",
+            ),
         )
         .order_by("pk")
     )

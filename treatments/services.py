@@ -72,7 +72,10 @@ def regulatory_statement(lots: list[Lot]) -> str:
         if lot.regulatory_basis == RegulatoryBasis.NONE:
             basis = "not approved by the FDA; no IND or BLA"
         else:
-            basis = f"{lot.get_regulatory_basis_display().split(' ')[0]} {lot.regulatory_number}"
+            # Numbers are usually kept with their prefix ("IND 027845"); do not say "IND IND".
+            prefix = lot.get_regulatory_basis_display().split(" ")[0]
+            number = lot.regulatory_number
+            basis = number if number.upper().startswith(prefix) else f"{prefix} {number}"
         parts.append(f"{lot.product.name} lot {lot.lot_number}: {basis}")
     return "; ".join(parts)
 
@@ -214,6 +217,15 @@ def _lot_problems(
                 Problem(
                     "lot_expired",
                     f"{label} expired on {lot.expires_on.isoformat()}.",
+                    f"{where}.lot",
+                )
+            )
+        if day < lot.manufactured_on:
+            problems.append(
+                Problem(
+                    "treatment_before_lot_made",
+                    f"{label} was made on {lot.manufactured_on.isoformat()}, after the date of "
+                    "this treatment: check the date or the lot.",
                     f"{where}.lot",
                 )
             )
@@ -378,6 +390,13 @@ def adverse_event_record(
             "adverse_event_lot_not_used",
             "The suspected lot was not used in this treatment.",
             field="lot",
+            status=400,
+        )
+    if onset_on > timezone.localdate():
+        raise DomainError.single(
+            "adverse_event_onset_in_future",
+            "The onset cannot be in the future.",
+            field="onset_on",
             status=400,
         )
     if onset_on < timezone.localdate(treatment.performed_at):

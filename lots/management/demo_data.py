@@ -17,6 +17,7 @@ from lots.models import (
     LotStatus,
     QcOutcome,
     RegulatoryBasis,
+    RestrictionScope,
     Route,
     SourceKind,
     Tissue,
@@ -113,13 +114,75 @@ CLINICS: list[tuple[str, str, str, str, list[tuple[str, str]]]] = [
     ),
 ]
 
-# name, profession, is the demo clinician's practitioner record, licences (number, where, days)
-PRACTITIONERS: list[tuple[str, str, bool, list[LicenceRow]]] = [
-    ("Dr. Maria Alvarez", Profession.PHYSICIAN, True, [("TX-Q8841", "US-TX", -900, 500)]),
-    ("Jordan Lee", Profession.NURSE_PRACTITIONER, False, [("CA-NP-95512", "US-CA", -400, 320)]),
-    ("Dr. Lena Vogel", Profession.PHYSICIAN, False, [("DE-HE-2019-0471", "DE", -2000, 3000)]),
+# The administrators of the other two clinics: they receive stock and record treatments in the
+# story, and have no login (clinic key, username, first name, last name).
+CLINIC_STAFF: list[tuple[str, str, str, str]] = [
+    ("ca", "bayview-admin", "Bea", "Morales"),
+    ("de", "hautzentrum-admin", "Hanna", "Becker"),
+]
+
+# jurisdiction, source kind, scope, note: rules of a jurisdiction, whatever the product
+SOURCE_RESTRICTIONS: list[tuple[str, str, str, str]] = [
+    (
+        "DE",
+        SourceKind.HUMAN,
+        RestrictionScope.COSMETIC_USES,
+        "EU Cosmetics Regulation (EC) 1223/2009 Annex II entry 416: cells, tissues or products "
+        "of human origin are prohibited in cosmetic products.",
+    ),
+]
+
+CONSENT_TEXT: dict[str, Any] = {
+    "code": "exosome-informed-consent",
+    "version": 1,
+    "title": "Exosome treatment: informed consent",
+    "body": (
+        "No exosome product is approved by the U.S. Food and Drug Administration (FDA public "
+        "safety notification, 6 December 2019). Products made from human cells or tissue carry a "
+        "risk of viral or bacterial contamination, and their quality varies between "
+        "manufacturers and lots. You have been told the product, its lot and its regulatory "
+        "basis (an investigational new drug application, or none), what the treatment is meant "
+        "to achieve, its known risks (redness, swelling, infection, allergic reaction) and the "
+        "alternatives. The clinic records the lot used so that you can be contacted if it is "
+        "recalled. You may refuse or stop the treatment at any time."
+    ),
+    "active": True,
+}
+
+# name, profession, is the demo clinician's practitioner record, licences (number, where, days),
+# keys of the clinics the practitioner practises at
+PRACTITIONERS: list[tuple[str, str, bool, list[LicenceRow], tuple[str, ...]]] = [
+    ("Dr. Maria Alvarez", Profession.PHYSICIAN, True, [("TX-Q8841", "US-TX", -900, 500)], ("tx",)),
+    (
+        "Jordan Lee",
+        Profession.NURSE_PRACTITIONER,
+        False,
+        [("CA-NP-95512", "US-CA", -400, 320)],
+        ("ca",),
+    ),
+    (
+        "Dr. Lena Vogel",
+        Profession.PHYSICIAN,
+        False,
+        [("DE-HE-2019-0471", "DE", -2000, 3000)],
+        ("de",),
+    ),
     # A lapsed licence: treatments by this nurse are refused until it is renewed.
-    ("Sam Rivera", Profession.REGISTERED_NURSE, False, [("TX-RN-771204", "US-TX", -800, -20)]),
+    (
+        "Sam Rivera",
+        Profession.REGISTERED_NURSE,
+        False,
+        [("TX-RN-771204", "US-TX", -800, -20)],
+        ("tx",),
+    ),
+    ("Dr. Priya Shah", Profession.PHYSICIAN, False, [("TX-R2231", "US-TX", -1500, 700)], ("tx",)),
+    (
+        "Dr. Ethan Brooks",
+        Profession.PHYSICIAN,
+        False,
+        [("CA-A139920", "US-CA", -600, 400)],
+        ("ca",),
+    ),
 ]
 
 _FROZEN = {"storage_min_celsius": Decimal("-80.0"), "storage_max_celsius": Decimal("-60.0")}
@@ -198,6 +261,9 @@ DONORS: list[tuple[str, str, int, tuple[str, ...], tuple[str, ...]]] = [
     ("DN-U-0001", Tissue.UMBILICAL_CORD, 3, (), ()),
     ("DN-B-0001", Tissue.BONE_MARROW, 4, ("wnv_nat",), ()),  # incomplete: WNV NAT pending
     ("DN-P-0001", Tissue.PLACENTA, 5, (), ("anti_hbc",)),  # ineligible: anti-HBc reactive
+    ("DN-A-0003", Tissue.ADIPOSE, 6, (), ()),
+    ("DN-U-0002", Tissue.UMBILICAL_CORD, 7, (), ()),
+    ("DN-B-0002", Tissue.BONE_MARROW, 8, (), ()),
 ]
 
 PASSING_QC: dict[str, Decimal | str] = {
@@ -230,6 +296,32 @@ class LotStory:
 
 
 LOTS = [
+    # Older released lots: the clinics have used them for months (see treatments.management).
+    LotStory(
+        "HLX-A2490", "helix_adipose", ("DN-A-0003",), LotStatus.RELEASED, age_days=140, quantity=400
+    ),
+    LotStory(
+        "HLX-C2490", "helix_cord", ("DN-U-0002",), LotStatus.RELEASED, age_days=120, quantity=300
+    ),
+    LotStory(
+        "NVS-S2490",
+        "nord_synthetic",
+        (),
+        LotStatus.RELEASED,
+        age_days=130,
+        quantity=400,
+        regulatory_basis=RegulatoryBasis.NONE,
+        regulatory_number="",
+    ),
+    LotStory(
+        "NVS-B2490",
+        "nord_marrow",
+        ("DN-B-0002",),
+        LotStatus.RELEASED,
+        age_days=110,
+        regulatory_basis=RegulatoryBasis.NONE,
+        regulatory_number="",
+    ),
     LotStory("HLX-A2501", "helix_adipose", ("DN-A-0001",), LotStatus.RELEASED, age_days=60),
     LotStory(
         "HLX-A2502",

@@ -4,8 +4,13 @@ audit trail shows who did what and why.
 Three manufacturers (one whose GMP certificate has expired), products from four tissues and one
 synthetic, donors with complete, incomplete and reactive marker panels, lots in every status, one
 lot whose release is refused for several reasons at once, three clinics (US-TX, US-CA, DE) with
-notification contacts and practitioners, and one login per role. Idempotent: every record is looked
-up by its natural key first, so a second run adds nothing; only the demo passwords change.
+notification contacts, practitioners linked to them (one whose licence has lapsed), the DE ban on
+human-derived material for cosmetic use, an informed-consent text, and one login per role. Then
+(treatments.management.demo_story) months of deliveries and a few hundred treatments, a transfer, a
+wasted vial, a quarantined delivery and two adverse events, after which one lot is put on hold.
+
+Idempotent: every record is looked up by its natural key first, and the stock and treatment chapter
+is one transaction checked by one key, so a second run adds nothing; only the demo passwords change.
 """
 
 from __future__ import annotations
@@ -18,17 +23,22 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
+from django.db.models import Count
+from django.test.utils import override_settings
 from django.utils import timezone
 
 from lots import services as lot_services
 from lots.management.demo_data import (
+    CLINIC_STAFF,
     CLINICS,
+    CONSENT_TEXT,
     DONORS,
     LOTS,
     MANUFACTURERS,
     PASSING_QC,
     PRACTITIONERS,
     PRODUCTS,
+    SOURCE_RESTRICTIONS,
     USERS,
     CertificateRow,
     LicenceRow,
@@ -50,25 +60,45 @@ from lots.models import (
     Product,
     ProductAuthorisation,
     QcTest,
+    SourceRestriction,
 )
 from lots.selectors import required_markers_for
 from providers import services as provider_services
 from providers.models import (
     Clinic,
     ClinicContact,
+    ClinicPractitioner,
     Licence,
     Manufacturer,
     Membership,
     Practitioner,
     Role,
 )
+from stock.models import MovementKind, Receipt, StockMovement
 from traceability.errors import DomainError
+from traceability.services import history, validate_instance
+from treatments.management.demo_story import DemoStory
+from treatments.models import AdverseEvent, ConsentText, Patient, Treatment
+
+FAST_HASHER = "django.contrib.auth.hashers.MD5PasswordHasher"
 
 
 class Command(BaseCommand):
     help = "Load demo data (idempotent) and print one fresh login per role."
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # Every signature re-checks the signer's password (21 CFR 11.200), and checking a PBKDF2
+        # hash takes as long as making one (about half a second here); the story signs some twenty
+        # times. So while it is told the demo users' passwords are stored with a fast hasher, and
+        # at the end each is stored once with the configured one: one slow hash per user and run.
+        with override_settings(PASSWORD_HASHERS=[FAST_HASHER, *settings.PASSWORD_HASHERS]):
+            self._tell()
+        for user, password in self.logins.values():
+            user.set_password(password)
+            user.save(update_fields=["password"])
+        self._print_logins()
+
+    def _tell(self) -> None:
         self.today = timezone.localdate()
         self.logins = self._users()
         self.qm, self.qm_password = self.logins[Role.QUALITY_MANAGER]
@@ -81,8 +111,13 @@ class Command(BaseCommand):
             for key, name, jurisdiction, address, contacts in CLINICS
         }
         self._clinic_memberships(clinics)
-        for row in PRACTITIONERS:
-            self._practitioner(*row)
+        staff = self._clinic_staff(clinics)
+        practitioners = {
+            row[0]: self._practitioner(*row[:4], [clinics[key] for key in row[4]])
+            for row in PRACTITIONERS
+        }
+        self._source_restrictions()
+        consent_text = self._consent_text()
         products = {
             key: self._product(manufacturers[owner], name, source, tissue, dict(fields))
             for key, owner, name, source, tissue, fields in PRODUCTS
@@ -90,9 +125,26 @@ class Command(BaseCommand):
         self.stdout.write(self.style.MIGRATE_HEADING("Donors"))
         donors = {row[0]: self._donor(*row) for row in DONORS}
         self.stdout.write(self.style.MIGRATE_HEADING("Lots"))
+        lots = {
+            story.lot_number: self._lot(
+                story, products[story.product], [donors[code] for code in story.donors]
+            )
+            for story in LOTS
+        }
+        self.stdout.write(self.style.MIGRATE_HEADING("Stock and treatments"))
+        written = DemoStory(
+            clinics=clinics,
+            staff=staff,
+            lots=lots,
+            practitioners=practitioners,
+            consent_text=consent_text,
+            write=self.stdout.write,
+        ).run()
+        self.stdout.write("  written now" if written else "  already there: nothing added")
+        # Holds come after the stock chapter: the clinics used these lots while they were released.
         for story in LOTS:
-            self._lot(story, products[story.product], [donors[code] for code in story.donors])
-        self._print_logins()
+            self._hold(lots[story.lot_number], story)
+        self._summary()
 
     # -- people --------------------------------------------------------------------------------
 
@@ -138,15 +190,41 @@ class Command(BaseCommand):
         for role in (Role.CLINIC_ADMINISTRATOR, Role.CLINICIAN):
             self._grant(self.qm, self.logins[role][0], role, clinics["tx"])
 
+    def _clinic_staff(self, clinics: dict[str, Clinic]) -> dict[str, Any]:
+        """The administrator of each clinic: the demo login at Lone Star; at the other two a user
+        without a password (no login, no slow hashing), who only acts in the story."""
+        staff = {"tx": self.logins[Role.CLINIC_ADMINISTRATOR][0]}
+        for key, username, first_name, last_name in CLINIC_STAFF:
+            user = get_user_model().objects.filter(username=username).first()
+            if user is None:
+                user = get_user_model().objects.create_user(
+                    username=username, password=None, first_name=first_name, last_name=last_name
+                )
+            self._grant(self.qm, user, Role.CLINIC_ADMINISTRATOR, clinics[key])
+            staff[key] = user
+        return staff
+
     def _practitioner(
-        self, name: str, profession: str, is_demo_clinician: bool, licences: list[LicenceRow]
-    ) -> None:
+        self,
+        name: str,
+        profession: str,
+        is_demo_clinician: bool,
+        licences: list[LicenceRow],
+        clinics: list[Clinic],
+    ) -> Practitioner:
         user = self.logins[Role.CLINICIAN][0] if is_demo_clinician else None
         practitioner = Practitioner.objects.filter(
             name=name
         ).first() or provider_services.practitioner_create(
             actor=self.qm, name=name, profession=profession, user=user
         )
+        for clinic in clinics:
+            if not ClinicPractitioner.objects.filter(
+                clinic=clinic, practitioner=practitioner
+            ).exists():
+                provider_services.clinic_practitioner_link(
+                    actor=self.qm, clinic=clinic, practitioner=practitioner
+                )
         for number, jurisdiction, from_days, until_days in licences:
             if not Licence.objects.filter(jurisdiction=jurisdiction, number=number).exists():
                 provider_services.licence_add(
@@ -157,6 +235,37 @@ class Command(BaseCommand):
                     valid_from=self.today + datetime.timedelta(days=from_days),
                     valid_until=self.today + datetime.timedelta(days=until_days),
                 )
+        return practitioner
+
+    # -- jurisdiction rules and consent ----------------------------------------------------------
+
+    def _source_restrictions(self) -> None:
+        """lots.services has no writer for jurisdictions' source rules yet (they are reference
+        data), so the seed saves the row itself the way a service would: validated, under the
+        quality manager's name and a reason in the history context."""
+        for jurisdiction, source_kind, scope, note in SOURCE_RESTRICTIONS:
+            if SourceRestriction.objects.filter(
+                jurisdiction=jurisdiction, source_kind=source_kind
+            ).exists():
+                continue
+            restriction = SourceRestriction(
+                jurisdiction=jurisdiction, source_kind=source_kind, scope=scope, note=note
+            )
+            validate_instance(restriction)
+            with history(self.qm, "Regulatory review of the demo network"):
+                restriction.save()
+
+    def _consent_text(self) -> ConsentText:
+        """No service publishes consent texts yet: saved the way `_source_restrictions` saves."""
+        consent = ConsentText.objects.filter(
+            code=CONSENT_TEXT["code"], version=CONSENT_TEXT["version"]
+        ).first()
+        if consent is None:
+            consent = ConsentText(**CONSENT_TEXT)
+            validate_instance(consent)
+            with history(self.qm, "Consent text approved by the medical directors"):
+                consent.save()
+        return consent
 
     # -- manufacturers and products ------------------------------------------------------------
 
@@ -289,7 +398,7 @@ class Command(BaseCommand):
 
     # -- lots ------------------------------------------------------------------------------------
 
-    def _lot(self, story: LotStory, product: Product, donors: list[Donor]) -> None:
+    def _lot(self, story: LotStory, product: Product, donors: list[Donor]) -> Lot:
         lot = Lot.objects.filter(
             manufacturer=product.manufacturer, lot_number=story.lot_number
         ).first()
@@ -332,10 +441,12 @@ class Command(BaseCommand):
         self._decide(lot, story)
         lot.refresh_from_db()
         self.stdout.write(f"  {lot.lot_number:<12} {product.name:<32} {lot.get_status_display()}")
+        return lot
 
     def _decide(self, lot: Lot, story: LotStory) -> None:
         """Walk the lot to its target status with signed decisions; each step runs only while the
-        lot is still where that step starts, so a second run signs nothing."""
+        lot is still where that step starts, so a second run signs nothing. A hold waits for
+        `_hold`, after the clinics have used the lot."""
         sign = {"actor": self.qm, "lot_id": lot.pk, "password": self.qm_password}
         target = story.target
         if target == LotStatus.REJECTED and lot.status == LotStatus.QUARANTINED:
@@ -348,8 +459,6 @@ class Command(BaseCommand):
                 **sign, meaning="approval", reason="Batch record, QC and donor file reviewed"
             )
             lot.refresh_from_db()
-        if target == LotStatus.ON_HOLD and lot.status == LotStatus.RELEASED:
-            lot_services.lot_hold(**sign, meaning="review", reason=story.reason)
         if target == LotStatus.QUARANTINED and story.try_release:
             try:
                 lot_services.lot_release(**sign, meaning="approval", reason="Release attempt")
@@ -362,7 +471,52 @@ class Command(BaseCommand):
                 for problem in error.problems:
                     self.stdout.write(f"    - {problem.code}: {problem.message}")
 
+    def _hold(self, lot: Lot, story: LotStory) -> None:
+        lot.refresh_from_db()
+        if story.target == LotStatus.ON_HOLD and lot.status == LotStatus.RELEASED:
+            lot_services.lot_hold(
+                actor=self.qm,
+                lot_id=lot.pk,
+                password=self.qm_password,
+                meaning="review",
+                reason=story.reason,
+            )
+            self.stdout.write(f"  {lot.lot_number:<12} put on hold: {story.reason}")
+
     # -- output ----------------------------------------------------------------------------------
+
+    def _summary(self) -> None:
+        kinds = dict(
+            StockMovement.objects.values_list("kind").annotate(rows=Count("id")).order_by()
+        )
+        receipts = Receipt.objects.values_list("clinic_id", "decision")
+        self.stdout.write(self.style.MIGRATE_HEADING("Summary"))
+        rows = [
+            ("clinics", Clinic.objects.count()),
+            ("practitioners linked to clinics", ClinicPractitioner.objects.count()),
+            ("lots", Lot.objects.count()),
+            (
+                "receipts (clinics)",
+                f"{len(receipts)} ({len({clinic for clinic, _ in receipts})}), "
+                f"{sum(1 for _, decision in receipts if decision == 'quarantine')} quarantined",
+            ),
+            ("patients", Patient.objects.count()),
+            ("treatments", Treatment.objects.count()),
+            ("transfers", kinds.get(MovementKind.TRANSFER_OUT, 0)),
+            ("wastage write-offs", kinds.get(MovementKind.WASTAGE, 0)),
+            ("adverse events", AdverseEvent.objects.count()),
+        ]
+        for label, value in rows:
+            self.stdout.write(f"  {label:<32} {value}")
+        self.stdout.write(
+            "  Scans of released lots (GS1 text, for the treatment form and the API):"
+        )
+        released = Lot.objects.filter(status=LotStatus.RELEASED, product__gtin__isnull=False)
+        for lot in released.select_related("product").order_by("lot_number"):
+            self.stdout.write(
+                f"    {lot.lot_number:<12} (01){lot.product.gtin}(17){lot.expires_on:%y%m%d}"
+                f"(10){lot.lot_number}"
+            )
 
     def _print_logins(self) -> None:
         site = settings.SITE_URL.rstrip("/")

@@ -1,0 +1,411 @@
+"""Recalls: the scope, the frozen exposures and stock, one outbox row per notice, the clinics'
+acknowledgements and what they did with their stock."""
+
+from __future__ import annotations
+
+import uuid
+
+import pghistory
+import pgtrigger
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from lots.models import Certificate, Donor, Lot, Product
+from providers.models import Clinic, ClinicContact, Manufacturer, Practitioner
+from treatments.models import Patient, Treatment, TreatmentLine
+
+
+def _no_delete(name: str) -> pgtrigger.Protect:
+    return pgtrigger.Protect(name=name, operation=pgtrigger.Delete)
+
+
+class RecallClass(models.TextChoices):
+    """21 CFR 7.3(m)."""
+
+    CLASS_I = "I", "Class I: reasonable probability of serious harm or death"
+    CLASS_II = "II", "Class II: temporary or reversible harm; serious harm remote"
+    CLASS_III = "III", "Class III: harm not likely"
+
+
+class RecallDepth(models.TextChoices):
+    CLINIC = "clinic", "Clinic level: stop use, account for stock"
+    PATIENT = "patient", "Patient level: also contact every treated patient"
+
+
+class RecallStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    CLOSED = "closed", "Closed"
+
+
+@pghistory.track()
+class Recall(models.Model):
+    reference = models.CharField(max_length=20, unique=True)
+    recall_class = models.CharField(max_length=3, choices=RecallClass.choices)
+    depth = models.CharField(max_length=10, choices=RecallDepth.choices)
+    reason = models.TextField(help_text="Why the product is recalled.")
+    hazard = models.TextField(help_text="The hazard to patients, in plain words.")
+    instructions = models.TextField(
+        blank=True, help_text="What clinics must do, beyond stopping use and accounting for stock."
+    )
+    is_drill = models.BooleanField(
+        default=False, help_text="A mock recall: no lot status changes, no stock is blocked."
+    )
+    status = models.CharField(
+        max_length=10, choices=RecallStatus.choices, default=RecallStatus.OPEN
+    )
+    opened_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    opened_at = models.DateTimeField()
+    opened_signature_digest = models.CharField(max_length=64)
+    first_notice_sent_at = models.DateTimeField(null=True, blank=True)
+    fully_acknowledged_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)
+    close_reason = models.TextField(blank=True)
+    close_override = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status=RecallStatus.OPEN, closed_at__isnull=True)
+                | Q(status=RecallStatus.CLOSED, closed_at__isnull=False, closed_by__isnull=False),
+                name="recall_closed_is_signed",
+                violation_error_code="recall_close_unsigned",
+            ),
+        ]
+        triggers = [_no_delete("recall_no_delete")]
+
+    def __str__(self) -> str:
+        drill = " (DRILL)" if self.is_drill else ""
+        return f"{self.reference}{drill}"
+
+    @property
+    def is_urgent(self) -> bool:
+        return self.recall_class in (RecallClass.CLASS_I, RecallClass.CLASS_II)
+
+
+@pghistory.track()
+class RecallScope(models.Model):
+    """What a quality manager asked to recall: round 1 at opening, one more per widening."""
+
+    recall = models.ForeignKey(Recall, on_delete=models.PROTECT, related_name="scopes")
+    round = models.PositiveIntegerField()
+    lots = models.ManyToManyField(Lot, blank=True, related_name="+")
+    donor = models.ForeignKey(Donor, on_delete=models.PROTECT, null=True, blank=True)
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, null=True, blank=True)
+    manufacturer = models.ForeignKey(Manufacturer, on_delete=models.PROTECT, null=True, blank=True)
+    manufactured_from = models.DateField(null=True, blank=True)
+    manufactured_to = models.DateField(null=True, blank=True)
+    reason = models.TextField()
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    added_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["recall_id", "round"]
+        constraints = [
+            models.UniqueConstraint(fields=["recall", "round"], name="recall_scope_round_unique")
+        ]
+        triggers = [_no_delete("recall_scope_no_delete")]
+
+    def __str__(self) -> str:
+        return f"{self.recall} round {self.round}"
+
+
+class RecallLot(models.Model):
+    recall = models.ForeignKey(Recall, on_delete=models.PROTECT, related_name="recall_lots")
+    lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="recall_lots")
+    round = models.PositiveIntegerField()
+    status_before = models.CharField(max_length=20)
+    # True while the recall is open and real (not a drill): a lot is in one such recall at most.
+    active = models.BooleanField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["recall", "lot"], name="recall_lot_unique"),
+            models.UniqueConstraint(
+                fields=["lot"], condition=Q(active=True), name="lot_in_one_open_recall"
+            ),
+        ]
+        triggers = [_no_delete("recall_lot_no_delete")]
+
+    def __str__(self) -> str:
+        return f"{self.lot} in {self.recall}"
+
+
+class RecallExposure(models.Model):
+    """A treatment line that used a recalled lot, frozen at the moment the recall (or its
+    widening) was opened."""
+
+    recall = models.ForeignKey(Recall, on_delete=models.PROTECT, related_name="exposures")
+    round = models.PositiveIntegerField()
+    treatment_line = models.ForeignKey(TreatmentLine, on_delete=models.PROTECT, related_name="+")
+    treatment = models.ForeignKey(Treatment, on_delete=models.PROTECT, related_name="+")
+    lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="+")
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="+")
+    practitioner = models.ForeignKey(Practitioner, on_delete=models.PROTECT, related_name="+")
+    performed_at = models.DateTimeField()
+    units = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["recall_id", "clinic_id", "performed_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["recall", "treatment_line"], name="recall_exposure_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["recall", "clinic"], name="exposure_recall_clinic")]
+        triggers = [
+            _no_delete("recall_exposure_no_delete"),
+            pgtrigger.Protect(name="recall_exposure_immutable", operation=pgtrigger.Update),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.patient_id} treated {self.performed_at:%Y-%m-%d} ({self.recall_id})"
+
+
+class RecallStock(models.Model):
+    """Units of a recalled lot a clinic held when the recall reached it: what its disposition
+    must account for."""
+
+    recall = models.ForeignKey(Recall, on_delete=models.PROTECT, related_name="stock")
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
+    lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="+")
+    quantity_held = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["recall", "clinic", "lot"], name="recall_stock_unique")
+        ]
+        triggers = [_no_delete("recall_stock_no_delete")]
+
+    def __str__(self) -> str:
+        return f"{self.quantity_held} of {self.lot_id} at {self.clinic_id}"
+
+
+@pghistory.track()
+class WebhookEndpoint(models.Model):
+    """An integration that receives recall notices, signed per the Standard Webhooks spec."""
+
+    name = models.CharField(max_length=200)
+    url = models.URLField(max_length=500)
+    secret = models.CharField(
+        max_length=100, help_text="Standard Webhooks secret (whsec_ followed by base64)."
+    )
+    clinic = models.ForeignKey(
+        Clinic,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="webhook_endpoints",
+        help_text="Empty: receives every recall; set: only recalls that reach this clinic.",
+    )
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", "E-mail"
+    WEBHOOK = "webhook", "Webhook"
+
+
+class NotificationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed permanently"
+
+
+class Notification(models.Model):
+    """The outbox: one row per recall round, recipient and channel, written in the recall's
+    transaction; delivered by a task after commit, exactly once (DESIGN rule 5)."""
+
+    recall = models.ForeignKey(Recall, on_delete=models.PROTECT, related_name="notifications")
+    round = models.PositiveIntegerField()
+    clinic = models.ForeignKey(
+        Clinic, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    recipient = models.CharField(max_length=254, help_text="E-mail address or endpoint id.")
+    contact = models.ForeignKey(
+        ClinicContact, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # Stable across retries: the webhook-id header and the e-mail Message-ID, so a receiver can
+    # drop a duplicate even in the window where a worker died after sending.
+    message_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    status = models.CharField(
+        max_length=10, choices=NotificationStatus.choices, default=NotificationStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    reminders_sent = models.PositiveIntegerField(default=0)
+    last_reminded_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["recall_id", "round", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["recall", "round", "channel", "recipient"],
+                name="notification_once_per_recipient",
+            ),
+            models.CheckConstraint(
+                condition=(Q(channel=Channel.EMAIL) & Q(endpoint__isnull=True))
+                | (Q(channel=Channel.WEBHOOK) & Q(endpoint__isnull=False)),
+                name="notification_channel_target",
+                violation_error_code="notification_target_mismatch",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "claimed_at"], name="notification_status")]
+        triggers = [_no_delete("notification_no_delete")]
+
+    def __str__(self) -> str:
+        return f"{self.recall} -> {self.recipient} ({self.channel})"
+
+
+class AcknowledgementVia(models.TextChoices):
+    LINK = "link", "Signed link in the e-mail"
+    API = "api", "API"
+    ADMIN = "admin", "Admin"
+
+
+@pghistory.track()
+class Acknowledgement(models.Model):
+    recall = models.ForeignKey(Recall, on_delete=models.PROTECT, related_name="acknowledgements")
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
+    via = models.CharField(max_length=10, choices=AcknowledgementVia.choices)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    acknowledged_by_name = models.CharField(max_length=200)
+    acknowledged_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["recall", "clinic"], name="acknowledgement_once")
+        ]
+        triggers = [_no_delete("acknowledgement_no_delete")]
+
+    def __str__(self) -> str:
+        return f"{self.clinic_id} acknowledged {self.recall_id}"
+
+
+class DispositionKind(models.TextChoices):
+    RETURNED = "returned", "Returned to manufacturer"
+    DESTROYED = "destroyed", "Destroyed"
+
+
+@pghistory.track()
+class StockDisposition(models.Model):
+    recall = models.ForeignKey(Recall, on_delete=models.PROTECT, related_name="dispositions")
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
+    lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=10, choices=DispositionKind.choices)
+    quantity = models.PositiveIntegerField()
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(quantity__gt=0),
+                name="disposition_quantity_positive",
+                violation_error_code="quantity_not_positive",
+            )
+        ]
+        triggers = [_no_delete("disposition_no_delete")]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} {self.kind} of {self.lot_id} at {self.clinic_id}"
+
+
+class ContactOutcome(models.TextChoices):
+    REACHED = "reached", "Reached"
+    UNREACHABLE = "unreachable", "Unreachable"
+    DECEASED = "deceased", "Deceased"
+
+
+@pghistory.track()
+class PatientContactAttempt(models.Model):
+    recall = models.ForeignKey(Recall, on_delete=models.PROTECT, related_name="contact_attempts")
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="+")
+    outcome = models.CharField(max_length=12, choices=ContactOutcome.choices)
+    note = models.TextField(blank=True)
+    attempted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    attempted_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["recall_id", "patient_id", "attempted_at"]
+        triggers = [_no_delete("contact_attempt_no_delete")]
+
+    def __str__(self) -> str:
+        return f"{self.patient_id}: {self.outcome}"
+
+
+class ExpiryWarningKind(models.TextChoices):
+    STOCK = "stock", "Clinic stock expiring"
+    CERTIFICATE = "certificate", "Manufacturer certificate expiring"
+
+
+class ExpiryWarning(models.Model):
+    """An expiry warning, sent once per threshold. The row is both the claim (inserted before the
+    e-mail goes out; the unique constraint lets one run win) and the record (`sent_at` once it
+    went out). A claim left unsent by a crash or a mail failure is taken again by a later run."""
+
+    kind = models.CharField(max_length=12, choices=ExpiryWarningKind.choices)
+    clinic = models.ForeignKey(
+        Clinic, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    lot = models.ForeignKey(Lot, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    certificate = models.ForeignKey(
+        Certificate, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    threshold_days = models.PositiveSmallIntegerField()
+    claimed_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-claimed_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "clinic", "lot", "certificate", "threshold_days"],
+                name="expiry_warning_once_per_threshold",
+                nulls_distinct=False,
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(kind=ExpiryWarningKind.STOCK)
+                    & Q(clinic__isnull=False, lot__isnull=False, certificate__isnull=True)
+                )
+                | (
+                    Q(kind=ExpiryWarningKind.CERTIFICATE)
+                    & Q(clinic__isnull=True, lot__isnull=True, certificate__isnull=False)
+                ),
+                name="expiry_warning_target_matches_kind",
+                violation_error_code="expiry_warning_target_mismatch",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} warning at {self.threshold_days} days"

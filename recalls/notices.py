@@ -1,0 +1,448 @@
+"""What recall notices, reminders and escalations say, and how they are put on the wire.
+
+Content follows 21 CFR 7.49: the product is recalled and use must stop at once; what to do with the
+stock and with patients; the product, lots and codes; the reason and the hazard; the class; how to
+respond. Class I and II notices are marked URGENT; drills say DRILL in subject and body.
+
+A clinic's own e-mail (patient-level recalls) carries its list of affected patients with contact
+details; webhooks and other clinics' e-mail never do. Message ids are derived from the outbox row's
+`message_id`, so a retried notice carries the same Message-ID / webhook-id and a receiver can drop a
+duplicate.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from dataclasses import dataclass
+from email.utils import parseaddr
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import EmailMultiAlternatives
+from django.db.models import Q
+from django.template.loader import render_to_string
+
+from lots.models import Lot
+from providers.models import Clinic, Role
+from recalls.acknowledgements import acknowledgement_url
+from recalls.models import (
+    Channel,
+    Notification,
+    Recall,
+    RecallDepth,
+    RecallExposure,
+    RecallLot,
+    RecallScope,
+    RecallStock,
+)
+from recalls.selectors import log_contact_read
+from treatments.models import PatientContact
+
+EVENT_OPENED = "recall.opened"
+EVENT_WIDENED = "recall.widened"
+EVENT_REMINDER = "recall.reminder"
+DRILL_SENTENCE = "This is a mock recall drill — no product is actually recalled."
+LOT_NUMBERS_IN_SUBJECT = 3
+
+
+# ---------------------------------------------------------------------------------------------
+# Identifiers
+
+
+def message_domain() -> str:
+    """The right-hand side of our Message-IDs: the sender's domain."""
+    address = parseaddr(settings.DEFAULT_FROM_EMAIL)[1]
+    return address.rpartition("@")[2] or "localhost"
+
+
+def message_id_header(message_id: uuid.UUID) -> str:
+    return f"<{message_id}@{message_domain()}>"
+
+
+def reminder_message_id(notification: Notification, number: int) -> uuid.UUID:
+    """Reminder `number` of a notice has its own id, the same on every attempt to send it."""
+    return uuid.uuid5(notification.message_id, f"reminder-{number}")
+
+
+def escalation_message_id(notification: Notification, after_reminders: int) -> uuid.UUID:
+    return uuid.uuid5(notification.message_id, f"escalation-{after_reminders}")
+
+
+def notice_acknowledgement_url(notification: Notification) -> str:
+    """The signed, expiring acknowledgement link (built by recalls.acknowledgements)."""
+    return acknowledgement_url(notification)
+
+
+# ---------------------------------------------------------------------------------------------
+# What a notice is about
+
+
+@dataclass(frozen=True)
+class LotLine:
+    lot_number: str
+    product: str
+    gtin: str
+    manufacturer: str
+    manufactured_on: datetime.date
+    expires_on: datetime.date
+    unit: str
+
+    @classmethod
+    def of(cls, lot: Lot) -> LotLine:
+        return cls(
+            lot_number=lot.lot_number,
+            product=lot.product.name,
+            gtin=lot.product.gtin or "",
+            manufacturer=lot.manufacturer.legal_name,
+            manufactured_on=lot.manufactured_on,
+            expires_on=lot.expires_on,
+            unit=lot.get_unit_display(),
+        )
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "lot_number": self.lot_number,
+            "product": self.product,
+            "gtin": self.gtin,
+            "manufacturer": self.manufacturer,
+            "manufactured_on": self.manufactured_on.isoformat(),
+            "expires_on": self.expires_on.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class HeldStock:
+    lot_number: str
+    quantity: int
+    unit: str
+
+
+@dataclass(frozen=True)
+class AffectedPatient:
+    reference: str
+    full_name: str
+    date_of_birth: datetime.date | None
+    phone: str
+    email: str
+    postal_address: str
+    treated_at: datetime.datetime
+    lot_number: str
+    units: int
+    practitioner: str
+
+
+def _lots(
+    recall: Recall, *, round_number: int | None = None, before: int | None = None
+) -> list[Lot]:
+    rows = RecallLot.objects.filter(recall=recall)
+    if round_number is not None:
+        rows = rows.filter(round=round_number)
+    if before is not None:
+        rows = rows.filter(round__lt=before)
+    return list(
+        Lot.objects.filter(pk__in=rows.values("lot_id"))
+        .select_related("product", "manufacturer")
+        .order_by("product__name", "lot_number")
+    )
+
+
+def _round_clinics(recall: Recall, round_number: int, lots: list[Lot]) -> list[Clinic]:
+    """The clinics this round reached: they held the lots or treated patients with them."""
+    held = RecallStock.objects.filter(recall=recall, lot__in=lots).values("clinic_id")
+    treated = RecallExposure.objects.filter(recall=recall, round=round_number).values("clinic_id")
+    return list(Clinic.objects.filter(Q(pk__in=held) | Q(pk__in=treated)).order_by("name"))
+
+
+def _round_added_at(recall: Recall, round_number: int) -> datetime.datetime:
+    scope = RecallScope.objects.filter(recall=recall, round=round_number).first()
+    return scope.added_at if scope else recall.opened_at
+
+
+def _held_stock(recall: Recall, clinic: Clinic, lots: list[Lot]) -> list[HeldStock]:
+    rows = (
+        RecallStock.objects.filter(recall=recall, clinic=clinic, lot__in=lots)
+        .select_related("lot")
+        .order_by("lot__lot_number")
+    )
+    return [
+        HeldStock(row.lot.lot_number, row.quantity_held, row.lot.get_unit_display().lower())
+        for row in rows
+    ]
+
+
+def _affected_patients(
+    notification: Notification, clinic: Clinic
+) -> tuple[int, list[AffectedPatient]]:
+    """The clinic's exposures in this round; with contact details for a patient-level recall.
+
+    Only ever called for the clinic's own e-mail: the list goes to no one else."""
+    exposures = (
+        RecallExposure.objects.filter(
+            recall=notification.recall, round=notification.round, clinic=clinic
+        )
+        .select_related("patient", "lot", "practitioner")
+        .order_by("patient__reference", "performed_at")
+    )
+    if notification.recall.depth != RecallDepth.PATIENT:
+        return exposures.count(), []
+    rows = list(exposures)
+    contacts = {
+        contact.patient_id: contact
+        for contact in PatientContact.objects.filter(
+            patient_id__in={row.patient_id for row in rows}
+        )
+    }
+    log_contact_read(
+        user=None,
+        recall=notification.recall,
+        clinic=clinic,
+        patient_ids=sorted({row.patient_id for row in rows}),
+    )
+    patients = []
+    for row in rows:
+        contact = contacts.get(row.patient_id)
+        patients.append(
+            AffectedPatient(
+                reference=row.patient.reference,
+                full_name=contact.full_name if contact else "",
+                date_of_birth=contact.date_of_birth if contact else None,
+                phone=contact.phone if contact else "",
+                email=contact.email if contact else "",
+                postal_address=contact.postal_address if contact else "",
+                treated_at=row.performed_at,
+                lot_number=row.lot.lot_number,
+                units=row.units,
+                practitioner=row.practitioner.name,
+            )
+        )
+    return len(rows), patients
+
+
+def subject_prefix(recall: Recall) -> str:
+    urgent = "URGENT: " if recall.is_urgent else ""
+    drill = "DRILL: " if recall.is_drill else ""
+    return f"{urgent}{drill}"
+
+
+def _lot_numbers(lots: list[LotLine]) -> str:
+    numbers = [lot.lot_number for lot in lots]
+    shown = ", ".join(numbers[:LOT_NUMBERS_IN_SUBJECT])
+    more = len(numbers) - LOT_NUMBERS_IN_SUBJECT
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+def _products(lots: list[LotLine]) -> str:
+    return ", ".join(sorted({lot.product for lot in lots}))
+
+
+def _base_context(recall: Recall, lots: list[Lot]) -> dict[str, Any]:
+    lines = [LotLine.of(lot) for lot in lots]
+    return {
+        "recall": recall,
+        "recall_class": recall.recall_class,
+        "class_label": recall.get_recall_class_display(),
+        "urgent": recall.is_urgent,
+        "drill": recall.is_drill,
+        "drill_sentence": DRILL_SENTENCE,
+        "patient_level": recall.depth == RecallDepth.PATIENT,
+        "depth_label": recall.get_depth_display(),
+        "lots": lines,
+        "products": _products(lines),
+        "site_url": settings.SITE_URL.rstrip("/"),
+    }
+
+
+def notice_context(notification: Notification) -> dict[str, Any]:
+    """Everything the notice templates show, for one e-mail outbox row."""
+    recall = notification.recall
+    lots = _lots(recall, round_number=notification.round)
+    clinic = notification.clinic
+    context = _base_context(recall, lots)
+    context.update(
+        notification=notification,
+        widened=notification.round > 1,
+        earlier_lots=[LotLine.of(lot) for lot in _lots(recall, before=notification.round)]
+        if notification.round > 1
+        else [],
+        clinic=clinic,
+        contact_name=notification.contact.name if notification.contact else "",
+        acknowledgement_url=notice_acknowledgement_url(notification),
+        held=[],
+        exposure_count=0,
+        patients=[],
+    )
+    if clinic is not None:
+        exposure_count, patients = _affected_patients(notification, clinic)
+        context.update(
+            held=_held_stock(recall, clinic, lots),
+            exposure_count=exposure_count,
+            patients=patients,
+        )
+    return context
+
+
+def notice_subject(recall: Recall, lots: list[LotLine], *, widened: bool) -> str:
+    what = "RECALL WIDENED" if widened else "PRODUCT RECALL"
+    return (
+        f"{subject_prefix(recall)}{what} {recall.reference} (Class {recall.recall_class}): "
+        f"stop using {_products(lots)} lot {_lot_numbers(lots)}"
+    )
+
+
+def _email(
+    *,
+    subject: str,
+    template: str,
+    context: dict[str, Any],
+    to: list[str],
+    message_id: uuid.UUID,
+    recall: Recall,
+) -> EmailMultiAlternatives:
+    headers = {
+        "Message-ID": message_id_header(message_id),
+        "X-Recall-Reference": recall.reference,
+        "Auto-Submitted": "auto-generated",
+    }
+    if recall.is_urgent:
+        headers.update({"Importance": "high", "X-Priority": "1"})
+    message = EmailMultiAlternatives(
+        subject=subject,
+        body=render_to_string(f"recalls/email/{template}.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=to,
+        headers=headers,
+    )
+    message.attach_alternative(
+        render_to_string(f"recalls/email/{template}.html", context), "text/html"
+    )
+    return message
+
+
+def notice_email(notification: Notification) -> EmailMultiAlternatives:
+    """The recall notice for one e-mail outbox row, as plain text with an HTML alternative."""
+    context = notice_context(notification)
+    return _email(
+        subject=notice_subject(notification.recall, context["lots"], widened=context["widened"]),
+        template="notice",
+        context=context,
+        to=[notification.recipient],
+        message_id=notification.message_id,
+        recall=notification.recall,
+    )
+
+
+def reminder_email(notification: Notification, *, number: int) -> EmailMultiAlternatives:
+    """Reminder `number` to a clinic contact that has not acknowledged yet."""
+    context = notice_context(notification)
+    context.update(number=number, sent_at=notification.sent_at)
+    recall = notification.recall
+    clinic_name = notification.clinic.name if notification.clinic else "your clinic"
+    return _email(
+        subject=(
+            f"{subject_prefix(recall)}REMINDER {number}: recall {recall.reference} "
+            f"(Class {recall.recall_class}) not yet acknowledged by {clinic_name}"
+        ),
+        template="reminder",
+        context=context,
+        to=[notification.recipient],
+        message_id=reminder_message_id(notification, number),
+        recall=recall,
+    )
+
+
+def escalation_email(
+    *,
+    notification: Notification,
+    reminders: int,
+    contacts: list[Notification],
+    recipients: list[str],
+) -> EmailMultiAlternatives:
+    """Tell the quality managers that a clinic left `reminders` reminders unanswered.
+
+    `notification` is the clinic's lead notice (its id keys the escalation's Message-ID);
+    `contacts` are the clinic's e-mail notices, for who was written to and when."""
+    recall = notification.recall
+    lots = _lots(recall)
+    context = _base_context(recall, lots)
+    context.update(
+        clinic=notification.clinic,
+        reminders=reminders,
+        contacts=contacts,
+        sent_at=notification.sent_at,
+    )
+    clinic_name = notification.clinic.name if notification.clinic else "a clinic"
+    return _email(
+        subject=(
+            f"{subject_prefix(recall)}ESCALATION: {clinic_name} has not acknowledged recall "
+            f"{recall.reference} after {reminders} reminders"
+        ),
+        template="escalation",
+        context=context,
+        to=recipients,
+        message_id=escalation_message_id(notification, reminders),
+        recall=recall,
+    )
+
+
+def quality_manager_emails() -> list[str]:
+    """The network quality managers who can be written to."""
+    users = (
+        get_user_model()
+        .objects.filter(
+            is_active=True,
+            memberships__role=Role.QUALITY_MANAGER,
+            memberships__clinic__isnull=True,
+            memberships__active=True,
+        )
+        .exclude(email="")
+        .distinct()
+        .order_by("email")
+    )
+    return list(dict.fromkeys(user.email for user in users))
+
+
+# ---------------------------------------------------------------------------------------------
+# Webhooks
+
+
+def webhook_payload(notification: Notification, *, reminder: int | None = None) -> dict[str, Any]:
+    """The Standard Webhooks body for a webhook outbox row (`reminder`: the number of a reminder).
+    Never patient data: a clinic-scoped endpoint sees its own clinic, a network endpoint every
+    clinic the round reached."""
+    if notification.channel != Channel.WEBHOOK:
+        raise ValueError("webhook_payload is for webhook notices")
+    recall = notification.recall
+    lots = _lots(recall, round_number=notification.round)
+    if notification.clinic is not None:
+        clinics = [notification.clinic]
+    else:
+        clinics = _round_clinics(recall, notification.round, lots)
+    if reminder is not None:
+        event = EVENT_REMINDER
+    else:
+        event = EVENT_WIDENED if notification.round > 1 else EVENT_OPENED
+    payload: dict[str, Any] = {
+        "type": event,
+        "timestamp": _round_added_at(recall, notification.round).isoformat(),
+        "data": {
+            "reference": recall.reference,
+            "round": notification.round,
+            "class": recall.recall_class,
+            "depth": recall.depth,
+            "drill": recall.is_drill,
+            "reason": recall.reason,
+            "hazard": recall.hazard,
+            "instructions": recall.instructions,
+            "opened_at": recall.opened_at.isoformat(),
+            "lots": [LotLine.of(lot).as_json() for lot in lots],
+            "clinics": [
+                {"id": clinic.pk, "name": clinic.name, "jurisdiction": clinic.jurisdiction}
+                for clinic in clinics
+            ],
+        },
+    }
+    if reminder is not None:
+        payload["data"]["reminder"] = reminder
+    return payload

@@ -1,0 +1,79 @@
+"""Delivery of recall notices, the stale-claim requeue and reminders. Tasks take primary keys, are
+safe to run twice (recalls.delivery claims every notice before sending it), retry only the named
+transient errors, with exponential backoff, and have time limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+from django.conf import settings
+
+from recalls import delivery
+from recalls.models import Notification, NotificationStatus
+
+DELIVERY_TIME_LIMIT = settings.RECALL_DELIVERY_TIME_LIMIT_SECONDS
+
+
+@shared_task(
+    name="recalls.recall_notices_send",
+    acks_late=True,
+    soft_time_limit=DELIVERY_TIME_LIMIT - 10,
+    time_limit=DELIVERY_TIME_LIMIT,
+)
+def recall_notices_send(recall_id: int, round_number: int) -> int:
+    """Fan out: one delivery task per pending notice of the round. Running it again queues the
+    notices still pending (a duplicate task then finds them claimed or sent)."""
+    ids = list(
+        Notification.objects.filter(
+            recall_id=recall_id, round=round_number, status=NotificationStatus.PENDING
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    for notification_id in ids:
+        notification_deliver.delay(notification_id)
+    return len(ids)
+
+
+@shared_task(
+    name="recalls.notification_deliver",
+    acks_late=True,
+    autoretry_for=(delivery.TransientDeliveryError,),
+    retry_backoff=settings.RECALL_DELIVERY_BACKOFF_SECONDS,
+    retry_backoff_max=settings.RECALL_DELIVERY_BACKOFF_MAX_SECONDS,
+    retry_jitter=True,
+    # The notice's own attempt count decides when to give up (delivery marks it failed); this
+    # only keeps Celery from stopping first.
+    max_retries=settings.RECALL_DELIVERY_MAX_ATTEMPTS,
+    soft_time_limit=DELIVERY_TIME_LIMIT - 10,
+    time_limit=DELIVERY_TIME_LIMIT,
+)
+def notification_deliver(notification_id: int) -> str:
+    """Deliver one notice exactly once: claim, send outside any transaction, record."""
+    return str(delivery.notification_deliver(notification_id))
+
+
+@shared_task(
+    name="recalls.notifications_requeue_stale",
+    soft_time_limit=DELIVERY_TIME_LIMIT - 10,
+    time_limit=DELIVERY_TIME_LIMIT,
+)
+def notifications_requeue_stale() -> int:
+    """Beat, every minute: queue again the notices a dead worker left behind."""
+    ids = delivery.notifications_requeue_stale()
+    for notification_id in ids:
+        notification_deliver.delay(notification_id)
+    return len(ids)
+
+
+@shared_task(name="recalls.recall_reminders_send")
+def recall_reminders_send() -> dict[str, Any]:
+    """Beat, every 15 minutes: remind clinics that have not acknowledged, escalate to the quality
+    managers. Claims each reminder first; a run that overlaps another sends nothing twice."""
+    report = delivery.recall_reminders_send()
+    return {
+        "reminded": len(report.reminded),
+        "escalated": len(report.escalated),
+        "failed": len(report.failed),
+    }

@@ -1,0 +1,501 @@
+"""API tests for the forward and backward traces: what they show, to whom, in JSON and CSV, and
+that each runs a fixed number of queries whatever the number of treatments."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.http import StreamingHttpResponse
+from django.test.utils import CaptureQueriesContext
+
+from lots.models import CertificateKind, Lot
+from lots.services import certificate_upload
+from tests.api_helpers import API, error_codes, error_fields
+from tests.factories import TODAY, ClinicFactory, pdf_bytes
+from tests.treatments.test_api import (
+    Site,
+    client_for,
+    make_site,
+    practitioner_at,
+    receive,
+    released_lot,
+)
+from treatments.models import Patient
+from treatments.services import adverse_event_record, patient_create
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
+
+CONTACT_FRAGMENTS = (b"Mustermann", b"Erika", b"1234567")
+
+
+def forward(client, **params):
+    return client.get(f"{API}/traces/forward/", params)
+
+
+def backward(client, **params):
+    return client.get(f"{API}/traces/backward/", params)
+
+
+def csv_rows(response) -> list[list[str]]:
+    assert isinstance(response, StreamingHttpResponse)
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    content = b"".join(response.streaming_content).decode()
+    return list(csv.reader(io.StringIO(content)))
+
+
+def new_patient(site: Site, reference: str | None = None) -> Patient:
+    return patient_create(
+        actor=site.clinician,
+        clinic=site.clinic,
+        reference=reference or f"P-{Patient.objects.count() + 1:05d}",
+        contact={"full_name": "Erika Mustermann", "phone": "+49 30 1234567"},
+    )
+
+
+@pytest.fixture
+def network(quality_manager, clinic):
+    """One lot used at two clinics, stock left at both, and an adverse event at the first."""
+    lot = released_lot(quality_manager)
+    here = make_site(quality_manager, clinic=clinic, lot=lot)
+    there = make_site(quality_manager, lot=lot)
+    first = here.record(units=2)
+    second = here.record(patient=new_patient(here), units=1)
+    elsewhere = there.record(units=4)
+    event = adverse_event_record(
+        actor=here.clinician, treatment=first, onset_on=TODAY(), description="Redness", lot=lot
+    )
+    return {
+        "lot": lot,
+        "here": here,
+        "there": there,
+        "treatments": (first, second, elsewhere),
+        "event": event,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Forward
+
+
+def test_forward_trace_of_a_lot_shows_treatments_stock_and_adverse_events(network, auditor):
+    lot, here, there = network["lot"], network["here"], network["there"]
+    first, second, elsewhere = network["treatments"]
+
+    response = forward(client_for(auditor), lot=lot.pk)
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert [row["id"] for row in body["lots"]] == [lot.pk]
+    assert body["lots"][0]["manufacturer"]["id"] == lot.manufacturer_id
+    rows = {row["treatment"]: row for row in body["treatments"]}
+    assert set(rows) == {first.pk, second.pk, elsewhere.pk}
+    assert rows[first.pk] == {
+        "treatment": first.pk,
+        "performed_at": rows[first.pk]["performed_at"],
+        "clinic": {"id": here.clinic.pk, "name": here.clinic.name},
+        "patient_reference": here.patient.reference,
+        "practitioner": {"id": here.practitioner.pk, "name": here.practitioner.name},
+        "lot": lot.pk,
+        "lot_number": lot.lot_number,
+        "product": {"id": lot.product.pk, "name": lot.product.name, "gtin": None},
+        "units": 2,
+    }
+    assert rows[elsewhere.pk]["clinic"]["id"] == there.clinic.pk
+    assert {(s["clinic"]["id"], s["state"], s["quantity"]) for s in body["stock_on_hand"]} == {
+        (here.clinic.pk, "accepted", 97),
+        (there.clinic.pk, "accepted", 96),
+    }
+    assert [event["id"] for event in body["adverse_events"]] == [network["event"].pk]
+    assert body["counts"] == {
+        "lots": 1,
+        "treatment_lines": 3,
+        "treatments": 3,
+        "patients": 3,
+        "clinics": 2,
+        "practitioners": 2,
+        "units_used": 7,
+        "units_on_hand": 193,
+        "adverse_events": 1,
+    }
+    assert body["page"] == {"limit": 50, "offset": 0, "next": None, "previous": None}
+
+
+def test_forward_trace_never_carries_contact_details(network, auditor):
+    response = forward(client_for(auditor), lot=network["lot"].pk)
+    assert response.status_code == 200
+    for fragment in CONTACT_FRAGMENTS:
+        assert fragment not in response.content
+    csv_response = forward(client_for(auditor), lot=network["lot"].pk, format="csv")
+    content = b"".join(csv_response.streaming_content)
+    for fragment in CONTACT_FRAGMENTS:
+        assert fragment not in content
+
+
+def test_forward_trace_shows_clinic_staff_only_their_own_clinic(network):
+    here = network["here"]
+    first, second, _ = network["treatments"]
+    body = forward(client_for(here.clinician), lot=network["lot"].pk).json()
+    assert {row["treatment"] for row in body["treatments"]} == {first.pk, second.pk}
+    assert {s["clinic"]["id"] for s in body["stock_on_hand"]} == {here.clinic.pk}
+    assert body["counts"]["clinics"] == 1
+    rows = csv_rows(forward(client_for(here.clinician), lot=network["lot"].pk, format="csv"))
+    assert {int(row[0]) for row in rows[1:]} == {first.pk, second.pk}
+
+
+def test_forward_trace_by_donor_product_and_manufacturer(network, quality_manager, auditor):
+    lot = network["lot"]
+    unrelated = released_lot(quality_manager)
+    client = client_for(auditor)
+    donor = lot.donors.get()
+    for params in (
+        {"donor": donor.pk},
+        {"product": lot.product_id},
+        {"manufacturer": lot.manufacturer_id},
+    ):
+        body = forward(client, **params).json()
+        assert [row["id"] for row in body["lots"]] == [lot.pk], params
+        assert body["counts"]["treatments"] == 3
+    assert forward(client, product=unrelated.product_id).json()["counts"]["treatments"] == 0
+
+
+def test_forward_trace_narrows_by_manufacture_date(network, auditor):
+    lot = network["lot"]
+    client = client_for(auditor)
+    made = lot.manufactured_on.isoformat()
+    assert forward(client, product=lot.product_id, manufactured_from=made).json()["lots"]
+    assert forward(client, product=lot.product_id, manufactured_to=made).json()["lots"]
+    after = forward(client, product=lot.product_id, manufactured_from="2999-01-01").json()
+    assert after["lots"] == []
+    assert after["treatments"] == []
+
+
+def test_forward_trace_takes_several_lots_repeated_or_comma_separated(
+    network, quality_manager, auditor
+):
+    here = network["here"]
+    second_lot = released_lot(quality_manager)
+    receive(here.clinic, second_lot, 5)
+    extra = here.record(lots=[second_lot])
+    client = client_for(auditor)
+    lot_ids = [network["lot"].pk, second_lot.pk]
+    repeated = client.get(f"{API}/traces/forward/", {"lot": lot_ids}).json()
+    commas = forward(client, lot=",".join(map(str, lot_ids))).json()
+    for body in (repeated, commas):
+        assert {row["id"] for row in body["lots"]} == set(lot_ids)
+        assert extra.pk in {row["treatment"] for row in body["treatments"]}
+        assert body["counts"]["treatments"] == 4
+
+
+def test_forward_trace_pages_its_treatments(network, auditor):
+    client = client_for(auditor)
+    page = forward(client, lot=network["lot"].pk, limit=2, offset=1).json()
+    assert len(page["treatments"]) == 2
+    assert page["counts"]["treatment_lines"] == 3
+    assert page["page"]["next"] is None
+    assert "limit=2" in page["page"]["previous"]
+    first = forward(client, lot=network["lot"].pk, limit=1).json()
+    assert len(first["treatments"]) == 1
+    assert "offset=1" in first["page"]["next"]
+    beyond = forward(client, lot=network["lot"].pk, offset=10**30).json()
+    assert beyond["treatments"] == []
+    assert beyond["counts"]["treatments"] == 3
+
+
+def test_forward_trace_needs_a_starting_point(auditor):
+    response = forward(client_for(auditor))
+    assert response.status_code == 400
+    assert error_codes(response) == ["trace_scope_missing"]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"lot": "abc"}, "lot.0"),
+        ({"lot": "1,x"}, "lot.1"),
+        ({"donor": "0"}, "donor"),
+        ({"product": str(10**30)}, "product"),
+        ({"lot": "1", "manufactured_from": "2025-02-30"}, "manufactured_from"),
+    ],
+)
+def test_forward_trace_refuses_bad_parameters_naming_them(auditor, params, field):
+    response = forward(client_for(auditor), **params)
+    assert response.status_code == 400
+    assert error_fields(response) == [field]
+
+
+def test_forward_trace_as_csv_streams_every_treatment_row(network, auditor):
+    first, second, elsewhere = network["treatments"]
+    response = forward(client_for(auditor), lot=network["lot"].pk, format="csv", limit=1)
+    assert response.status_code == 200
+    assert 'filename="trace-forward.csv"' in response["Content-Disposition"]
+    rows = csv_rows(response)
+    assert rows[0] == [
+        "treatment",
+        "performed_at",
+        "clinic_id",
+        "clinic",
+        "patient_reference",
+        "practitioner_id",
+        "practitioner",
+        "lot",
+        "lot_number",
+        "product",
+        "units",
+    ]
+    # Not paged: every row, whatever limit says.
+    assert sorted(int(row[0]) for row in rows[1:]) == sorted([first.pk, second.pk, elsewhere.pk])
+    here = network["here"]
+    row = next(row for row in rows[1:] if int(row[0]) == first.pk)
+    assert row[2:5] == [str(here.clinic.pk), here.clinic.name, here.patient.reference]
+    assert row[-3:] == [network["lot"].lot_number, network["lot"].product.name, "2"]
+
+
+def test_forward_trace_answers_csv_to_an_accept_header(network, auditor):
+    response = client_for(auditor).get(
+        f"{API}/traces/forward/", {"lot": network["lot"].pk}, HTTP_ACCEPT="text/csv"
+    )
+    assert len(csv_rows(response)) == 4
+
+
+def test_forward_trace_csv_neutralises_spreadsheet_formulas(network, auditor):
+    here = network["here"]
+    here.record(patient=new_patient(here, reference='=HYPERLINK("http://x")'))
+    rows = csv_rows(forward(client_for(auditor), lot=network["lot"].pk, format="csv"))
+    assert '\'=HYPERLINK("http://x")' in [row[4] for row in rows]
+    assert not any(row[4].startswith("=") for row in rows)
+
+
+def test_forward_trace_errors_are_json_even_when_csv_was_asked_for(auditor):
+    response = forward(client_for(auditor), format="csv")
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert error_codes(response) == ["trace_scope_missing"]
+
+
+def test_an_unknown_format_is_refused_in_the_error_shape(auditor):
+    response = client_for(auditor).get(
+        f"{API}/traces/forward/", {"lot": 1}, HTTP_ACCEPT="application/xml"
+    )
+    assert response.status_code == 406
+    assert error_codes(response) == ["not_acceptable"]
+
+
+def test_forward_trace_runs_a_fixed_number_of_queries(
+    quality_manager, clinic, auditor, django_assert_num_queries
+):
+    lot = released_lot(quality_manager)
+    here = make_site(quality_manager, clinic=clinic, lot=lot)
+    there = make_site(quality_manager, lot=lot)
+    client = client_for(auditor)
+    here.record()
+    with CaptureQueriesContext(connection) as one_json:
+        assert forward(client, lot=lot.pk).json()["counts"]["treatments"] == 1
+    with CaptureQueriesContext(connection) as one_csv:
+        assert len(csv_rows(forward(client, lot=lot.pk, format="csv"))) == 2
+
+    # 29 more, at two clinics, each with its own patient, practitioner and an adverse event.
+    for index in range(29):
+        site = here if index % 2 else there
+        treatment = site.record(
+            patient=new_patient(site), practitioner=practitioner_at(site.clinic)
+        )
+        adverse_event_record(
+            actor=site.clinician, treatment=treatment, onset_on=TODAY(), description="Itch"
+        )
+
+    with django_assert_num_queries(len(one_json)):
+        body = forward(client, lot=lot.pk).json()
+    assert body["counts"]["treatments"] == 30
+    assert len(body["treatments"]) == 30
+    assert body["counts"]["adverse_events"] == 29
+    with django_assert_num_queries(len(one_csv)):
+        assert len(csv_rows(forward(client, lot=lot.pk, format="csv"))) == 31
+
+
+# ---------------------------------------------------------------------------------------------
+# Backward
+
+
+@pytest.fixture
+def history(quality_manager, clinic):
+    """A patient treated twice, with two lots (one of two donors) and a corrected CoA."""
+    first_lot = released_lot(quality_manager)
+    second_lot = released_lot(quality_manager, donors=2)
+    site = make_site(quality_manager, clinic=clinic, lot=first_lot)
+    receive(site.clinic, second_lot, 10)
+    old_coa = second_lot.certificates.get()
+    new_coa = certificate_upload(
+        actor=quality_manager,
+        kind=CertificateKind.COA,
+        issuer="Eurofins",
+        number="COA-2",
+        valid_from=TODAY(),
+        file=SimpleUploadedFile("coa.pdf", pdf_bytes("corrected")),
+        lot=second_lot,
+        supersedes=old_coa,
+        reason="typo in the endotoxin unit",
+    )
+    early = site.record(lots=[first_lot])
+    late = site.record(lots=[first_lot, second_lot])
+    event = adverse_event_record(
+        actor=site.clinician, treatment=late, onset_on=TODAY(), description="Fever"
+    )
+    return {
+        "site": site,
+        "lots": (first_lot, second_lot),
+        "treatments": (early, late),
+        "coas": (old_coa, new_coa),
+        "event": event,
+    }
+
+
+def lot_entry(body: dict[str, Any], lot: Lot) -> dict[str, Any]:
+    return next(entry for entry in body["lots"] if entry["lot"]["id"] == lot.pk)
+
+
+def test_backward_trace_of_a_patient_shows_every_lot_donor_test_and_certificate(history, auditor):
+    site = history["site"]
+    first_lot, second_lot = history["lots"]
+    early, late = history["treatments"]
+    old_coa, new_coa = history["coas"]
+
+    response = backward(client_for(auditor), patient=site.patient.pk)
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["patient"]["reference"] == site.patient.reference
+    assert [t["id"] for t in body["treatments"]] == [early.pk, late.pk]
+    assert {line["lot"] for line in body["treatments"][1]["lines"]} == {
+        first_lot.pk,
+        second_lot.pk,
+    }
+    assert [event["id"] for event in body["treatments"][1]["adverse_events"]] == [
+        history["event"].pk
+    ]
+    assert body["counts"] == {"treatments": 2, "lots": 2, "donors": 3}
+
+    entry = lot_entry(body, second_lot)
+    assert entry["manufacturer"]["id"] == second_lot.manufacturer_id
+    assert entry["product"]["id"] == second_lot.product_id
+    assert {donor["code"] for donor in entry["donors"]} == set(
+        second_lot.donors.values_list("code", flat=True)
+    )
+    for donor in entry["donors"]:
+        assert donor["eligibility"] == "eligible"
+        assert donor["markers"]
+        assert {marker["result"] for marker in donor["markers"]} == {"non_reactive"}
+    assert entry["qc_results"]
+    assert all(result["passes"] is True for result in entry["qc_results"])
+    assert {(c["id"], c["current"]) for c in entry["certificates"]} == {
+        (old_coa.pk, False),
+        (new_coa.pk, True),
+    }
+    assert [c["kind"] for c in entry["manufacturer_certificates"]] == ["gmp"]
+    assert entry["manufacturer_certificates"][0]["current"] is True
+
+
+def test_backward_trace_never_carries_contact_details(history, auditor):
+    patient = history["site"].patient
+    response = backward(client_for(auditor), patient=patient.pk)
+    for fragment in CONTACT_FRAGMENTS:
+        assert fragment not in response.content
+    content = b"".join(
+        backward(client_for(auditor), patient=patient.pk, format="csv").streaming_content
+    )
+    for fragment in CONTACT_FRAGMENTS:
+        assert fragment not in content
+
+
+def test_backward_trace_of_one_treatment(history):
+    site = history["site"]
+    early, _ = history["treatments"]
+    body = backward(client_for(site.clinician), treatment=early.pk).json()
+    assert body["patient"] is None
+    assert [t["id"] for t in body["treatments"]] == [early.pk]
+    assert [entry["lot"]["id"] for entry in body["lots"]] == [history["lots"][0].pk]
+
+
+def test_backward_trace_of_another_clinics_patient_or_treatment_is_not_found(
+    history, quality_manager
+):
+    other = make_site(quality_manager, clinic=ClinicFactory())
+    client = client_for(other.clinician)
+    site = history["site"]
+    for params in ({"patient": site.patient.pk}, {"treatment": history["treatments"][0].pk}):
+        response = backward(client, **params)
+        assert response.status_code == 404, params
+        assert error_codes(response) == ["not_found"]
+
+
+def test_backward_trace_needs_a_patient_or_a_treatment(auditor):
+    response = backward(client_for(auditor))
+    assert response.status_code == 400
+    assert error_codes(response) == ["trace_scope_missing"]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [({"patient": "abc"}, "patient"), ({"treatment": str(2**63)}, "treatment")],
+)
+def test_backward_trace_refuses_bad_parameters_naming_them(auditor, params, field):
+    response = backward(client_for(auditor), **params)
+    assert response.status_code == 400
+    assert error_fields(response) == [field]
+
+
+def test_backward_trace_as_csv_has_a_row_per_treatment_line_with_donor_codes(history, auditor):
+    site = history["site"]
+    first_lot, second_lot = history["lots"]
+    early, late = history["treatments"]
+    response = backward(client_for(auditor), patient=site.patient.pk, format="csv")
+    assert 'filename="trace-backward.csv"' in response["Content-Disposition"]
+    rows = csv_rows(response)
+    header, data = rows[0], rows[1:]
+    assert header[:2] == ["treatment", "performed_at"]
+    assert "donor_codes" in header
+    keyed = {(int(row[0]), int(row[header.index("lot")])): row for row in data}
+    assert set(keyed) == {
+        (early.pk, first_lot.pk),
+        (late.pk, first_lot.pk),
+        (late.pk, second_lot.pk),
+    }
+    codes = keyed[(late.pk, second_lot.pk)][header.index("donor_codes")].split(";")
+    assert set(codes) == set(second_lot.donors.values_list("code", flat=True))
+    assert len(codes) == 2
+    assert keyed[(early.pk, first_lot.pk)][header.index("patient_reference")] == (
+        site.patient.reference
+    )
+
+
+def test_backward_trace_runs_a_fixed_number_of_queries(
+    quality_manager, clinic, auditor, django_assert_num_queries
+):
+    site = make_site(quality_manager, clinic=clinic)
+    client = client_for(auditor)
+    site.record()
+    with CaptureQueriesContext(connection) as one_json:
+        assert backward(client, patient=site.patient.pk).json()["counts"]["lots"] == 1
+    with CaptureQueriesContext(connection) as one_csv:
+        assert len(csv_rows(backward(client, patient=site.patient.pk, format="csv"))) == 2
+
+    # 29 more treatments, each with its own lot (donors, markers, QC and certificates), its own
+    # practitioner and an adverse event.
+    for _ in range(29):
+        lot = released_lot(quality_manager)
+        receive(site.clinic, lot, 1)
+        treatment = site.record(lots=[lot], practitioner=practitioner_at(site.clinic))
+        adverse_event_record(
+            actor=site.clinician, treatment=treatment, onset_on=TODAY(), description="Itch"
+        )
+
+    with django_assert_num_queries(len(one_json)):
+        body = backward(client, patient=site.patient.pk).json()
+    assert body["counts"] == {"treatments": 30, "lots": 30, "donors": 30}
+    assert all(entry["qc_results"] and entry["donors"] for entry in body["lots"])
+    with django_assert_num_queries(len(one_csv)):
+        assert len(csv_rows(backward(client, patient=site.patient.pk, format="csv"))) == 31
