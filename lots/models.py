@@ -16,17 +16,13 @@ from django.db import models
 from django.db.models import F, Q
 
 from providers.models import Manufacturer
+from traceability.triggers import no_delete
 from traceability.validators import (
     validate_donor_code,
     validate_gtin,
     validate_isbt_din,
     validate_jurisdiction,
 )
-
-
-def _no_delete(name: str) -> pgtrigger.Protect:
-    """Traceability records are kept for decades (DESIGN rule 6): the database refuses deletes."""
-    return pgtrigger.Protect(name=name, operation=pgtrigger.Delete)
 
 
 class SourceKind(models.TextChoices):
@@ -106,7 +102,7 @@ class Product(models.Model):
                 violation_error_code="product_routes_empty",
             ),
         ]
-        triggers = [_no_delete("product_no_delete")]
+        triggers = [no_delete("product_no_delete")]
 
     def __str__(self) -> str:
         return self.name
@@ -263,7 +259,7 @@ class Donor(models.Model):
                 violation_error_code="donor_eligibility_unsigned",
             ),
         ]
-        triggers = [_no_delete("donor_no_delete")]
+        triggers = [no_delete("donor_no_delete")]
 
     def __str__(self) -> str:
         return self.code
@@ -289,7 +285,7 @@ class DonorMarkerResult(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["donor", "marker"], name="marker_result_unique"),
         ]
-        triggers = [_no_delete("marker_result_no_delete")]
+        triggers = [no_delete("marker_result_no_delete")]
 
     def __str__(self) -> str:
         return f"{self.donor} {self.marker.code}: {self.get_result_display()}"
@@ -373,7 +369,7 @@ class Lot(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["status", "expires_on"], name="lot_status_expiry")]
-        triggers = [_no_delete("lot_no_delete")]
+        triggers = [no_delete("lot_no_delete")]
         permissions = [("release_lot", "Can release or reject a lot (quality manager)")]
 
     def __str__(self) -> str:
@@ -391,7 +387,7 @@ class LotDonor(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["lot", "donor"], name="lot_donor_unique")]
-        triggers = [_no_delete("lot_donor_no_delete")]
+        triggers = [no_delete("lot_donor_no_delete")]
 
     def __str__(self) -> str:
         return f"{self.lot_id} <- {self.donor_id}"
@@ -500,7 +496,7 @@ class LotQcResult(models.Model):
                 violation_error_code="qc_result_value_xor_outcome",
             ),
         ]
-        triggers = [_no_delete("qc_result_no_delete")]
+        triggers = [no_delete("qc_result_no_delete")]
 
     def __str__(self) -> str:
         value = self.outcome or self.numeric_value
@@ -574,7 +570,7 @@ class Certificate(models.Model):
         ]
         indexes = [models.Index(fields=["manufacturer", "kind"], name="certificate_manufacturer")]
         triggers = [
-            _no_delete("certificate_no_delete"),
+            no_delete("certificate_no_delete"),
             pgtrigger.Protect(name="certificate_immutable", operation=pgtrigger.Update),
         ]
 
@@ -628,7 +624,7 @@ class LotStatusChange(models.Model):
             ),
         ]
         triggers = [
-            _no_delete("status_change_no_delete"),
+            no_delete("status_change_no_delete"),
             pgtrigger.Protect(name="status_change_immutable", operation=pgtrigger.Update),
         ]
 

@@ -13,11 +13,8 @@ from django.db.models import Q
 
 from lots.models import Certificate, Donor, Lot, Product
 from providers.models import Clinic, ClinicContact, Manufacturer, Practitioner
+from traceability.triggers import no_delete
 from treatments.models import Patient, Treatment, TreatmentLine
-
-
-def _no_delete(name: str) -> pgtrigger.Protect:
-    return pgtrigger.Protect(name=name, operation=pgtrigger.Delete)
 
 
 class RecallClass(models.TextChoices):
@@ -78,7 +75,7 @@ class Recall(models.Model):
                 violation_error_code="recall_close_unsigned",
             ),
         ]
-        triggers = [_no_delete("recall_no_delete")]
+        triggers = [no_delete("recall_no_delete")]
 
     def __str__(self) -> str:
         drill = " (DRILL)" if self.is_drill else ""
@@ -112,7 +109,7 @@ class RecallScope(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["recall", "round"], name="recall_scope_round_unique")
         ]
-        triggers = [_no_delete("recall_scope_no_delete")]
+        triggers = [no_delete("recall_scope_no_delete")]
 
     def __str__(self) -> str:
         return f"{self.recall} round {self.round}"
@@ -133,7 +130,7 @@ class RecallLot(models.Model):
                 fields=["lot"], condition=Q(active=True), name="lot_in_one_open_recall"
             ),
         ]
-        triggers = [_no_delete("recall_lot_no_delete")]
+        triggers = [no_delete("recall_lot_no_delete")]
 
     def __str__(self) -> str:
         return f"{self.lot} in {self.recall}"
@@ -163,7 +160,7 @@ class RecallExposure(models.Model):
         ]
         indexes = [models.Index(fields=["recall", "clinic"], name="exposure_recall_clinic")]
         triggers = [
-            _no_delete("recall_exposure_no_delete"),
+            no_delete("recall_exposure_no_delete"),
             pgtrigger.Protect(name="recall_exposure_immutable", operation=pgtrigger.Update),
         ]
 
@@ -184,7 +181,7 @@ class RecallStock(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["recall", "clinic", "lot"], name="recall_stock_unique")
         ]
-        triggers = [_no_delete("recall_stock_no_delete")]
+        triggers = [no_delete("recall_stock_no_delete")]
 
     def __str__(self) -> str:
         return f"{self.quantity_held} of {self.lot_id} at {self.clinic_id}"
@@ -274,7 +271,7 @@ class Notification(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["status", "claimed_at"], name="notification_status")]
-        triggers = [_no_delete("notification_no_delete")]
+        triggers = [no_delete("notification_no_delete")]
 
     def __str__(self) -> str:
         return f"{self.recall} -> {self.recipient} ({self.channel})"
@@ -301,7 +298,7 @@ class Acknowledgement(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["recall", "clinic"], name="acknowledgement_once")
         ]
-        triggers = [_no_delete("acknowledgement_no_delete")]
+        triggers = [no_delete("acknowledgement_no_delete")]
 
     def __str__(self) -> str:
         return f"{self.clinic_id} acknowledged {self.recall_id}"
@@ -332,7 +329,7 @@ class StockDisposition(models.Model):
                 violation_error_code="quantity_not_positive",
             )
         ]
-        triggers = [_no_delete("disposition_no_delete")]
+        triggers = [no_delete("disposition_no_delete")]
 
     def __str__(self) -> str:
         return f"{self.quantity} {self.kind} of {self.lot_id} at {self.clinic_id}"
@@ -357,7 +354,7 @@ class PatientContactAttempt(models.Model):
 
     class Meta:
         ordering = ["recall_id", "patient_id", "attempted_at"]
-        triggers = [_no_delete("contact_attempt_no_delete")]
+        triggers = [no_delete("contact_attempt_no_delete")]
 
     def __str__(self) -> str:
         return f"{self.patient_id}: {self.outcome}"

@@ -11,10 +11,7 @@ from django.db.models import Q
 
 from lots.models import Lot, Route
 from providers.models import Clinic, Practitioner
-
-
-def _no_delete(name: str) -> pgtrigger.Protect:
-    return pgtrigger.Protect(name=name, operation=pgtrigger.Delete)
+from traceability.triggers import no_delete
 
 
 @pghistory.track()
@@ -36,7 +33,7 @@ class Patient(models.Model):
             # clinic's own.
             models.UniqueConstraint(fields=["id", "clinic"], name="patient_id_clinic"),
         ]
-        triggers = [_no_delete("patient_no_delete")]
+        triggers = [no_delete("patient_no_delete")]
 
     def __str__(self) -> str:
         return self.reference
@@ -55,7 +52,7 @@ class PatientContact(models.Model):
     postal_address = models.TextField(blank=True)
 
     class Meta:
-        triggers = [_no_delete("patient_contact_no_delete")]
+        triggers = [no_delete("patient_contact_no_delete")]
 
     def __str__(self) -> str:
         return f"Contact of {self.patient_id}"
@@ -151,7 +148,7 @@ class Treatment(models.Model):
             models.Index(fields=["patient", "-performed_at"], name="treatment_patient_time"),
             models.Index(fields=["practitioner", "-performed_at"], name="treatment_practitioner"),
         ]
-        triggers = [_no_delete("treatment_no_delete")]
+        triggers = [no_delete("treatment_no_delete")]
 
     def __str__(self) -> str:
         return f"Treatment {self.pk} of {self.patient_id} at {self.clinic_id}"
@@ -178,7 +175,7 @@ class TreatmentLine(models.Model):
         # The forward trace walks lot -> lines -> treatments; lead with the lot.
         indexes = [models.Index(fields=["lot", "treatment"], name="treatment_line_lot")]
         triggers = [
-            _no_delete("treatment_line_no_delete"),
+            no_delete("treatment_line_no_delete"),
             pgtrigger.Protect(name="treatment_line_immutable", operation=pgtrigger.Update),
         ]
 
@@ -216,7 +213,7 @@ class AdverseEvent(models.Model):
     class Meta:
         ordering = ["-reported_at"]
         indexes = [models.Index(fields=["lot"], name="adverse_event_lot")]
-        triggers = [_no_delete("adverse_event_no_delete")]
+        triggers = [no_delete("adverse_event_no_delete")]
 
     def __str__(self) -> str:
         return f"Adverse event {self.pk} after treatment {self.treatment_id}"
