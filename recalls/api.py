@@ -161,6 +161,7 @@ class RecallScopeOutputSerializer(serializers.ModelSerializer[RecallScope]):
             "reason",
             "added_by",
             "added_at",
+            "signature_digest",
         ]
         read_only_fields = fields
 

@@ -331,6 +331,7 @@ def _reminder_scope() -> QuerySet[Notification]:
     later_round = Notification.objects.filter(
         recall_id=OuterRef("recall_id"),
         channel=OuterRef("channel"),
+        clinic_id=OuterRef("clinic_id"),
         recipient=OuterRef("recipient"),
         round__gt=OuterRef("round"),
     )
@@ -405,6 +406,33 @@ def _send_escalation(notification: Notification, reminders: int) -> bool:
     return True
 
 
+def _escalate_once(notification: Notification, *, reminders: int, now: datetime.datetime) -> bool:
+    """Tell the quality managers about a silent clinic, once per recall and clinic: the claim is
+    a conditional UPDATE that no other notice of the clinic has already won (a widening's new
+    notices start their reminder count again, but do not escalate again). A failed send gives the
+    claim back, so the next run tries again."""
+    already = Notification.objects.filter(
+        recall_id=notification.recall_id,
+        clinic_id=notification.clinic_id,
+        escalated_at__isnull=False,
+    )
+    claimed = (
+        Notification.objects.filter(pk=notification.pk, escalated_at__isnull=True)
+        .exclude(Exists(already))
+        .update(escalated_at=now)
+    )
+    if not claimed:
+        return False
+    try:
+        sent = _send_escalation(notification, reminders)
+    except DeliveryError as error:
+        logger.warning("escalation for notice %s not sent: %s", notification.pk, error)
+        sent = False
+    if not sent:
+        Notification.objects.filter(pk=notification.pk, escalated_at=now).update(escalated_at=None)
+    return sent
+
+
 def recall_reminders_send(*, now: datetime.datetime | None = None) -> ReminderReport:
     """Remind every recipient whose clinic has not acknowledged, once per interval, and tell the
     quality managers once a clinic has left RECALL_ESCALATE_AFTER_REMINDERS reminders unanswered.
@@ -436,9 +464,6 @@ def recall_reminders_send(*, now: datetime.datetime | None = None) -> ReminderRe
         number = before + 1
         try:
             _send_reminder(notification, number)
-            if notification.pk in leads and before == escalate_after:
-                if _send_escalation(notification, before):
-                    report.escalated.append((notification.recall_id, notification.clinic_id or 0))
         except DeliveryError as error:
             Notification.objects.filter(
                 pk=notification.pk, reminders_sent=number, last_reminded_at=now
@@ -447,4 +472,7 @@ def recall_reminders_send(*, now: datetime.datetime | None = None) -> ReminderRe
             report.failed.append(notification.pk)
             continue
         report.reminded.append(notification.pk)
+        if notification.pk in leads and before >= escalate_after:
+            if _escalate_once(notification, reminders=before, now=now):
+                report.escalated.append((notification.recall_id, notification.clinic_id or 0))
     return report

@@ -103,6 +103,9 @@ class RecallScope(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     added_at = models.DateTimeField()
+    # SHA-256 over what this round's signer committed to (the recall, this round's lots, signer,
+    # time, meaning); the lots' status changes of this round carry the same digest.
+    signature_digest = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["recall_id", "round"]
@@ -226,8 +229,11 @@ class NotificationStatus(models.TextChoices):
 
 
 class Notification(models.Model):
-    """The outbox: one row per recall round, recipient and channel, written in the recall's
-    transaction; delivered by a task after commit, exactly once (DESIGN rule 5)."""
+    """The outbox: one row per recall round, channel, clinic and recipient, written in the
+    recall's transaction; delivered by a task after commit, exactly once (DESIGN rule 5).
+
+    The clinic is part of the key: two clinics that share one contact address each get their own
+    notice, because each notice carries that clinic's own stock and patient list."""
 
     recall = models.ForeignKey(Recall, on_delete=models.PROTECT, related_name="notifications")
     round = models.PositiveIntegerField()
@@ -254,14 +260,18 @@ class Notification(models.Model):
     last_error = models.TextField(blank=True)
     reminders_sent = models.PositiveIntegerField(default=0)
     last_reminded_at = models.DateTimeField(null=True, blank=True)
+    # Set on the notice whose unanswered reminders made the quality managers be told: a clinic is
+    # escalated once per recall, whatever widenings add later.
+    escalated_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
 
     class Meta:
         ordering = ["recall_id", "round", "id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["recall", "round", "channel", "recipient"],
+                fields=["recall", "round", "channel", "clinic", "recipient"],
                 name="notification_once_per_recipient",
+                nulls_distinct=False,
             ),
             models.CheckConstraint(
                 condition=(Q(channel=Channel.EMAIL) & Q(endpoint__isnull=True))

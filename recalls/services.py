@@ -162,6 +162,7 @@ def recall_open(
             actor=actor,
             at=now,
             reason=reason,
+            digest=recall.opened_signature_digest,
         )
     _queue_delivery(recall.pk, 1)
     return recall
@@ -195,6 +196,16 @@ def recall_widen(
     if not recall.is_drill:
         _refuse_lots_in_open_recalls(lots)
     round_number = (recall.scopes.aggregate(last=Max("round"))["last"] or 0) + 1
+    now = timezone.now()
+    digest = _digest(
+        recall=recall,
+        lots=lots,
+        actor=actor,
+        at=now,
+        meaning="widen",
+        round_number=round_number,
+        reason=reason,
+    )
     with history(actor, reason, signature_meaning=SignatureMeaning.RESPONSIBILITY):
         _add_round(
             recall=recall,
@@ -202,8 +213,9 @@ def recall_widen(
             lots=lots,
             scope=scope,
             actor=actor,
-            at=timezone.now(),
+            at=now,
             reason=reason,
+            digest=digest,
         )
         _reopen_full_acknowledgement(recall)
     _queue_delivery(recall.pk, round_number)
@@ -226,9 +238,18 @@ def _refuse_lots_in_open_recalls(lots: list[Lot]) -> None:
 
 
 def _digest(
-    *, recall: Recall, lots: list[Lot], actor: Any, at: datetime.datetime, meaning: str
+    *,
+    recall: Recall,
+    lots: list[Lot],
+    actor: Any,
+    at: datetime.datetime,
+    meaning: str,
+    round_number: int = 1,
+    reason: str = "",
 ) -> str:
-    payload = {
+    """What the signer commits to. The opening's payload is unchanged since the first release
+    (round 1, no round reason), so digests recorded then still verify."""
+    payload: dict[str, Any] = {
         "recall": recall.pk,
         "class": recall.recall_class,
         "depth": recall.depth,
@@ -240,6 +261,9 @@ def _digest(
         "at": at.isoformat(),
         "meaning": meaning,
     }
+    if round_number != 1:
+        payload["round"] = round_number
+        payload["round_reason"] = reason.strip()
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -252,6 +276,7 @@ def _add_round(
     actor: Any,
     at: datetime.datetime,
     reason: str,
+    digest: str,
 ) -> None:
     scope_row = RecallScope.objects.create(
         recall=recall,
@@ -264,6 +289,7 @@ def _add_round(
         reason=reason.strip(),
         added_by=actor,
         added_at=at,
+        signature_digest=digest,
     )
     scope_row.lots.set(lots)
     RecallLot.objects.bulk_create(
@@ -279,13 +305,15 @@ def _add_round(
         ]
     )
     if not recall.is_drill:
-        _mark_recalled(recall=recall, lots=lots, actor=actor, at=at)
+        _mark_recalled(recall=recall, lots=lots, actor=actor, at=at, digest=digest)
     clinic_ids = _freeze_stock(recall=recall, lots=lots, actor=actor, at=at)
     clinic_ids |= _freeze_exposures(recall=recall, round_number=round_number, lots=lots)
     _write_notifications(recall=recall, round_number=round_number, clinic_ids=clinic_ids, at=at)
 
 
-def _mark_recalled(*, recall: Recall, lots: list[Lot], actor: Any, at: datetime.datetime) -> None:
+def _mark_recalled(
+    *, recall: Recall, lots: list[Lot], actor: Any, at: datetime.datetime, digest: str
+) -> None:
     Lot.objects.filter(pk__in=[lot.pk for lot in lots]).update(
         status=LotStatus.RECALLED, status_changed_at=at
     )
@@ -301,7 +329,7 @@ def _mark_recalled(*, recall: Recall, lots: list[Lot], actor: Any, at: datetime.
                 signed_at=at,
                 meaning=SignatureMeaning.RESPONSIBILITY,
                 reason=f"{recall.reference}: {recall.reason}",
-                record_digest=recall.opened_signature_digest,
+                record_digest=digest,
             )
             for lot in lots
         ]

@@ -171,7 +171,10 @@ def test_widening_adds_the_new_lot_only(qm_client, world, recall):
     response = qm_client.post(f"{API}/recalls/{recall.pk}/widen/", body, format="json")
 
     assert response.status_code == 200, response.content
-    assert [scope["round"] for scope in response.json()["scopes"]] == [1, 2]
+    scopes = response.json()["scopes"]
+    assert [scope["round"] for scope in scopes] == [1, 2]
+    assert scopes[0]["signature_digest"] == recall.opened_signature_digest
+    assert len({scope["signature_digest"] for scope in scopes}) == 2
     assert len(response.json()["lots"]) == 2
 
     again = qm_client.post(f"{API}/recalls/{recall.pk}/widen/", body, format="json")

@@ -679,3 +679,102 @@ def test_beat_runs_the_requeue_every_minute_reminders_every_quarter_hour_and_exp
     assert schedule["lots.expiry_watch"] == crontab(hour=6, minute=0)
     app.loader.import_default_modules()
     assert set(schedule) <= set(app.tasks)
+
+
+def test_a_widening_does_not_escalate_a_silent_clinic_a_second_time(
+    quality_manager, smtp, settings
+):
+    from recalls.services import RecallScopeRequest, recall_widen
+    from tests.factories import PASSWORD, receive
+
+    settings.RECALL_REMINDER_AFTER_HOURS = 24
+    settings.RECALL_ESCALATE_AFTER_REMINDERS = 1
+    quality_manager.email = "quinn@network.example"
+    quality_manager.save()
+    first_lot = recalled_lot()
+    silent = affected_clinic(first_lot)
+    recall = open_recall(quality_manager, first_lot, recall_class="II")
+    _deliver_all(recall)
+    sent_at = _email_notice(recall, silent.clinic).sent_at
+
+    def escalations(hours: int) -> list:
+        return delivery.recall_reminders_send(
+            now=sent_at + datetime.timedelta(hours=hours)
+        ).escalated
+
+    assert escalations(25) == []  # reminder 1
+    assert escalations(49) == [(recall.pk, silent.clinic.pk)]  # reminder 2, 1 unanswered
+    second_lot = recalled_lot(product=first_lot.product)
+    receive(silent.ready, second_lot, 2)
+    recall_widen(
+        actor=quality_manager,
+        password=PASSWORD,
+        recall=recall,
+        scope=RecallScopeRequest(lot_ids=[second_lot.pk]),
+        reason="Same endotoxin finding in the next lot",
+    )
+    for notification in Notification.objects.filter(recall=recall, round=2):
+        assert delivery.notification_deliver(notification.pk) == Outcome.SENT
+    widened_at = Notification.objects.filter(recall=recall, round=2).first().sent_at
+    later = [
+        delivery.recall_reminders_send(now=widened_at + datetime.timedelta(hours=hours))
+        for hours in (25, 49, 73)
+    ]
+
+    assert [len(run.reminded) for run in later] == [1, 1, 1]  # still reminded...
+    assert [run.escalated for run in later] == [[], [], []]  # ...but told about once
+    assert [str(m["Subject"]) for m in smtp.messages if "ESCALATION" in str(m["Subject"])] == [
+        f"URGENT: ESCALATION: {silent.clinic.name} has not acknowledged recall "
+        f"{recall.reference} after 1 reminders"
+    ]
+    escalated = Notification.objects.filter(recall=recall, escalated_at__isnull=False)
+    assert [(n.round, n.clinic_id) for n in escalated] == [(1, silent.clinic.pk)]
+
+
+def test_an_escalation_that_cannot_be_sent_is_tried_again_on_the_next_run(
+    quality_manager, smtp, settings
+):
+    settings.RECALL_REMINDER_AFTER_HOURS = 24
+    settings.RECALL_ESCALATE_AFTER_REMINDERS = 0
+    quality_manager.email = ""
+    quality_manager.save()
+    lot = recalled_lot()
+    silent = affected_clinic(lot)
+    recall = open_recall(quality_manager, lot)
+    _deliver_all(recall)
+    notice = _email_notice(recall, silent.clinic)
+
+    nobody_to_tell = delivery.recall_reminders_send(
+        now=notice.sent_at + datetime.timedelta(hours=25)
+    )
+    notice.refresh_from_db()
+    assert nobody_to_tell.escalated == [] and notice.escalated_at is None
+
+    quality_manager.email = "quinn@network.example"
+    quality_manager.save()
+    told = delivery.recall_reminders_send(now=notice.sent_at + datetime.timedelta(hours=49))
+    notice.refresh_from_db()
+    assert told.escalated == [(recall.pk, silent.clinic.pk)]
+    assert notice.escalated_at == notice.sent_at + datetime.timedelta(hours=49)
+
+
+def test_two_clinics_sharing_one_contact_address_each_get_their_own_notice(quality_manager, smtp):
+    from tests.factories import ClinicContactFactory
+
+    lot = recalled_lot()
+    first, second = affected_clinic(lot, contacts=0), affected_clinic(lot, contacts=0)
+    for affected in (first, second):
+        ClinicContactFactory(clinic=affected.clinic, email="quality@clinic-group.example")
+    recall = open_recall(quality_manager, lot)
+    _deliver_all(recall)
+
+    notices_sent = Notification.objects.filter(recall=recall, channel="email")
+    assert sorted(n.clinic_id for n in notices_sent) == sorted([first.clinic.pk, second.clinic.pk])
+    assert {n.status for n in notices_sent} == {"sent"}
+    messages = smtp.to("quality@clinic-group.example")
+    assert len(messages) == 2 and len(set(smtp.message_ids())) == 2
+    bodies = [message_text(message) for message in messages]
+    # each clinic's mail carries its own patient, and only its own
+    for own, other in ((first, second), (second, first)):
+        [body] = [body for body in bodies if own.patient_name in body]
+        assert other.patient_name not in body

@@ -738,3 +738,25 @@ def test_concurrent_dispositions_never_account_for_more_than_was_held(committed_
     assert StockDisposition.objects.filter(recall=recall).count() == 1
     assert balance(world.b.clinic, world.lot, "blocked") == 1
     assert stock_balances_disagreeing() == []
+
+
+def test_each_round_is_signed_with_its_own_digest_carried_by_its_lots_status_changes(world, recall):
+    from lots.models import LotStatusChange
+
+    other_lot = released_lot(created_by=world.quality_manager)
+    receive(world.a, other_lot, 2)
+    recall_widen(
+        actor=world.quality_manager,
+        password=PASSWORD,
+        recall=recall,
+        scope=RecallScopeRequest(lot_ids=[other_lot.pk]),
+        reason="Same production run",
+    )
+
+    first, second = recall.scopes.order_by("round")
+    assert first.signature_digest == recall.opened_signature_digest
+    assert len(second.signature_digest) == 64
+    assert second.signature_digest != first.signature_digest
+    recalled = LotStatusChange.objects.filter(action="recall")
+    assert recalled.get(lot=world.lot).record_digest == first.signature_digest
+    assert recalled.get(lot=other_lot).record_digest == second.signature_digest
