@@ -3,6 +3,7 @@ default lot QC specification (REGULATORY.md). Both are data a quality manager ca
 this is only the starting point. No model imports at module level: migrations import it too."""
 
 from decimal import Decimal
+from typing import Any
 
 ALL_TISSUES = ["adipose", "bone_marrow", "umbilical_cord", "placenta", "amniotic", "other"]
 # Viable, leukocyte-rich cells or tissue add HTLV-I/II and CMV (1271.85(a)).
@@ -67,7 +68,7 @@ QC_TESTS = [
 ]
 
 
-def seed_reference_data(apps, schema_editor=None):
+def seed_reference_data(apps: Any, schema_editor: Any = None) -> None:
     """Idempotent: migrations call it with historical models, transactional tests (whose flush
     empties every table) with the live registry."""
     Marker = apps.get_model("lots", "Marker")

@@ -580,7 +580,9 @@ _MEANINGS = {
 }
 
 
-def _signed_preamble(*, actor: Any, password: str, action: LotAction, meaning: str, reason: str):
+def _signed_preamble(
+    *, actor: Any, password: str, action: LotAction, meaning: str, reason: str
+) -> str:
     require_role(actor, Role.QUALITY_MANAGER)
     verify_password(actor, password)
     problems = []

@@ -7,10 +7,10 @@ records for the whole network.
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import models, transaction
 
 from providers.models import (
     Clinic,
@@ -27,7 +27,10 @@ from traceability.errors import DomainError
 from traceability.services import history, require_reason, validate_instance
 
 
-def _save(instance: Any, *, actor: Any, reason: str) -> Any:
+_Model = TypeVar("_Model", bound=models.Model)
+
+
+def _save(instance: _Model, *, actor: Any, reason: str) -> _Model:
     validate_instance(instance)
     with history(actor, reason):
         instance.save()

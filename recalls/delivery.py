@@ -413,7 +413,7 @@ def _escalate_once(notification: Notification, *, reminders: int, now: datetime.
     claim back, so the next run tries again."""
     already = Notification.objects.filter(
         recall_id=notification.recall_id,
-        clinic_id=notification.clinic_id,
+        clinic=notification.clinic,
         escalated_at__isnull=False,
     )
     claimed = (

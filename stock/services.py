@@ -213,7 +213,7 @@ def stock_receive(
     with history(actor, f"received: {decision}"):
         receipt.save()
         apply_changes(
-            [Change(clinic.pk, lot.pk, DECISION_STATE[decision], quantity, MovementKind.RECEIPT)],
+            [Change(clinic.pk, lot.pk, DECISION_STATE[ReceiptDecision(decision)], quantity, MovementKind.RECEIPT)],
             actor=actor,
             reason=notes,
             at=receipt.received_at,

@@ -66,7 +66,7 @@ def validate_jurisdiction(value: str) -> None:
             "A jurisdiction is an ISO 3166 code such as DE or US-TX.", code="jurisdiction_invalid"
         )
     known = (
-        pycountry.subdivisions.get(code=value)
+        pycountry.subdivisions.get(code=value)  # type: ignore[no-untyped-call]
         if "-" in value
         else pycountry.countries.get(alpha_2=value)
     )
