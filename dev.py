@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -81,9 +82,43 @@ def bootstrap(*requirement_files: Path) -> None:
 
 # --- test ----------------------------------------------------------------------------------------
 
+CHROMIUM_CANDIDATES = ("chromium", "chromium-browser")
+
+
+def chromium_path() -> str | None:
+    configured = os.environ.get("CHROMIUM_PATH")
+    if configured:
+        return configured
+    return next(filter(None, map(shutil.which, CHROMIUM_CANDIDATES)), None)
+
+
+def ensure_chromium() -> None:
+    """The browser tests drive Debian's Chromium with Playwright (no browser download). Install
+    it with apt-get when it is missing and we may; otherwise say how, and let those tests fail
+    with the same advice."""
+    if chromium_path():
+        return
+    apt_get = shutil.which("apt-get")
+    if apt_get is None or os.geteuid() != 0:
+        say(
+            "Chromium not found: install it (Debian: apt-get install chromium) or set CHROMIUM_PATH"
+        )
+        return
+    say("installing Debian's chromium for the browser tests")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = [apt_get, "install", "-y", "-q", "--no-install-recommends", "chromium"]
+    for attempt in ([*install], [apt_get, "update", "-q"], [*install]):
+        done = subprocess.run(
+            attempt, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+        ).returncode
+        if attempt[1] == "install" and done == 0:
+            return
+    say("apt-get could not install chromium; the browser tests will fail")
+
 
 def test(pytest_args: list[str]) -> int:
     bootstrap(BASE_REQUIREMENTS, DEV_REQUIREMENTS)
+    ensure_chromium()
     # The django-stubs plugin imports the settings; a URL that is only parsed keeps the embedded
     # database from starting just to type-check.
     typecheck_env = {**os.environ, "DATABASE_URL": "postgresql://typecheck@localhost/typecheck"}

@@ -28,8 +28,10 @@ FORM_ERRORS = {"name_required", "name_invalid"}
 
 def _page(request: HttpRequest, context: dict[str, Any], *, status: int = 200) -> HttpResponse:
     response = render(request, TEMPLATE, context, status=status)
-    # The token is in the address: keep it out of Referer headers and search engines.
-    response["Referrer-Policy"] = "no-referrer"
+    # The token is in the address: keep it out of Referer headers sent to other sites, and out of
+    # search engines. Not "no-referrer": browsers then send `Origin: null` with the form's POST,
+    # which Django's CSRF check rightly refuses (found by the browser test).
+    response["Referrer-Policy"] = "same-origin"
     response["X-Robots-Tag"] = "noindex, nofollow"
     return response
 

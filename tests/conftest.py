@@ -73,3 +73,49 @@ def reference_data(db):
     from lots.reference_data import seed_reference_data
 
     seed_reference_data(apps)
+
+
+# ---------------------------------------------------------------------------------------------
+# A real browser: Debian's Chromium driven by Playwright (dev.py test installs it when missing).
+
+
+def _chromium_executable() -> str:
+    import os
+    import shutil
+
+    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
+    path = path or shutil.which("chromium-browser")
+    if not path:
+        pytest.fail(
+            "Browser tests need Chromium: apt-get install chromium (Debian), or set CHROMIUM_PATH",
+            pytrace=False,
+        )
+    return path
+
+
+@pytest.fixture
+def page(live_server, monkeypatch):
+    """A Chromium page against pytest-django's live server, started and stopped per test.
+
+    Playwright's sync API keeps an event loop running on this thread while it is started, and
+    Django refuses ORM calls on a thread with a running loop. Started after the database fixtures
+    and stopped before their teardown, and with the check lifted only meanwhile, the loop never
+    meets another test's database work; the test's own ORM calls are plain synchronous ones.
+    While the loop runs, asgiref hands the test body a connection of its own (per context, not
+    per thread): it is closed before the loop stops, or it would outlive the test database."""
+    from django.db import connections
+    from playwright.sync_api import sync_playwright
+
+    executable = _chromium_executable()
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
+        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        context = browser.new_context(base_url=live_server.url, locale="en-GB")
+        context.set_default_timeout(15_000)
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+            browser.close()
+            connections.close_all()

@@ -17,10 +17,34 @@ from pghistory.models import Events
 
 from lots.models import Certificate, Lot, LotStatus, SourceKind, SourceRestriction
 from lots.selectors import lot_release_check
-from providers.models import Clinic, ClinicPractitioner, Licence, Membership, Role
-from stock.models import MovementKind, Receipt, StockMovement, StockState
+from providers.models import (
+    Clinic,
+    ClinicContact,
+    ClinicPractitioner,
+    Licence,
+    Membership,
+    Role,
+)
+from recalls.models import (
+    Acknowledgement,
+    Notification,
+    NotificationStatus,
+    Recall,
+    RecallClass,
+    RecallDepth,
+    RecallStatus,
+)
+from recalls.selectors import recall_effectiveness
+from stock.models import MovementKind, Receipt, StockBalance, StockMovement, StockState
 from stock.selectors import stock_balances_disagreeing
-from treatments.models import AdverseEvent, ConsentText, Patient, PatientContact, Treatment
+from treatments.models import (
+    AdverseEvent,
+    ConsentText,
+    Patient,
+    PatientContact,
+    Treatment,
+    TreatmentLine,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -45,6 +69,7 @@ def _row_counts() -> dict[str, int]:
         *apps.get_app_config("lots").get_models(),
         *apps.get_app_config("stock").get_models(),
         *apps.get_app_config("treatments").get_models(),
+        *apps.get_app_config("recalls").get_models(),
         get_user_model(),
     ]
     return {model._meta.label: model.objects.count() for model in models}
@@ -256,3 +281,146 @@ def test_output_summarises_the_counts(seeded):
     for line in ("treatments", "patients", "transfers", "wastage write-offs", "adverse events"):
         assert re.search(rf"^\s+{line}\s+\d+", seeded["first"], re.M), line
     assert re.search(rf"^\s+treatments\s+{Treatment.objects.count()}$", seeded["second"], re.M)
+
+
+# ---------------------------------------------------------------------------------------------
+# Recalls
+
+
+def test_an_open_recall_is_half_acknowledged_with_its_notices_sent(seeded):
+    recall = Recall.objects.get(is_drill=False)
+    assert (recall.status, recall.recall_class, recall.depth) == (
+        RecallStatus.OPEN,
+        RecallClass.CLASS_II,
+        RecallDepth.PATIENT,
+    )
+    assert recall.opened_by.username == _logins(seeded["second"])[Role.QUALITY_MANAGER][0]
+    assert recall.reason and recall.hazard and recall.instructions
+    lot = recall.recall_lots.get().lot
+    assert lot.status == LotStatus.RECALLED
+
+    figures = recall_effectiveness(recall=recall)
+    assert figures.clinics_total >= 2
+    assert 0 < figures.clinics_acknowledged < figures.clinics_total
+    assert figures.notices.total > 0 and figures.notices.sent == figures.notices.total
+    assert recall.first_notice_sent_at is not None and recall.fully_acknowledged_at is None
+    assert figures.patients_exposed > 0
+
+    acknowledged = [clinic for clinic in figures.clinics if clinic.acknowledged]
+    waiting = [clinic for clinic in figures.clinics if not clinic.acknowledged]
+    for clinic in acknowledged:
+        # Acknowledged by the clinic's own administrator, every unit accounted for, patients called.
+        acknowledgement = Acknowledgement.objects.get(recall=recall, clinic_id=clinic.clinic_id)
+        assert Membership.objects.filter(
+            user=acknowledgement.acknowledged_by,
+            clinic_id=clinic.clinic_id,
+            role=Role.CLINIC_ADMINISTRATOR,
+        ).exists()
+        assert clinic.units_held > 0 and clinic.units_accounted == clinic.units_held
+        assert clinic.patients_attempted >= 1 and clinic.patients_contacted >= 1
+        assert not StockBalance.objects.filter(
+            clinic_id=clinic.clinic_id, lot=lot, state=StockState.BLOCKED, quantity__gt=0
+        ).exists()
+    for clinic in waiting:
+        # The clinic that has not answered yet still has its vials, blocked.
+        assert clinic.units_accounted == 0 and clinic.patients_attempted == 0
+        assert StockBalance.objects.filter(
+            clinic_id=clinic.clinic_id, lot=lot, state=StockState.BLOCKED, quantity__gt=0
+        ).exists()
+    assert stock_balances_disagreeing() == []
+    # The lot the README's examples scan, treat with and trace is left usable.
+    assert Lot.objects.get(lot_number="HLX-A2501").status == LotStatus.RELEASED
+    assert "waiting for: " in seeded["second"]
+
+
+def test_a_drill_is_closed_by_the_quality_manager_with_its_timing_report(seeded):
+    drill = Recall.objects.get(is_drill=True)
+    assert drill.status == RecallStatus.CLOSED and not drill.close_override
+    assert drill.closed_by.username == _logins(seeded["second"])[Role.QUALITY_MANAGER][0]
+    lot = drill.recall_lots.get().lot
+    assert lot.status == LotStatus.RELEASED, "a drill changes no lot"
+    assert lot != Recall.objects.get(is_drill=False).recall_lots.get().lot
+
+    figures = recall_effectiveness(recall=drill)
+    assert figures.clinics_total >= 2 and figures.clinics_acknowledged == figures.clinics_total
+    assert figures.notices.sent == figures.notices.total > 0
+    assert figures.units_held > 0 and figures.units_outstanding == 0
+    # A drill's dispositions are records: no stock left the shelves.
+    assert not StockMovement.objects.filter(
+        lot=lot, kind__in=[MovementKind.RETURN, MovementKind.DESTRUCTION]
+    ).exists()
+    timing = figures.timing
+    moments = [
+        timing.seconds_to_first_notice,
+        timing.seconds_to_all_notices_sent,
+        timing.seconds_to_full_acknowledgement,
+        timing.seconds_to_close,
+    ]
+    assert None not in moments
+    assert 0 <= moments[0] <= moments[1] <= moments[2] <= moments[3]
+    assert re.search(
+        rf"^\s+{drill.reference}\s+closed, drill.*\n\s+timing from opening: all notices sent "
+        r"[\d.]+ s, all acknowledged [\d.]+ s, closed [\d.]+ s$",
+        seeded["second"],
+        re.M,
+    )
+
+
+def test_second_run_opens_no_recall_and_sends_or_acknowledges_nothing_again(seeded):
+    after_first, after_second = seeded["counts"]
+    for label in (
+        "recalls.Recall",
+        "recalls.RecallExposure",
+        "recalls.RecallStock",
+        "recalls.Notification",
+        "recalls.Acknowledgement",
+        "recalls.StockDisposition",
+        "recalls.PatientContactAttempt",
+        "recalls.RecallEvent",
+    ):
+        assert after_second[label] == after_first[label], label
+    assert after_first["recalls.Recall"] == 2
+    assert after_first["recalls.Acknowledgement"] == 3
+    assert "delivered with" in seeded["first"]
+    assert "delivered with" not in seeded["second"]
+    assert not Notification.objects.exclude(status=NotificationStatus.SENT).exists()
+
+
+def test_benchmark_demo_mode_times_a_recall_over_the_demo_data_and_leaves_it_as_it_was(seeded):
+    recalls_before = Recall.objects.count()
+    out = io.StringIO()
+    call_command("benchmark_recall", "--demo", "--repeat", "2", stdout=out)
+    output = out.getvalue()
+
+    lot_number = re.search(r"^demo data: lot (\S+) ", output, re.M).group(1)
+    figures = re.search(
+        r"^recall_open: exposures frozen (\d+), notices written (\d+), clinic stock rows "
+        r"frozen (\d+); median [\d.]+ s, min [\d.]+ s over 2 runs",
+        output,
+        re.M,
+    )
+    assert figures, output
+    exposures, notices, stock_rows = map(int, figures.groups())
+    lot = Lot.objects.get(lot_number=lot_number)
+    lines = TreatmentLine.objects.filter(lot=lot)
+    # The default is the busiest lot not in an open recall.
+    assert (
+        exposures
+        == lines.count()
+        == max(
+            candidate.treatment_lines.count()
+            for candidate in Lot.objects.exclude(recall_lots__active=True)
+        )
+    )
+    reached = {*lines.values_list("treatment__clinic", flat=True)} | {
+        *StockBalance.objects.filter(lot=lot, quantity__gt=0).values_list("clinic", flat=True)
+    }
+    assert notices == ClinicContact.objects.filter(clinic__in=reached, active=True).count()
+    assert stock_rows == len(
+        {*StockBalance.objects.filter(lot=lot, quantity__gt=0).values_list("clinic", flat=True)}
+    )
+    # Every run was rolled back: no recall, the lot still released, the demo login unchanged.
+    assert Recall.objects.count() == recalls_before
+    assert lot.status == LotStatus.RELEASED
+    username, password = _logins(seeded["second"])[Role.QUALITY_MANAGER]
+    assert authenticate(username=username, password=password) is not None

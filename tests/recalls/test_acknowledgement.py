@@ -75,7 +75,7 @@ def test_opening_the_link_shows_the_recall_and_changes_nothing(client, world, re
     assert 'name="name"' in page
     # Whoever holds the link sees what the e-mail said, never a patient.
     assert "Alice Anders" not in page and world.a1.reference not in page
-    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Referrer-Policy"] == "same-origin"
     assert "no-cache" in response["Cache-Control"] or "max-age=0" in response["Cache-Control"]
     assert not Acknowledgement.objects.exists()
     assert row_counts() == before

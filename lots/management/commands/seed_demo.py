@@ -8,6 +8,8 @@ notification contacts, practitioners linked to them (one whose licence has lapse
 human-derived material for cosmetic use, an informed-consent text, and one login per role. Then
 (treatments.management.demo_story) months of deliveries and a few hundred treatments, a transfer, a
 wasted vial, a quarantined delivery and two adverse events, after which one lot is put on hold.
+Last (recalls.management.demo_recalls) an open patient-level recall that one of its two clinics has
+acknowledged, and a finished recall drill with its timing report.
 
 Idempotent: every record is looked up by its natural key first, and the stock and treatment chapter
 is one transaction checked by one key, so a second run adds nothing; only the demo passwords change.
@@ -74,6 +76,7 @@ from providers.models import (
     Practitioner,
     Role,
 )
+from recalls.management.demo_recalls import DemoRecalls
 from stock.models import MovementKind, Receipt, StockMovement
 from traceability.errors import DomainError
 from traceability.services import history, validate_instance
@@ -144,6 +147,15 @@ class Command(BaseCommand):
         # Holds come after the stock chapter: the clinics used these lots while they were released.
         for story in LOTS:
             self._hold(lots[story.lot_number], story)
+        self.stdout.write(self.style.MIGRATE_HEADING("Recalls"))
+        DemoRecalls(
+            quality_manager=self.qm,
+            password=self.qm_password,
+            clinics=clinics,
+            staff=staff,
+            lots=lots,
+            write=self.stdout.write,
+        ).run()
         self._summary()
 
     # -- people --------------------------------------------------------------------------------
