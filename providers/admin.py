@@ -21,6 +21,7 @@ from providers.models import (
     Manufacturer,
     Membership,
     Practitioner,
+    known_time_zones,
 )
 from traceability.admin import (
     ReadOnlyInline,
@@ -105,7 +106,21 @@ class ManufacturerAdmin(ServiceAdmin):
 # Clinics and their notification contacts
 
 
+def _time_zone_choices() -> list[tuple[str, str]]:
+    return [("UTC", "UTC"), *((name, name) for name in sorted(known_time_zones() - {"UTC"}))]
+
+
+def time_zone_field() -> forms.ChoiceField:
+    # A list rather than free text: a misspelt zone cannot be typed. The service checks it again.
+    return forms.ChoiceField(
+        choices=_time_zone_choices,
+        initial="UTC",
+        help_text=Clinic._meta.get_field("time_zone").help_text,
+    )
+
+
 class ClinicAddForm(ServiceForm):
+    time_zone = time_zone_field()
     contact_name = forms.CharField(
         required=False, max_length=200, help_text="First notification contact (optional)."
     )
@@ -113,7 +128,7 @@ class ClinicAddForm(ServiceForm):
 
     class Meta:
         model = Clinic
-        fields = ["name", "address", "jurisdiction"]
+        fields = ["name", "address", "jurisdiction", "time_zone"]
 
     def call_service(self, data: dict[str, Any]) -> Clinic:
         contacts = []
@@ -129,19 +144,21 @@ class ClinicAddForm(ServiceForm):
             name=data["name"],
             address=data["address"],
             jurisdiction=data["jurisdiction"],
+            time_zone=data["time_zone"],
             contacts=contacts,
         )
 
 
 class ClinicUpdateForm(ServiceForm):
+    time_zone = time_zone_field()
     reason = reason_field()
 
     class Meta:
         model = Clinic
-        fields = ["name", "address", "jurisdiction", "consent_required"]
+        fields = ["name", "address", "jurisdiction", "time_zone", "consent_required"]
 
     def call_service(self, data: dict[str, Any]) -> Clinic:
-        fields = changed_fields(self, ("name", "address", "jurisdiction"))
+        fields = changed_fields(self, ("name", "address", "jurisdiction", "time_zone"))
         consent_changed = "consent_required" in self.changed_data
         # Two services, one decision: both happen or neither.
         with transaction.atomic():
@@ -180,22 +197,34 @@ class ClinicMembershipInline(ReadOnlyInline):
 @admin.register(Clinic)
 class ClinicAdmin(ServiceAdmin):
     clinic_path = ""
-    list_display = ["name", "jurisdiction", "created_at"]
+    list_display = ["name", "jurisdiction", "time_zone", "created_at"]
     search_fields = ["name", "address"]
     list_filter = ["jurisdiction", "consent_required"]
     readonly_fields = ["consent_required", "created_at", "audit_trail_link"]
     fieldsets = [
-        (None, {"fields": ["name", "address", "jurisdiction", "consent_required"]}),
+        (None, {"fields": ["name", "address", "jurisdiction", "time_zone", "consent_required"]}),
         ("Record", {"fields": ["created_at", "audit_trail_link"]}),
     ]
     add_form = ClinicAddForm
     add_fieldsets = [
-        (None, {"fields": ["name", "address", "jurisdiction"]}),
+        (None, {"fields": ["name", "address", "jurisdiction", "time_zone"]}),
         ("Notification contact", {"fields": ["contact_name", "contact_email"]}),
     ]
     update_form = ClinicUpdateForm
     update_fieldsets = [
-        (None, {"fields": ["name", "address", "jurisdiction", "consent_required", "reason"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "name",
+                    "address",
+                    "jurisdiction",
+                    "time_zone",
+                    "consent_required",
+                    "reason",
+                ]
+            },
+        ),
         ("Record", {"fields": ["created_at", "audit_trail_link"]}),
     ]
     inlines = [ClinicContactInline, ClinicPractitionerInline, ClinicMembershipInline]

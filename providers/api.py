@@ -61,7 +61,15 @@ class ClinicOutputSerializer(serializers.ModelSerializer[Clinic]):
 
     class Meta:
         model = Clinic
-        fields = ["id", "name", "address", "jurisdiction", "contacts", "created_at"]
+        fields = [
+            "id",
+            "name",
+            "address",
+            "jurisdiction",
+            "time_zone",
+            "contacts",
+            "created_at",
+        ]
         read_only_fields = fields
 
 
@@ -124,6 +132,13 @@ class ClinicCreateInputSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=200)
     address = serializers.CharField(max_length=2000)
     jurisdiction = serializers.CharField(max_length=6, help_text="ISO 3166 code: DE, US-TX.")
+    time_zone = serializers.CharField(
+        max_length=64,
+        default="UTC",
+        help_text="IANA time zone such as Europe/Berlin or America/Chicago; the clinic's calendar "
+        "day (lot expiry, treatment and receipt dates) is judged in it. Unknown names are "
+        "refused (time_zone_unknown).",
+    )
     contacts = ClinicContactInputSerializer(  # type: ignore[call-arg]  # ListSerializer takes it
         many=True, required=False, default=list, max_length=50
     )

@@ -26,7 +26,6 @@ from providers.selectors import require_any_role, require_role
 from traceability.errors import DomainError
 from traceability.services import history, require_reason, validate_instance
 
-
 _Model = TypeVar("_Model", bound=models.Model)
 
 
@@ -72,12 +71,20 @@ def _assign(instance: Any, fields: dict[str, Any], allowed: set[str]) -> None:
 
 @transaction.atomic
 def clinic_create(
-    *, actor: Any, name: str, address: str, jurisdiction: str, contacts: list[dict[str, str]]
+    *,
+    actor: Any,
+    name: str,
+    address: str,
+    jurisdiction: str,
+    contacts: list[dict[str, str]],
+    time_zone: str = "UTC",
 ) -> Clinic:
+    """Record a clinic. `time_zone` (IANA, e.g. Europe/Berlin) is where its calendar days are
+    judged; it is never guessed from the jurisdiction, which may span several zones (US-TX)."""
     require_role(actor, Role.QUALITY_MANAGER)
     reason = "clinic created"
     clinic = _save(
-        Clinic(name=name.strip(), address=address, jurisdiction=jurisdiction),
+        Clinic(name=name.strip(), address=address, jurisdiction=jurisdiction, time_zone=time_zone),
         actor=actor,
         reason=reason,
     )
@@ -93,7 +100,7 @@ def clinic_create(
 def clinic_update(*, actor: Any, clinic: Clinic, reason: str, **fields: Any) -> Clinic:
     require_role(actor, Role.QUALITY_MANAGER)
     reason = require_reason(reason)
-    _assign(clinic, fields, {"name", "address", "jurisdiction"})
+    _assign(clinic, fields, {"name", "address", "jurisdiction", "time_zone"})
     return _save(clinic, actor=actor, reason=reason)
 
 

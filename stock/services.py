@@ -170,7 +170,9 @@ def stock_receive(
             field="received_at",
             status=400,
         )
-    if timezone.localdate(received_at) < lot.manufactured_on:
+    # The receipt's day is the receiving clinic's calendar day; a lot made "today" in Berlin may
+    # arrive at 00:30 local time, still yesterday in UTC.
+    if clinic.local_date(received_at) < lot.manufactured_on:
         raise DomainError.single(
             "receipt_before_lot_made",
             f"Lot {lot.lot_number} was made on {lot.manufactured_on.isoformat()}, after this "
@@ -213,7 +215,15 @@ def stock_receive(
     with history(actor, f"received: {decision}"):
         receipt.save()
         apply_changes(
-            [Change(clinic.pk, lot.pk, DECISION_STATE[ReceiptDecision(decision)], quantity, MovementKind.RECEIPT)],
+            [
+                Change(
+                    clinic.pk,
+                    lot.pk,
+                    DECISION_STATE[ReceiptDecision(decision)],
+                    quantity,
+                    MovementKind.RECEIPT,
+                )
+            ],
             actor=actor,
             reason=notes,
             at=receipt.received_at,

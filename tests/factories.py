@@ -406,8 +406,12 @@ class ClinicReady:
     patient: Patient
 
 
-def clinic_ready(*, jurisdiction: str = "US-TX", consent_required: bool = False) -> ClinicReady:
-    clinic = ClinicFactory(jurisdiction=jurisdiction, consent_required=consent_required)
+def clinic_ready(
+    *, jurisdiction: str = "US-TX", consent_required: bool = False, time_zone: str = "UTC"
+) -> ClinicReady:
+    clinic = ClinicFactory(
+        jurisdiction=jurisdiction, consent_required=consent_required, time_zone=time_zone
+    )
     return ClinicReady(
         clinic=clinic,
         clinician=MembershipFactory(role=Role.CLINICIAN, clinic=clinic).user,

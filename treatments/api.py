@@ -23,6 +23,7 @@ from lots.api import ProductRefSerializer
 from lots.models import Lot, LotStatus, Route
 from lots.scan import scan_resolve
 from providers.models import Clinic, Practitioner, Role
+from providers.selectors import clinic_list
 from stock.api import ClinicRefSerializer, LotRefSerializer, OffsetDateTimeField
 from traceability.api_fields import (
     CREATE_ERRORS,
@@ -358,6 +359,22 @@ class ScanInputSerializer(serializers.Serializer[Any]):
         help_text="The GS1 DataMatrix as scanned (`]d2` and GS as \\u001d) or its "
         "human-readable form `(01)...(17)...(10)...`.",
     )
+    clinic = id_field(
+        Clinic.objects.none(),
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Clinic id where the vial is about to be used: expiry is judged on that "
+        "clinic's calendar day. Without it, on the day in UTC.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        if request is not None:
+            # A clinic the caller cannot see is "does not exist", as everywhere else.
+            clinic = cast(serializers.PrimaryKeyRelatedField[Clinic], self.fields["clinic"])
+            clinic.queryset = clinic_list(user=request.user)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -670,19 +687,22 @@ class ScanResolveApi(Api):
         summary="Resolve a scanned GS1 DataMatrix to its lot, with warnings before use",
         description="Answers the product's GTIN, the lot number, expiry and serial read from "
         "the scan, the lot on record, and `warnings` when the vial must not be used today "
-        "(lot_not_released, lot_on_hold, lot_recalled, lot_expired). A scan that is not GS1 is "
+        "(lot_not_released, lot_on_hold, lot_recalled, lot_expired): today at `clinic` when "
+        "given, in its time zone, else in UTC. A scan that is not GS1 is "
         "400 (scan_malformed, scan_gtin_missing, scan_gtin_invalid, scan_lot_missing); an "
         "unknown GTIN or lot is 404; a label expiry that disagrees with the record is 409.",
         request=ScanInputSerializer,
         responses={200: ScanResolutionOutputSerializer, **error_responses(400, 401, 403, 404, 409)},
     )
     def post(self, request: Request) -> Response:
-        data = validated(ScanInputSerializer, request.data)
+        data = validated(ScanInputSerializer, request.data, context={"request": request})
         resolution = scan_resolve(data["scan"])
-        warnings = [
-            *resolution.warnings,
-            *lot_use_warnings(resolution.lot, on=timezone.localdate()),
-        ]
+        clinic: Clinic | None = data["clinic"]
+        # "Today" is the clinic's calendar day when the scan names one. A scan without a clinic
+        # (a quality manager checking a vial) has no clinic to ask, so it is judged in UTC, the
+        # network's day, as the lot release gate is; treatment_record judges again on its own.
+        today = clinic.local_date() if clinic is not None else timezone.localdate()
+        warnings = [*resolution.warnings, *lot_use_warnings(resolution.lot, on=today)]
         scan = resolution.scan
         return Response(
             ScanResolutionOutputSerializer(

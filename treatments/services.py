@@ -94,7 +94,10 @@ def treatment_problems(
 ) -> list[Problem]:
     """Every reason DESIGN rule 2 refuses this treatment, in words a clinician understands."""
     problems: list[Problem] = []
-    day = timezone.localdate(performed_at)
+    # The treatment's day is the clinic's calendar day: at 00:30 in Berlin it is already the
+    # next day, whatever the date in UTC. Expiry, "made after", and the licence are judged on it;
+    # the future and consent-order checks compare instants and need no zone.
+    day = clinic.local_date(performed_at)
     if patient.clinic_id != clinic.pk:
         problems.append(
             Problem(
@@ -392,14 +395,17 @@ def adverse_event_record(
             field="lot",
             status=400,
         )
-    if onset_on > timezone.localdate():
+    # `onset_on` is a day on the treating clinic's calendar: compare it with that clinic's today
+    # and the treatment's day there, not with the days in UTC.
+    clinic = treatment.clinic
+    if onset_on > clinic.local_date():
         raise DomainError.single(
             "adverse_event_onset_in_future",
             "The onset cannot be in the future.",
             field="onset_on",
             status=400,
         )
-    if onset_on < timezone.localdate(treatment.performed_at):
+    if onset_on < clinic.local_date(treatment.performed_at):
         raise DomainError.single(
             "adverse_event_before_treatment",
             "The onset cannot precede the treatment.",

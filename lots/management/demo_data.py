@@ -114,6 +114,14 @@ CLINICS: list[tuple[str, str, str, str, list[tuple[str, str]]]] = [
     ),
 ]
 
+# Each clinic's time zone (IANA), in which its calendar days are judged: lot expiry on the day of
+# treatment, a receipt's date. Kept apart from CLINICS, whose rows seed_demo unpacks as they are.
+CLINIC_TIME_ZONES: dict[str, str] = {
+    "tx": "America/Chicago",
+    "ca": "America/Los_Angeles",
+    "de": "Europe/Berlin",
+}
+
 # The administrators of the other two clinics: they receive stock and record treatments in the
 # story, and have no login (clinic key, username, first name, last name).
 CLINIC_STAFF: list[tuple[str, str, str, str]] = [

@@ -372,7 +372,12 @@ def test_quality_manager_changes_the_consent_requirement_with_a_reason(quality_m
     clinic = ClinicFactory(consent_required=True)
     client = browser(quality_manager)
     url = reverse("admin:providers_clinic_change", args=[clinic.pk])
-    data = {"name": clinic.name, "address": clinic.address, "jurisdiction": clinic.jurisdiction}
+    data = {
+        "name": clinic.name,
+        "address": clinic.address,
+        "jurisdiction": clinic.jurisdiction,
+        "time_zone": clinic.time_zone,
+    }
     refused = client.post(url, data)
     assert "reason" in refused.context["adminform"].form.errors
     assert Clinic.objects.get(pk=clinic.pk).consent_required

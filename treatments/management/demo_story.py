@@ -6,8 +6,9 @@ quality manager then puts on hold, in the first chapter's command).
 
 Everything is written through the services, in one transaction: the chapter is either all there
 or not at all, so a second run checks one natural key and skips it. Receipts and treatments are
-dated in the past (the services take the time); a transfer, a write-off and a quarantine decision
-carry the time the seed runs, since their services record the present.
+dated in the past (the services take the time), in office hours on each clinic's own clock (its
+time zone, CLINIC_TIME_ZONES, is set first); a transfer, a write-off and a quarantine decision carry
+the time the seed runs, since their services record the present.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.utils import timezone
 
+from lots.management.demo_data import CLINIC_TIME_ZONES, USERS
 from lots.models import Lot, LotStatus, Route
-from providers.models import Clinic, Practitioner
+from providers import services as provider_services
+from providers.models import Clinic, Practitioner, Role
 from stock import services as stock_services
 from stock.models import MovementKind, ReceiptDecision
 from treatments import services as treatment_services
@@ -181,7 +184,8 @@ class DemoStory:
     ) -> None:
         self.clinics, self.staff, self.lots = clinics, staff, lots
         self.practitioners, self.consent_text, self.write = practitioners, consent_text, write
-        self.today = timezone.localdate()
+        # Each clinic's today, read once so that a run across midnight dates consistently.
+        self.today: dict[str, datetime.date] = {}
         self.random = random.Random(2025)  # noqa: S311 - demo data, not security
 
     def done(self) -> bool:
@@ -189,6 +193,8 @@ class DemoStory:
 
     def run(self) -> bool:
         """Tell the chapter unless it is there already; True when it was written now."""
+        self._time_zones()
+        self.today = {key: clinic.local_date() for key, clinic in self.clinics.items()}
         if self.done():
             return False
         with transaction.atomic():
@@ -199,6 +205,28 @@ class DemoStory:
             self._transfer_wastage_and_quarantine()
             self._adverse_events(list(zip(plan, treatments, strict=True)))
         return True
+
+    # -- clocks ------------------------------------------------------------------------------
+
+    def _time_zones(self) -> None:
+        """The first chapter creates the clinics on UTC (clinic_create's default); each is put on
+        its own clock before anything is dated, so a database seeded earlier is corrected too."""
+        username = next(name for role, name, *_ in USERS if role == Role.QUALITY_MANAGER)
+        quality_manager = get_user_model().objects.get(username=username)
+        for key, zone in CLINIC_TIME_ZONES.items():
+            clinic = self.clinics[key]
+            if clinic.time_zone != zone:
+                provider_services.clinic_update(
+                    actor=quality_manager,
+                    clinic=clinic,
+                    reason="the clinic's own time zone for its calendar days",
+                    time_zone=zone,
+                )
+
+    def _at(self, clinic_key: str, days_ago: int, time: datetime.time) -> datetime.datetime:
+        """`time` on the clinic's clock, `days_ago` days before the clinic's today."""
+        day = self.today[clinic_key] - datetime.timedelta(days=days_ago)
+        return datetime.datetime.combine(day, time, tzinfo=self.clinics[clinic_key].zone)
 
     # -- patients ----------------------------------------------------------------------------
 
@@ -238,10 +266,10 @@ class DemoStory:
             prefix, count = PATIENTS[regimen.clinic]
             for _ in range(regimen.count):
                 days_ago = self.random.randint(regimen.last_day, regimen.first_day)
-                performed_at = datetime.datetime.combine(
-                    self.today - datetime.timedelta(days=days_ago),
+                performed_at = self._at(
+                    regimen.clinic,
+                    days_ago,
                     datetime.time(self.random.randint(9, 17), self.random.choice((0, 15, 30, 45))),
-                    tzinfo=datetime.UTC,
                 )
                 practitioners = [
                     name
@@ -298,11 +326,7 @@ class DemoStory:
                 storage_location="Pharmacy fridge"
                 if product.storage_min_celsius > 0
                 else "Freezer A",
-                received_at=datetime.datetime.combine(
-                    self.today - datetime.timedelta(days=delivery.days_ago),
-                    datetime.time(8, 30),
-                    tzinfo=datetime.UTC,
-                ),
+                received_at=self._at(delivery.clinic, delivery.days_ago, datetime.time(8, 30)),
                 notes=(
                     f"Logger recorded {low} to {high} °C in transit; held for the manufacturer's "
                     "stability assessment."
@@ -386,12 +410,14 @@ class DemoStory:
         ]
         for clinic_key, description, seriousness in reports:
             clinic = self.clinics[clinic_key]
+            # Days on the clinic's calendar, as adverse_event_record judges the onset.
+            latest = self.today[clinic_key] - datetime.timedelta(days=3)
             treatment = next(
                 (
                     t
                     for item, t in treated
                     if t.clinic_id == clinic.pk
-                    and t.performed_at.date() <= self.today - datetime.timedelta(days=3)
+                    and clinic.local_date(t.performed_at) <= latest
                     and any(number == lot.lot_number for number, _ in item.lines)
                 ),
                 None,
@@ -403,7 +429,7 @@ class DemoStory:
                 treatment_services.adverse_event_record(
                     actor=practitioner.user or self.staff[clinic_key],
                     treatment=treatment,
-                    onset_on=treatment.performed_at.date() + datetime.timedelta(days=1),
+                    onset_on=clinic.local_date(treatment.performed_at) + datetime.timedelta(days=1),
                     description=description,
                     lot=lot,
                     **seriousness,
