@@ -115,6 +115,7 @@ def lot_release_check(*, lot: Lot, on: datetime.date | None = None) -> ReleaseCh
 
     Runs a fixed number of queries whatever the number of donors, markers and tests.
     """
+    # The network's day (UTC): releasing a lot is not any one clinic's act.
     today = on or timezone.localdate()
     check = ReleaseCheck(lot=lot, on=today)
     product = Product.objects.select_related("manufacturer").get(pk=lot.product_id)

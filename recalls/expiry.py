@@ -111,20 +111,26 @@ class ExpiringStock:
 
 
 def _stock_warnings(today: datetime.date, now: datetime.datetime, report: ExpiryReport) -> None:
-    horizon = today + datetime.timedelta(days=max(STOCK_THRESHOLDS_DAYS))
+    """Days left are counted on each clinic's own calendar (its time zone): the query takes a day
+    either side of the UTC day, and each row is judged by its clinic's day."""
+    horizon = today + datetime.timedelta(days=max(STOCK_THRESHOLDS_DAYS) + 1)
     balances = (
         StockBalance.objects.filter(
             state=StockState.ACCEPTED,
             quantity__gt=0,
-            lot__expires_on__gte=today,
+            lot__expires_on__gte=today - datetime.timedelta(days=1),
             lot__expires_on__lte=horizon,
         )
-        .select_related("lot__product", "lot__manufacturer")
+        .select_related("lot__product", "lot__manufacturer", "clinic")
         .order_by("clinic_id", "lot__expires_on", "lot_id")
     )
     claimed: dict[int, list[tuple[ExpiryWarning, ExpiringStock]]] = defaultdict(list)
+    clinic_today: dict[int, datetime.date] = {}
     for balance in balances:
-        days_left = (balance.lot.expires_on - today).days
+        local_today = clinic_today.setdefault(balance.clinic_id, balance.clinic.local_date(now))
+        if balance.lot.expires_on < local_today:
+            continue
+        days_left = (balance.lot.expires_on - local_today).days
         threshold = _tightest(days_left, STOCK_THRESHOLDS_DAYS)
         if threshold is None:
             continue
@@ -162,7 +168,7 @@ def _stock_warnings(today: datetime.date, now: datetime.datetime, report: Expiry
                 f"{soonest} day{'s' if soonest != 1 else ''}"
             ),
             template="expiry_stock",
-            context={"clinic": clinic, "items": items, "today": today},
+            context={"clinic": clinic, "items": items, "today": clinic_today[clinic_id]},
             to=contacts,
         )
         if _send(message, warnings, report):
@@ -237,7 +243,7 @@ def expiry_watch(*, now: datetime.datetime | None = None) -> ExpiryReport:
     """Send the expiry warnings that are due and not yet sent. Safe to run at any time and
     concurrently: each warning is claimed before it is sent."""
     now = now or timezone.now()
-    today = now.date()  # UTC: aware `now` from timezone.now()
+    today = now.date()  # UTC (aware `now`); clinics' stock is judged on their own day
     report = ExpiryReport()
     _stock_warnings(today, now, report)
     _certificate_warnings(today, now, report)

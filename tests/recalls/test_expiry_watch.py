@@ -174,3 +174,25 @@ def test_warning_the_mail_server_refused_is_sent_by_a_later_run(smtp, settings):
     assert after_lease.stock_warnings == 1
     assert len(smtp.messages) == 1
     assert ExpiryWarning.objects.get().sent_at is not None
+
+
+def test_days_left_are_counted_on_each_clinics_own_calendar(smtp):
+    # 23:30 UTC is already the next day in Berlin and still the same day in Chicago.
+    day = timezone.now().date() + DAY
+    now = datetime.datetime.combine(day, datetime.time(23, 30), tzinfo=datetime.UTC)
+    lot = released_lot(expires_on=day + 30 * DAY)
+    berlin, _ = _clinic_with_contacts()
+    chicago, _ = _clinic_with_contacts()
+    for ready, zone in ((berlin, "Europe/Berlin"), (chicago, "America/Chicago")):
+        ready.clinic.time_zone = zone
+        ready.clinic.save()
+        receive(ready, lot, 2)
+
+    report = expiry_watch(now=now)
+
+    assert report.stock_warnings == 2
+    subjects = [str(message["Subject"]) for message in smtp.messages]
+    [to_berlin] = [subject for subject in subjects if f"at {berlin.clinic.name}:" in subject]
+    [to_chicago] = [subject for subject in subjects if f"at {chicago.clinic.name}:" in subject]
+    assert to_berlin.endswith("the first in 29 days")
+    assert to_chicago.endswith("the first in 30 days")
