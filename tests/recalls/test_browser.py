@@ -68,6 +68,7 @@ def test_a_clinic_acknowledges_the_recall_from_the_link_in_its_email(
 
     # The name is required: the browser itself refuses an empty form, and nothing is recorded.
     page.get_by_role("button", name=f"Acknowledge recall {recall.reference}").click()
+    assert page.locator("#name").evaluate("field => field.validity.valueMissing") is True
     assert page.url == link
     assert not Acknowledgement.objects.exists()
 
@@ -105,3 +106,74 @@ def test_an_altered_link_is_refused_in_the_browser_and_records_nothing(
     expect(page.get_by_role("alert")).to_contain_text("This acknowledgement link is not valid")
     assert recall.reference not in page.content()
     assert not Acknowledgement.objects.exists()
+
+
+def sign_in(page, user) -> None:
+    from tests.factories import PASSWORD
+
+    user.is_staff = True  # the admin is for staff; roles decide what each one sees
+    user.save(update_fields=["is_staff"])
+    page.goto("/admin/login/")
+    page.get_by_label("Username").fill(user.get_username())
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+
+
+def test_a_quality_manager_opens_a_recall_in_the_admin_and_a_clinic_acknowledges_it(
+    page, live_server, settings, smtp, eager_celery, quality_manager
+):
+    from lots.models import LotStatus
+    from recalls.models import Recall
+    from stock.models import StockBalance
+    from tests.factories import PASSWORD
+
+    settings.SITE_URL = live_server.url
+    lot = recalled_lot()
+    affected = affected_clinic(lot, units_held=3)
+    sign_in(page, quality_manager)
+
+    page.goto("/admin/recalls/recall/add/")
+    page.locator("#id_recall_class").select_option("I")
+    page.locator("#id_depth").select_option("patient")
+    page.locator("#id_reason").fill("Endotoxin above the specification in retained samples")
+    page.locator("#id_hazard").fill("Fever and septic shock after injection")
+    page.locator("#id_product").select_option(str(lot.product.pk))
+    page.locator("#id_password").fill("not the password")
+    page.get_by_role("button", name="Save", exact=True).click()
+
+    # Refused: the error is on the page, the form keeps what was typed, nothing was written.
+    expect(page.locator(".errorlist")).to_contain_text("password")
+    expect(page.locator("#id_reason")).to_have_value(
+        "Endotoxin above the specification in retained samples"
+    )
+    assert not Recall.objects.exists()
+
+    page.locator("#id_password").fill(PASSWORD)
+    page.get_by_role("button", name="Save", exact=True).click()
+
+    expect(page).to_have_url(re.compile(r"/admin/recalls/recall/\d+/change/$"))
+    recall = Recall.objects.get()
+    expect(page.get_by_role("heading", level=2, name=recall.reference)).to_be_visible()
+    lot.refresh_from_db()
+    assert lot.status == LotStatus.RECALLED
+    blocked = StockBalance.objects.get(clinic=affected.clinic, lot=lot, state="blocked")
+    assert blocked.quantity == 3
+    assert len(smtp.to(affected.contacts[0].email)) == 1
+
+    # The clinic administrator signs in and acknowledges for the clinic from the recall's page.
+    page.context.clear_cookies()
+    sign_in(page, affected.ready.administrator)
+    page.goto(f"/admin/recalls/recall/{recall.pk}/change/")
+    clinic_row = page.locator(f"#recall-clinic-{affected.clinic.pk}")
+    expect(clinic_row).to_contain_text("not acknowledged")
+    clinic_row.get_by_role("link", name="Acknowledge…").click()
+    expect(page.locator("#id_clinic")).to_have_value(str(affected.clinic.pk))
+    page.get_by_role("button", name="Acknowledge", exact=True).click()
+
+    expect(page.locator(".messagelist")).to_contain_text(
+        f"{affected.clinic.name} acknowledged {recall.reference}"
+    )
+    acknowledgement = Acknowledgement.objects.get(recall=recall)
+    assert (acknowledgement.clinic, acknowledgement.via) == (affected.clinic, "admin")
+    assert acknowledgement.acknowledged_by == affected.ready.administrator
