@@ -3,11 +3,15 @@ acknowledgements and what they did with their stock."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 import uuid
 
 import pghistory
 import pgtrigger
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
@@ -190,6 +194,41 @@ class RecallStock(models.Model):
         return f"{self.quantity_held} of {self.lot_id} at {self.clinic_id}"
 
 
+WEBHOOK_KEY_PREFIX = "whsec_"
+WEBHOOK_KEY_BYTES = (24, 64)  # the Standard Webhooks recommendation for the key's length
+WEBHOOK_SECRET_RULE = (
+    f"A Standard Webhooks secret is {WEBHOOK_KEY_PREFIX} followed by the base64 of "
+    f"{WEBHOOK_KEY_BYTES[0]} to {WEBHOOK_KEY_BYTES[1]} random bytes (such as 32 bytes from "
+    "os.urandom)."
+)
+# Used with fullmatch(): with match(), `$` also matches before a trailing newline.
+_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+
+
+def _webhook_secret_problem(value: str) -> str | None:
+    if not value.startswith(WEBHOOK_KEY_PREFIX):
+        return f"The secret does not start with {WEBHOOK_KEY_PREFIX}."
+    body = value.removeprefix(WEBHOOK_KEY_PREFIX)
+    not_base64 = f"The part after {WEBHOOK_KEY_PREFIX} is not base64."
+    if not _BASE64.fullmatch(body):
+        return not_base64
+    try:
+        key = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return not_base64
+    low, high = WEBHOOK_KEY_BYTES
+    if not low <= len(key) <= high:
+        return f"The key is {len(key)} bytes long."
+    return None
+
+
+def validate_webhook_secret(value: str) -> None:
+    """A Standard Webhooks secret. The message never repeats the value: it is a signing key."""
+    problem = _webhook_secret_problem(value)
+    if problem is not None:
+        raise ValidationError(f"{problem} {WEBHOOK_SECRET_RULE}", code="webhook_secret_invalid")
+
+
 @pghistory.track()
 class WebhookEndpoint(models.Model):
     """An integration that receives recall notices, signed per the Standard Webhooks spec."""
@@ -197,7 +236,9 @@ class WebhookEndpoint(models.Model):
     name = models.CharField(max_length=200)
     url = models.URLField(max_length=500)
     secret = models.CharField(
-        max_length=100, help_text="Standard Webhooks secret (whsec_ followed by base64)."
+        max_length=100,
+        validators=[validate_webhook_secret],
+        help_text="Standard Webhooks secret (whsec_ followed by base64).",
     )
     clinic = models.ForeignKey(
         Clinic,

@@ -1,7 +1,7 @@
 """The recalls admin: a thin client of the recall services and selectors. Who sees which recall and
 which clinic's rows, opening a recall with every refusal shown and nothing written, the follow-up
-pages (widen, acknowledge, disposition, contact attempt, close), the evidence downloads, the list's
-fixed query count and webhook secrets that are never shown back."""
+pages (widen, acknowledge, disposition, contact attempt, close), the evidence downloads, the fixed
+query counts of the list and of a recall's page, and webhook secrets that are never shown back."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import logging
 import os
 
 import pytest
+from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -19,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from lots.models import LotStatus
+from recalls.accounting import recall_contact_attempt_record, recall_disposition_record
 from recalls.acknowledgements import recall_acknowledge
 from recalls.closing import recall_close_problems
 from recalls.models import (
@@ -38,14 +40,18 @@ from recalls.models import (
     StockDisposition,
     WebhookEndpoint,
 )
+from recalls.services import RecallScopeRequest, recall_open, recall_widen
 from stock.models import StockBalance, StockState
 from tests.factories import (
     PASSWORD,
+    ClinicContactFactory,
+    PatientFactory,
     ProductFactory,
     UserFactory,
     clinic_ready,
     receive,
     released_lot,
+    treat,
 )
 from tests.recalls.scenario import all_row_counts, build_world, open_recall
 
@@ -434,6 +440,81 @@ def test_the_change_list_runs_a_fixed_number_of_queries(world, recall, who):
     content = response.content.decode()
     assert (content.count(done), content.count(first)) == (4, 1)
     assert count_queries(client, url) == one
+
+
+def count_page_queries(client: Client, url: str) -> int:
+    # The admin's change form looks the content type up once per process; start each page cold.
+    ContentType.objects.clear_cache()
+    return count_queries(client, url)
+
+
+def recall_of(quality_manager, lots) -> Recall:
+    return recall_open(
+        actor=quality_manager,
+        password=PASSWORD,
+        recall_class="I",
+        depth="patient",
+        reason="Endotoxin above specification in retained sample",
+        hazard="Fever, sepsis",
+        scope=RecallScopeRequest(lot_ids=[lot.pk for lot in lots]),
+    )
+
+
+@pytest.mark.parametrize("who", ["quality_manager", "administrator"])
+def test_the_recall_page_runs_a_fixed_number_of_queries(quality_manager, who):
+    # Given a recall that reached one clinic through one exposure ...
+    WebhookEndpoint.objects.create(name="ERP", url="https://erp.example.test", secret=secret())
+    first = clinic_ready()
+    ClinicContactFactory(clinic=first.clinic)
+    lot = released_lot()
+    receive(first, lot, 2)
+    treat(first, lot, 1)
+    small = recall_of(quality_manager, [lot])
+
+    # ... and one that reached four clinics in two rounds, with follow-up at each clinic.
+    clinics = [first, *(clinic_ready() for _ in range(3))]
+    lots = [released_lot() for _ in range(3)]
+    for ready in clinics[1:]:
+        ClinicContactFactory(clinic=ready.clinic)
+    for ready in clinics:
+        second_patient = PatientFactory(clinic=ready.clinic)
+        for each in lots:
+            receive(ready, each, 6)
+            treat(ready, each, 1)
+            treat(ready, each, 2, patient=second_patient)
+    large = recall_of(quality_manager, lots[:2])
+    recall_widen(
+        actor=quality_manager,
+        password=PASSWORD,
+        recall=large,
+        scope=RecallScopeRequest(lot_ids=[lots[2].pk]),
+        reason="Same donor",
+    )
+    for ready in clinics[:2]:
+        recall_acknowledge(
+            recall=large, clinic=ready.clinic, via=AcknowledgementVia.ADMIN, actor=quality_manager
+        )
+        recall_disposition_record(
+            recall=large,
+            clinic=ready.clinic,
+            lot=lots[0],
+            kind="destroyed",
+            quantity=1,
+            actor=quality_manager,
+        )
+        recall_contact_attempt_record(
+            recall=large, patient=ready.patient, outcome="reached", actor=ready.clinician
+        )
+
+    # When the user opens each recall's page, then both run the same number of queries.
+    client = browser(quality_manager if who == "quality_manager" else first.administrator)
+    one = count_page_queries(client, recall_url("change", small))
+    response = client.get(recall_url("change", large))
+    shown = 4 if who == "quality_manager" else 1
+    assert len(response.context["clinics"]) == shown
+    assert response.context["exposure_count"] == shown * 6
+    assert len(response.context["stock"]) == shown * 3
+    assert count_page_queries(client, recall_url("change", large)) == one
 
 
 def test_the_change_list_filters_by_status_class_and_drill(world, recall, qm):
