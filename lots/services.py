@@ -315,7 +315,11 @@ def lot_create(
 def lot_donor_add(*, actor: Any, lot: Lot, donor: Donor, reason: str) -> Lot:
     require_role(actor, Role.QUALITY_MANAGER)
     reason = require_reason(reason)
-    lot = Lot.objects.select_for_update().select_related("product").get(pk=lot.pk)
+    lot = (
+        Lot.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("product")
+        .get(pk=lot.pk)
+    )
     if lot.status not in RELEASABLE_FROM:
         raise DomainError.single(
             "lot_not_editable",
@@ -690,8 +694,10 @@ def _sign_status_change(
 
 
 def _locked_lot(lot_id: int) -> Lot:
+    """NO KEY UPDATE: a status change must not block treatments and stock movements that only
+    reference the lot (they take KEY SHARE locks), nor deadlock with them."""
     try:
-        return Lot.objects.select_for_update().get(pk=lot_id)
+        return Lot.objects.select_for_update(no_key=True).get(pk=lot_id)
     except Lot.DoesNotExist as error:
         raise DomainError.single("not_found", "No such lot.", field="lot", status=404) from error
 

@@ -90,10 +90,14 @@ def _check_opening(
 
 
 def _scoped_lots(scope: RecallScopeRequest) -> list[Lot]:
-    """The lots in scope, locked in primary-key order (no deadlock with another recall)."""
+    """The lots in scope, locked in primary-key order (no deadlock with another recall).
+
+    FOR NO KEY UPDATE, not FOR UPDATE: a treatment or stock movement in flight inserts rows that
+    reference the lot, taking a KEY SHARE lock on it while it holds its stock balance. FOR UPDATE
+    would make it wait for the recall while the recall waits for its balance: a deadlock."""
     lot_ids = scope.forward_scope().lots().values("pk")
     return list(
-        Lot.objects.select_for_update()
+        Lot.objects.select_for_update(of=("self",), no_key=True)
         .filter(pk__in=lot_ids)
         .select_related("product")
         .order_by("pk")

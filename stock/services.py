@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from lots.models import Lot, LotStatus
@@ -151,7 +151,8 @@ def stock_receive(
     notes: str = "",
 ) -> Receipt:
     """Receive units at a clinic. `accept` is refused unless every check at the door passed; the
-    units go to the accepted, quarantined or rejected stock of the clinic."""
+    units go to the accepted, quarantined or rejected stock of the clinic. The network never
+    receives more of a lot than was made (net of units returned to the manufacturer)."""
     require_any_role(actor, STOCK_ROLES, clinic=clinic)
     _positive(quantity)
     if decision not in ReceiptDecision.values:
@@ -161,7 +162,14 @@ def stock_receive(
             field="decision",
             status=400,
         )
-    lot = Lot.objects.select_related("product").get(pk=lot.pk)
+    # The lot's row lock serialises receipts of one lot, so two clinics receiving the last units
+    # at once cannot both pass the quantity check. NO KEY UPDATE: rows that merely reference the
+    # lot (movements, treatment lines) take KEY SHARE locks, which this does not block.
+    lot = (
+        Lot.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("product")
+        .get(pk=lot.pk)
+    )
     received_at = received_at or timezone.now()
     if received_at > timezone.now() + datetime.timedelta(minutes=10):
         raise DomainError.single(
@@ -197,6 +205,7 @@ def stock_receive(
         )
         if problems:
             raise DomainError(problems, status=409)
+    _refuse_more_than_made(lot, quantity)
     receipt = Receipt(
         clinic=clinic,
         lot=lot,
@@ -230,6 +239,25 @@ def stock_receive(
             receipt=receipt,
         )
     return receipt
+
+
+def _refuse_more_than_made(lot: Lot, quantity: int) -> None:
+    """Units of the lot received anywhere, less those returned to the manufacturer, must stay
+    within what the manufacturer made: more would mean a mistyped quantity or a counterfeit."""
+    movements = StockMovement.objects.filter(
+        lot=lot, kind__in=(MovementKind.RECEIPT, MovementKind.RETURN)
+    )
+    on_hand_in_network = movements.aggregate(total=Sum("delta"))["total"] or 0
+    room = lot.quantity - on_hand_in_network
+    if quantity > room:
+        raise DomainError.single(
+            "receipt_exceeds_lot_quantity",
+            f"Lot {lot.lot_number} was made with {lot.quantity} {lot.get_unit_display().lower()}"
+            f"(s) and {on_hand_in_network} are already received in the network: at most "
+            f"{max(room, 0)} more can be received.",
+            field="quantity",
+            status=409,
+        )
 
 
 def receipt_check_problems(

@@ -182,9 +182,10 @@ def test_forty_concurrent_write_offs_never_take_more_than_is_there():
 
 
 def test_concurrent_receipts_transfers_write_offs_and_treatments_lose_no_update():
-    # given a lot with 100 accepted units at clinic A, and 50 accepted and 20 quarantined at B
+    # given a lot of 300 with 100 accepted units at clinic A, and 50 accepted and 20 quarantined
+    # at B
     a, b = clinic_ready(), clinic_ready()
-    lot = released_lot()
+    lot = released_lot(quantity=300)
     receive(a, lot, 100)
     receive(b, lot, 50)
     receive(b, lot, 20, decision="quarantine")
@@ -259,4 +260,20 @@ def test_concurrent_receipts_transfers_write_offs_and_treatments_lose_no_update(
         (b.clinic.pk, StockState.ACCEPTED): 50 - 8 * 1 + 8 * 2,
         (b.clinic.pk, StockState.QUARANTINED): 20 + 8 * 3 - 8 * 2,
     }
+    assert stock_balances_disagreeing() == []
+
+
+def test_twenty_clinics_receiving_the_last_ten_units_at_once_receive_exactly_ten():
+    lot = released_lot(quantity=10)
+    clinics = [clinic_ready() for _ in range(20)]
+
+    outcomes = run_together([lambda ready=ready: receive(ready, lot, 1) for ready in clinics])
+
+    received = [outcome for outcome in outcomes if outcome.result is not None]
+    refused = [outcome.refused for outcome in outcomes if outcome.refused is not None]
+    assert len(received) == 10 and len(refused) == 10
+    assert {code for refusal in refused for code in refusal.codes} == {
+        "receipt_exceeds_lot_quantity"
+    }
+    assert sum(StockBalance.objects.filter(lot=lot).values_list("quantity", flat=True)) == 10
     assert stock_balances_disagreeing() == []

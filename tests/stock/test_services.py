@@ -688,3 +688,37 @@ def test_the_ledger_check_finds_a_balance_that_disagrees(ready, lot):
     assert stock_balances_disagreeing() == [(ready.clinic.pk, lot.pk, StockState.ACCEPTED, 7, 5)]
 
     StockBalance.objects.filter(lot=lot).update(quantity=5)  # let the autouse check pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Never more than was made
+
+
+def test_the_network_never_receives_more_of_a_lot_than_was_made(ready, lot):
+    other = clinic_ready()
+    receipt_of(ready, lot, quantity=60)
+    receipt_of(other, lot, quantity=30, decision="reject")  # rejected units were still shipped
+
+    error = refused(lambda: receipt_of(other, lot, quantity=11))
+
+    assert error.codes == ["receipt_exceeds_lot_quantity"]
+    assert error.problems[0].field == "quantity"
+    assert "at most 10 more" in error.problems[0].message
+    receipt_of(other, lot, quantity=10)  # exactly what is left
+
+
+def test_units_returned_to_the_manufacturer_can_be_shipped_again(ready, lot):
+    receipt_of(ready, lot, quantity=lot.quantity)
+    refused(lambda: receipt_of(ready, lot, quantity=1))
+    stock_write_off(
+        actor=ready.administrator,
+        clinic=ready.clinic,
+        lot=lot,
+        quantity=5,
+        kind=MovementKind.RETURN,
+        reason="Wrong delivery",
+    )
+
+    receipt_of(clinic_ready(), lot, quantity=5)
+
+    assert sum(Receipt.objects.filter(lot=lot).values_list("quantity", flat=True)) == 105
