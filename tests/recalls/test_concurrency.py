@@ -24,9 +24,7 @@ pytestmark = [
 
 
 @pytest.mark.parametrize("attempt", range(3))
-def test_a_recall_opened_amid_treatments_freezes_every_one_that_happened(
-    quality_manager, attempt
-):
+def test_a_recall_opened_amid_treatments_freezes_every_one_that_happened(quality_manager, attempt):
     lot = released_lot()
     a, b = clinic_ready(), clinic_ready()
     receive(a, lot, 30)
