@@ -885,3 +885,37 @@ def test_a_method_a_recall_endpoint_does_not_offer_is_405(qm_client, recall_worl
     response = qm_client.delete(API + path.format(**recall_world))
     assert response.status_code == 405
     assert error_codes(response) == ["method_not_allowed"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_aborted_by_a_concurrent_change_is_a_503_to_retry_not_a_500(clinic):
+    """PostgreSQL aborts a statement that collides with a concurrent transaction (here a row lock
+    taken NOWAIT while another connection holds it: the same family as a deadlock or a
+    serialization failure). The client did nothing wrong: it is told to send the request again."""
+    import psycopg
+    from django.db import OperationalError, transaction
+
+    from providers.models import Clinic
+    from traceability.api import exception_handler
+
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    with psycopg.connect(**params) as holder:
+        holder.execute("SELECT 1 FROM providers_clinic WHERE id = %s FOR UPDATE", [clinic.pk])
+        with pytest.raises(OperationalError) as caught, transaction.atomic():
+            list(Clinic.objects.select_for_update(nowait=True).filter(pk=clinic.pk))
+
+    response = exception_handler(caught.value, {})
+
+    assert response is not None and response.status_code == 503
+    assert response["Retry-After"] == "1"
+    assert response.data == {
+        "errors": [
+            {
+                "code": "concurrent_change_retry",
+                "message": "Another change to the same records collided with this one; nothing "
+                "was saved. Send the request again.",
+                "field": None,
+            }
+        ]
+    }

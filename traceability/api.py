@@ -12,7 +12,8 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError
+import psycopg.errors
+from django.db import IntegrityError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.pagination import LimitOffsetPagination
@@ -54,7 +55,27 @@ def error_response(problems: list[Problem], status_code: int) -> Response:
     return Response({"errors": [problem.as_dict() for problem in problems]}, status=status_code)
 
 
+# What PostgreSQL aborts a transaction for when concurrent requests collide: nothing the client
+# did wrong, and the same request will normally pass when sent again.
+RETRYABLE = (
+    psycopg.errors.DeadlockDetected,
+    psycopg.errors.SerializationFailure,
+    psycopg.errors.LockNotAvailable,
+)
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, OperationalError) and isinstance(exc.__cause__, RETRYABLE):
+        logger.warning("concurrent change aborted a request: %s", exc)
+        problem = Problem(
+            "concurrent_change_retry",
+            "Another change to the same records collided with this one; nothing was saved. "
+            "Send the request again.",
+            None,
+        )
+        response = error_response([problem], status.HTTP_503_SERVICE_UNAVAILABLE)
+        response["Retry-After"] = "1"
+        return response
     if isinstance(exc, DomainError):
         return error_response(exc.problems, exc.status)
     if isinstance(exc, DjangoValidationError):
