@@ -687,8 +687,9 @@ class ScanResolveApi(Api):
         summary="Resolve a scanned GS1 DataMatrix to its lot, with warnings before use",
         description="Answers the product's GTIN, the lot number, expiry and serial read from "
         "the scan, the lot on record, and `warnings` when the vial must not be used today "
-        "(lot_not_released, lot_on_hold, lot_recalled, lot_expired): today at `clinic` when "
-        "given, in its time zone, else in UTC. A scan that is not GS1 is "
+        "(lot_not_released, lot_on_hold, lot_recalled, lot_expired): today at `clinic` (by "
+        "default the caller's clinic when they belong to one only), in its time zone, else in "
+        "UTC. A scan that is not GS1 is "
         "400 (scan_malformed, scan_gtin_missing, scan_gtin_invalid, scan_lot_missing); an "
         "unknown GTIN or lot is 404; a label expiry that disagrees with the record is 409.",
         request=ScanInputSerializer,
@@ -698,8 +699,13 @@ class ScanResolveApi(Api):
         data = validated(ScanInputSerializer, request.data, context={"request": request})
         resolution = scan_resolve(data["scan"])
         clinic: Clinic | None = data["clinic"]
-        # "Today" is the clinic's calendar day when the scan names one. A scan without a clinic
-        # (a quality manager checking a vial) has no clinic to ask, so it is judged in UTC, the
+        if clinic is None:
+            # Staff of one clinic scan at that clinic.
+            own = visible_clinic_ids(request.user)
+            if own is not None and len(own) == 1:
+                clinic = Clinic.objects.get(pk=own[0])
+        # "Today" is the clinic's calendar day. A scan with no clinic to ask (a quality manager
+        # checking a vial, staff of several clinics not naming one) is judged in UTC, the
         # network's day, as the lot release gate is; treatment_record judges again on its own.
         today = clinic.local_date() if clinic is not None else timezone.localdate()
         warnings = [*resolution.warnings, *lot_use_warnings(resolution.lot, on=today)]

@@ -303,3 +303,15 @@ def test_scan_naming_a_clinic_the_caller_does_not_belong_to_is_refused():
     assert error_codes(response) == ["does_not_exist"]
     assert error_fields(response) == ["clinic"]
     assert resolve(clinician, clinic=own.clinic.pk).status_code == 200
+
+
+def test_a_scan_by_staff_of_one_clinic_is_judged_on_that_clinics_day():
+    scanned_lot(expires_on=today_in(BEHIND))
+    ahead = clinic_ready(time_zone=AHEAD)
+    behind = clinic_ready(time_zone=BEHIND)
+
+    at_ahead = resolve(ahead.clinician).json()
+    at_behind = resolve(behind.clinician).json()
+
+    assert [w["code"] for w in at_ahead["warnings"]] == ["lot_expired"]
+    assert at_behind["warnings"] == [] and at_behind["usable"] is True
