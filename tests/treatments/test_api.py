@@ -66,7 +66,9 @@ def ago(**delta: float) -> datetime.datetime:
 
 
 def released_lot(quality_manager, *, product: Product | None = None, **fields) -> Lot:
-    """A released lot with its whole evidence: donors with marker results, QC, CoA and GMP."""
+    """A released lot with its whole evidence: donors with marker results, QC, CoA and GMP;
+    made large enough for every site a test stocks with it (`make_site` receives 100 each)."""
+    fields.setdefault("quantity", 1000)
     return lot_for_release(
         quality_manager=quality_manager, product=product, status=LotStatus.RELEASED, **fields
     )
