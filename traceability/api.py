@@ -73,9 +73,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             "Send the request again.",
             None,
         )
-        response = error_response([problem], status.HTTP_503_SERVICE_UNAVAILABLE)
-        response["Retry-After"] = "1"
-        return response
+        retry = error_response([problem], status.HTTP_503_SERVICE_UNAVAILABLE)
+        retry["Retry-After"] = "1"
+        return retry
     if isinstance(exc, DomainError):
         return error_response(exc.problems, exc.status)
     if isinstance(exc, DjangoValidationError):
