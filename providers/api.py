@@ -144,6 +144,22 @@ class ClinicCreateInputSerializer(serializers.Serializer[Any]):
     )
 
 
+class ClinicUpdateInputSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=200, required=False)
+    address = serializers.CharField(max_length=2000, required=False)
+    jurisdiction = serializers.CharField(
+        max_length=6, required=False, help_text="ISO 3166 code: DE, US-TX."
+    )
+    time_zone = serializers.CharField(
+        max_length=64,
+        required=False,
+        help_text="IANA time zone; the clinic's calendar day is judged in it from now on.",
+    )
+    reason = serializers.CharField(
+        max_length=REASON_MAX_LENGTH, allow_blank=True, help_text="Why the record changes."
+    )
+
+
 class PractitionerCreateInputSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=200)
     profession = TextChoiceField(choices=Profession.choices)
@@ -253,6 +269,22 @@ class ClinicDetailApi(Api):
     @extend_schema(summary="One clinic", responses={200: ClinicOutputSerializer, **READ_ERRORS})
     def get(self, request: Request, clinic_id: int) -> Response:
         clinic = get_or_404(clinic_list(user=request.user), clinic_id, what="clinic")
+        return Response(ClinicOutputSerializer(clinic).data)
+
+    @extend_schema(
+        summary="Correct a clinic (with the reason)",
+        description="Quality managers only. Changing the jurisdiction or the time zone changes "
+        "which products may be used there and on which calendar day its dates are judged, "
+        "from the next request on; what was recorded stays as it was.",
+        request=ClinicUpdateInputSerializer,
+        responses={200: ClinicOutputSerializer, **WRITE_ERRORS},
+    )
+    def patch(self, request: Request, clinic_id: int) -> Response:
+        clinic = get_or_404(clinic_list(user=request.user), clinic_id, what="clinic")
+        data = validated(ClinicUpdateInputSerializer, request.data)
+        reason = data.pop("reason")
+        services.clinic_update(actor=request.user, clinic=clinic, reason=reason, **data)
+        clinic = clinic_list(user=request.user).get(pk=clinic.pk)
         return Response(ClinicOutputSerializer(clinic).data)
 
 

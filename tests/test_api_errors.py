@@ -38,6 +38,7 @@ JSON_WRITES = [
     ("post", "/manufacturers/"),
     ("patch", "/manufacturers/{manufacturer}/"),
     ("post", "/clinics/"),
+    ("patch", "/clinics/{clinic}/"),
     ("post", "/clinics/{clinic}/contacts/"),
     ("post", "/practitioners/"),
     ("post", "/practitioners/{practitioner}/licences/"),

@@ -17,6 +17,7 @@ EXPECTED_OPERATIONS = {
     ("/api/v1/manufacturers/", "post"),
     ("/api/v1/manufacturers/{manufacturer_id}/", "get"),
     ("/api/v1/manufacturers/{manufacturer_id}/", "patch"),
+    ("/api/v1/clinics/{clinic_id}/", "patch"),
     ("/api/v1/clinics/", "get"),
     ("/api/v1/clinics/", "post"),
     ("/api/v1/clinics/{clinic_id}/", "get"),

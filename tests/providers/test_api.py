@@ -494,3 +494,58 @@ def test_me_lists_username_full_name_and_roles_with_clinics(quality_manager, cli
         {"role": "clinician", "clinic": clinic.pk},
         {"role": "quality_manager", "clinic": None},
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Correcting a clinic
+
+
+def test_a_quality_manager_corrects_a_clinics_time_zone_with_a_reason(qm_client):
+    from providers.models import ClinicEvent
+
+    clinic = ClinicFactory(time_zone="UTC")
+
+    response = qm_client.patch(
+        f"{API}/clinics/{clinic.pk}/",
+        {"time_zone": "Europe/Berlin", "reason": "the clinic is in Berlin"},
+        format="json",
+    )
+
+    assert response.status_code == 200, response.content
+    assert response.json()["time_zone"] == "Europe/Berlin"
+    clinic.refresh_from_db()
+    assert clinic.time_zone == "Europe/Berlin"
+    event = ClinicEvent.objects.filter(pgh_obj=clinic).latest("pgh_id")
+    assert event.pgh_context.metadata["reason"] == "the clinic is in Berlin"
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "field"),
+    [
+        ({"time_zone": "Europe/Atlantis", "reason": "r"}, "time_zone_unknown", "time_zone"),
+        ({"time_zone": "Europe/Berlin"}, "required", "reason"),
+        ({"time_zone": "Europe/Berlin", "reason": " "}, "reason_required", "reason"),
+        ({"jurisdiction": "XX", "reason": "r"}, "jurisdiction_unknown", "jurisdiction"),
+    ],
+)
+def test_a_wrong_clinic_correction_is_refused_and_changes_nothing(qm_client, body, code, field):
+    clinic = ClinicFactory(time_zone="UTC", jurisdiction="US-TX")
+
+    response = qm_client.patch(f"{API}/clinics/{clinic.pk}/", body, format="json")
+
+    assert response.status_code == 400
+    assert (error_codes(response), error_fields(response)) == ([code], [field])
+    clinic.refresh_from_db()
+    assert (clinic.time_zone, clinic.jurisdiction) == ("UTC", "US-TX")
+
+
+def test_clinic_staff_and_auditors_cannot_correct_a_clinic(auditor):
+    clinic = ClinicFactory(time_zone="UTC")
+    administrator = MembershipFactory(role=Role.CLINIC_ADMINISTRATOR, clinic=clinic).user
+    body = {"time_zone": "Europe/Berlin", "reason": "r"}
+
+    for user in (administrator, auditor):
+        response = client_for(user).patch(f"{API}/clinics/{clinic.pk}/", body, format="json")
+        assert response.status_code == 403
+    clinic.refresh_from_db()
+    assert clinic.time_zone == "UTC"
