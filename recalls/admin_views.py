@@ -26,6 +26,8 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from audit.models import ReadVia
+from audit.services import contact_data_read_record
 from providers.models import Clinic, Role
 from recalls.accounting import CONTACTING_ROLES, DISPOSING_ROLES
 from recalls.acknowledgements import ACKNOWLEDGING_ROLES
@@ -48,7 +50,6 @@ from recalls.models import (
 )
 from recalls.reports import exposures_csv, notices_csv, recall_report_pdf
 from recalls.selectors import (
-    log_contact_read,
     notification_list,
     recall_clinic_ids,
     recall_effectiveness,
@@ -351,11 +352,11 @@ def patients_view(
         )
     patients = list(listing.patients)
     if listing.with_contacts:
-        log_contact_read(
+        contact_data_read_record(
             user=request.user,
-            recall=recall,
-            clinic=clinic,
-            patient_ids=[patient.pk for patient in patients],
+            patients=patients,
+            what=f"recall {recall.reference} patient list",
+            via=ReadVia.ADMIN,
         )
     context = {
         **model_admin.admin_site.each_context(request),

@@ -21,6 +21,8 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from audit.models import ReadVia
+from audit.services import contact_data_read_record
 from lots.models import Donor, Lot, Product
 from providers.models import Clinic, Manufacturer
 from recalls import services
@@ -46,7 +48,6 @@ from recalls.selectors import (
     RecallEffectiveness,
     acknowledgement_list,
     disposition_list,
-    log_contact_read,
     recall_detail_list,
     recall_effectiveness,
     recall_list,
@@ -699,7 +700,7 @@ class RecallPatientsApi(ListApi):
     @extend_schema(
         summary="A clinic's patients exposed to the recall",
         description="Contact details only for the clinic's own administrators and clinicians, "
-        "and only in a patient-level recall (every such read is logged); quality managers and "
+        "and only in a patient-level recall (every such read is recorded); quality managers and "
         "auditors get pseudonymous references. Other clinics' staff: 403.",
         parameters=[
             RECALL_ID,
@@ -717,11 +718,11 @@ class RecallPatientsApi(ListApi):
             patients, many=True, context={"with_contacts": listing.with_contacts}
         ).data
         if listing.with_contacts:
-            log_contact_read(
+            contact_data_read_record(
                 user=request.user,
-                recall=recall,
-                clinic=clinic,
-                patient_ids=[patient.pk for patient in patients],
+                patients=patients,
+                what=f"recall {recall.reference} patient list",
+                via=ReadVia.API,
             )
         response = self.get_paginated_response(data)
         response["Cache-Control"] = "no-store"

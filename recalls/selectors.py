@@ -9,7 +9,6 @@ only their own exposures, patients, stock and notices.
 from __future__ import annotations
 
 import datetime
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +31,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
+from audit.services import contact_data_read_log
 from providers.models import Clinic, Membership, Role
 from recalls.models import (
     Acknowledgement,
@@ -50,8 +50,6 @@ from recalls.models import (
 from traceability.errors import DomainError
 from treatments.models import Patient
 from treatments.selectors import visible_clinic_ids
-
-contact_access_log = logging.getLogger("traceability.contact_access")
 
 # A patient is "contacted" once a final outcome is on record; "unreachable" is an attempt only.
 FINAL_OUTCOMES = (ContactOutcome.REACHED, ContactOutcome.DECEASED)
@@ -196,7 +194,8 @@ def recall_patient_list(*, recall: Recall, clinic: Clinic, user: Any) -> RecallP
     administrators and clinicians) and only for a patient-level recall; quality managers and
     auditors get the pseudonymous references. Other clinics' staff are refused.
 
-    The caller logs the read of contact details (`log_contact_read`) once it has them."""
+    The caller records the read of contact details (`audit.services.contact_data_read_record`)
+    once it has the patients it shows."""
     clinic_ids = visible_clinic_ids(user)
     if clinic_ids is not None and clinic.pk not in clinic_ids:
         raise DomainError.single(
@@ -252,13 +251,16 @@ def recall_patient_list(*, recall: Recall, clinic: Clinic, user: Any) -> RecallP
 
 
 def log_contact_read(*, user: Any, recall: Recall, clinic: Clinic, patient_ids: list[int]) -> None:
-    """DESIGN rule 7: reads of patient contact data are logged, with who read whose."""
-    contact_access_log.info(
-        "recall patient contacts read: user=%s recall=%s clinic=%s patients=%s",
-        getattr(user, "pk", None),
-        recall.reference,
-        clinic.pk,
-        ",".join(map(str, patient_ids)),
+    """The clinic's own recall e-mail carries its patients' contact details. A worker composes it
+    for no signed-in reader, so it is logged (the same line as a user's read) but not recorded in
+    `audit.ContactDataRead`, whose rows name the user who read; the outbox row says who was
+    written to and when. Users' reads go through `audit.services.contact_data_read_record`."""
+    contact_data_read_log(
+        user_id=getattr(user, "pk", None),
+        clinic_id=clinic.pk,
+        patient_ids=patient_ids,
+        what=f"recall {recall.reference} notice e-mail",
+        via="email",
     )
 
 

@@ -247,6 +247,7 @@ LIST_FILTERS = {
         "expired",
     ],
     "/certificates/": ["kind", "manufacturer", "lot", "current"],
+    "/audit/contact-reads/": ["clinic", "user", "patient", "at_after", "at_before"],
 }
 QUERY_POISON = ["x\x00y", str(10**30), "-1", "abc", "2025-02-30", "9" * 5000, "💉", ""]
 

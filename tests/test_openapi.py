@@ -84,6 +84,7 @@ EXPECTED_OPERATIONS = {
     ("/api/v1/recalls/{recall_id}/exposures.csv", "get"),
     ("/api/v1/recalls/{recall_id}/notices.csv", "get"),
     ("/api/v1/recalls/{recall_id}/report.pdf", "get"),
+    ("/api/v1/audit/contact-reads/", "get"),
 }
 
 

@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "stock.apps.StockConfig",
     "treatments.apps.TreatmentsConfig",
     "recalls.apps.RecallsConfig",
+    "audit.apps.AuditConfig",
 ]
 
 MIDDLEWARE = [

@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/v1/", include("stock.urls")),
     path("api/v1/", include("treatments.urls")),
     path("api/v1/", include("recalls.urls")),
+    path("api/v1/", include("audit.urls")),
     re_path(r"^api/", api_not_found),
     path(
         "recalls/acknowledge/<str:token>/",

@@ -3,13 +3,12 @@ two trace pages (forward from a lot, back from a patient or a treatment).
 
 Clinic staff see only their own clinics' records (DESIGN rule 8) and add them through the
 services; network roles (quality manager, auditor) see every clinic but never a patient's contact
-details, which only the staff of the patient's own clinic see. Reads of contact details are
-logged (DESIGN rule 7).
+details, which only the staff of the patient's own clinic see. Every page that shows contact
+details records the read (`audit.services.contact_data_read_record`, DESIGN rule 7).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +22,8 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from audit.models import ReadVia
+from audit.services import contact_data_read_record
 from lots.models import Lot
 from providers.models import Clinic, Practitioner, Role
 from stock.models import StockState
@@ -46,8 +47,6 @@ from treatments.selectors import (
     visible_clinic_ids,
 )
 from treatments.services import TREATING_ROLES
-
-contact_access_log = logging.getLogger("traceability.contact_access")
 
 # Who may read a patient's contact details: the staff of the patient's own clinic.
 CONTACT_ROLES = (Role.CLINIC_ADMINISTRATOR, Role.CLINICIAN)
@@ -96,6 +95,25 @@ def sees_every_contact(request: HttpRequest) -> bool:
     """True when every patient the user can list is one whose contact details they may read."""
     visible = visible_clinic_ids(request.user)
     return visible is not None and bool(visible) and set(visible) <= contact_clinic_ids(request)
+
+
+def record_contact_read(request: HttpRequest, patients: list[Patient], what: str) -> None:
+    """DESIGN rule 7: the page about to be sent shows these patients' contact details."""
+    contact_data_read_record(user=request.user, patients=patients, what=what, via=ReadVia.ADMIN)
+
+
+def shown_rows(response: HttpResponse) -> list[Any]:
+    """The rows of the change list a response is about to show (evaluated once: the template
+    reuses them)."""
+    changelist = getattr(response, "context_data", {}).get("cl")
+    return [] if changelist is None else list(changelist.result_list)
+
+
+def shows_contact_history(response: HttpResponse) -> bool:
+    """Whether an audit trail page lists events of contact details (their values)."""
+    events = getattr(response, "context_data", {}).get("events", [])
+    prefix = f"{PatientContact._meta.label} #"
+    return any(row["record"].startswith(prefix) for row in events)
 
 
 class ClinicWorkAdmin(ServiceAdmin):
@@ -235,6 +253,14 @@ class PatientAdmin(ClinicWorkAdmin):
             return [*self.list_display[:1], "contact_name", *self.list_display[1:]]
         return self.list_display
 
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        response = super().changelist_view(request, extra_context)
+        if sees_every_contact(request):
+            # The Name column: patients without contact details show "-".
+            named = [row for row in shown_rows(response) if getattr(row, "contact", None)]
+            record_contact_read(request, named, "admin patient list")
+        return response
+
     def get_search_fields(self, request: HttpRequest) -> Any:
         if sees_every_contact(request):
             return [*self.search_fields, "contact__full_name", "contact__phone", "contact__email"]
@@ -256,10 +282,19 @@ class PatientAdmin(ClinicWorkAdmin):
     ) -> HttpResponse:
         response = super().change_view(request, object_id, form_url, extra_context)
         patient = getattr(response, "context_data", {}).get("original")
-        if patient is not None and may_read_contact(request, patient):
-            contact_access_log.info(
-                "user %s read the contact details of patient %s", request.user.pk, patient.pk
-            )
+        if (
+            patient is not None
+            and may_read_contact(request, patient)
+            and getattr(patient, "contact", None) is not None
+        ):
+            record_contact_read(request, [patient], f"patient {patient.reference} contact")
+        return response
+
+    def audit_trail_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        response = super().audit_trail_view(request, object_id)
+        if shows_contact_history(response):
+            patient = response.context_data["original"]  # type: ignore[attr-defined]
+            record_contact_read(request, [patient], f"patient {patient.reference} contact history")
         return response
 
     def audit_trail_events(self, request: HttpRequest, obj: Any, *, related: bool) -> Any:
@@ -334,9 +369,12 @@ class PatientContactAdmin(ClinicWorkAdmin):
         return obj.patient.clinic
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
-        if self._allowed(request):
-            contact_access_log.info("user %s listed patient contact details", request.user.pk)
-        return super().changelist_view(request, extra_context)
+        response = super().changelist_view(request, extra_context)
+        contacts = shown_rows(response)
+        record_contact_read(
+            request, [contact.patient for contact in contacts], "admin patient contact list"
+        )
+        return response
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
@@ -344,11 +382,15 @@ class PatientContactAdmin(ClinicWorkAdmin):
         response = super().change_view(request, object_id, form_url, extra_context)
         contact = getattr(response, "context_data", {}).get("original")
         if contact is not None:
-            contact_access_log.info(
-                "user %s read the contact details of patient %s",
-                request.user.pk,
-                contact.patient_id,
-            )
+            patient = contact.patient
+            record_contact_read(request, [patient], f"patient {patient.reference} contact")
+        return response
+
+    def audit_trail_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        response = super().audit_trail_view(request, object_id)
+        if shows_contact_history(response):
+            patient = response.context_data["original"].patient  # type: ignore[attr-defined]
+            record_contact_read(request, [patient], f"patient {patient.reference} contact history")
         return response
 
 

@@ -9,7 +9,6 @@ other response carries them (DESIGN: auditors see pseudonymous references only).
 from __future__ import annotations
 
 import datetime
-import logging
 from typing import Any, cast
 
 from django.db.models import Prefetch, QuerySet
@@ -19,6 +18,8 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from audit.models import ReadVia
+from audit.services import contact_data_read_record
 from lots.api import ProductRefSerializer
 from lots.models import Lot, LotStatus, Route
 from lots.scan import scan_resolve
@@ -61,8 +62,6 @@ from treatments.models import (
     TreatmentLine,
 )
 from treatments.selectors import patient_list, treatment_list, visible_clinic_ids
-
-logger = logging.getLogger(__name__)
 
 TEXT_MAX_LENGTH = 5000
 SCAN_MAX_LENGTH = 200
@@ -435,7 +434,8 @@ class PatientContactApi(Api):
     @extend_schema(
         summary="A patient's contact details, for the patient's own clinic staff only",
         description="Only a clinic administrator or clinician of the patient's clinic may read "
-        "them; quality managers and auditors are refused (403). Every read is logged.",
+        "them; quality managers and auditors are refused (403). Every read is recorded (see "
+        "/api/v1/audit/contact-reads/).",
         responses={200: PatientContactOutputSerializer, **READ_ERRORS},
     )
     def get(self, request: Request, patient_id: int) -> Response:
@@ -451,20 +451,19 @@ class PatientContactApi(Api):
                 status=403,
             )
         contact = PatientContact.objects.filter(patient=patient).first()
-        # DESIGN rule 7: reads of patient contact data are logged, with who read whose.
-        logger.info(
-            "patient contact read: user=%s patient=%s clinic=%s found=%s",
-            request.user.pk,
-            patient.pk,
-            patient.clinic_id,
-            contact is not None,
-        )
         if contact is None:
             raise DomainError.single(
                 "patient_contact_missing",
                 "No contact details are on record for this patient.",
                 status=404,
             )
+        # DESIGN rule 7: recorded before the details leave, with who read whose.
+        contact_data_read_record(
+            user=request.user,
+            patients=[patient],
+            what=f"patient {patient.reference} contact",
+            via=ReadVia.API,
+        )
         response = Response(PatientContactOutputSerializer(contact).data)
         response["Cache-Control"] = "no-store"
         return response

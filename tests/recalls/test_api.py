@@ -313,7 +313,7 @@ def test_the_patient_list_gives_contact_details_to_the_clinics_own_staff_only(
     rows = {row["reference"]: row for row in own.json()["results"]}
     assert rows[world.a1.reference]["contact"]["full_name"] == "Alice Anders"
     assert rows[world.a2.reference]["contact"]["phone"] == "+1 512 555 0100"
-    assert any("recall patient contacts read" in message for message in caplog.messages)
+    assert any(f"recall {recall.reference} patient list" in message for message in caplog.messages)
 
     for network in (world.quality_manager, auditor):
         response = client_for(network).get(url)

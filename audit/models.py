@@ -1,0 +1,70 @@
+"""Who read which patients' contact details, when and where (DESIGN rule 7).
+
+One row per read, however many patients it showed: a list page is one row with every patient id
+on it. The table is append-only in the database itself: triggers refuse UPDATE and DELETE, so
+not even a faulty caller or a hand-typed query rewrites who read what.
+"""
+
+from __future__ import annotations
+
+import pgtrigger
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.db import models
+from django.db.models import F, Func, Q
+from django.utils import timezone
+
+from providers.models import Clinic
+from traceability.triggers import no_delete
+
+
+class ReadVia(models.TextChoices):
+    API = "api", "API"
+    ADMIN = "admin", "Admin"
+
+
+class ContactDataRead(models.Model):
+    """A user was shown the contact details of `patient_ids`, all patients of `clinic`."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="contact_data_reads"
+    )
+    user_name = models.CharField(
+        max_length=301, help_text="The reader's full name (or username) at the time of the read."
+    )
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="contact_data_reads")
+    patient_ids = ArrayField(models.BigIntegerField(), help_text="Ids of the patients shown.")
+    patient_count = models.PositiveIntegerField()
+    what = models.CharField(max_length=200, help_text="What was shown, in a few words.")
+    via = models.CharField(max_length=10, choices=ReadVia.choices)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        indexes = [
+            models.Index(fields=["clinic", "at"], name="contact_read_clinic_at"),
+            models.Index(fields=["user", "at"], name="contact_read_user_at"),
+            GinIndex(fields=["patient_ids"], name="contact_read_patient_ids"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(patient_count__gte=1)
+                & Q(
+                    patient_count=Func(
+                        F("patient_ids"), function="CARDINALITY", output_field=models.IntegerField()
+                    )
+                ),
+                name="contact_read_patient_count",
+            ),
+            models.CheckConstraint(
+                condition=Q(via__in=ReadVia.values), name="contact_read_via_valid"
+            ),
+        ]
+        triggers = [
+            no_delete("contact_data_read_no_delete"),
+            pgtrigger.Protect(name="contact_data_read_no_update", operation=pgtrigger.Update),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_name} read {self.what} ({self.at:%Y-%m-%d %H:%M} UTC)"
