@@ -12,7 +12,6 @@ import logging
 import psycopg.errors
 import pytest
 from django.db import ProgrammingError, connection, transaction
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -22,6 +21,7 @@ from audit.models import ContactDataRead
 from audit.services import contact_data_read_record
 from providers.models import Role
 from recalls.models import Recall
+from tests.admin_helpers import admin_client as browser
 from tests.api_helpers import API, error_codes
 from tests.factories import MembershipFactory, PatientFactory, clinic_ready
 from tests.recalls.scenario import World, build_world, open_recall
@@ -32,14 +32,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hash
 
 READS = f"{API}/audit/contact-reads/"
 CONTACT = {"full_name": "Rosalind Quist", "phone": "+1 214 555 0199"}
-
-
-def browser(user) -> Client:
-    user.is_staff = True
-    user.save(update_fields=["is_staff"])
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def client_for(user) -> APIClient:

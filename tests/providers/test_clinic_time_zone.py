@@ -7,13 +7,13 @@ from __future__ import annotations
 import datetime
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 from pghistory.models import Events
 from rest_framework.test import APIClient
 
 from providers.models import Clinic, ClinicEvent, Role
 from providers.services import clinic_create, clinic_update
+from tests.admin_helpers import admin_client as admin_browser
 from tests.api_helpers import API, error_codes, error_fields, row_counts
 from tests.factories import ClinicFactory, MembershipFactory, UserFactory
 from traceability.errors import DomainError
@@ -228,14 +228,6 @@ def test_api_clinic_create_with_a_malformed_time_zone_is_400_naming_the_field(qm
 
 # ---------------------------------------------------------------------------------------------
 # Admin
-
-
-def admin_browser(user) -> Client:
-    user.is_staff = True
-    user.save(update_fields=["is_staff"])
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_admin_adds_a_clinic_with_its_time_zone_chosen_from_the_list(quality_manager):

@@ -42,6 +42,7 @@ from recalls.models import (
 )
 from recalls.services import RecallScopeRequest, recall_open, recall_widen
 from stock.models import StockBalance, StockState
+from tests.admin_helpers import admin_client as browser
 from tests.factories import (
     PASSWORD,
     ClinicContactFactory,
@@ -72,14 +73,6 @@ def _url(model: str, view: str, *args) -> str:
 
 def recall_url(view: str, recall: Recall, *args) -> str:
     return _url("recall", view, recall.pk, *args)
-
-
-def browser(user, **options) -> Client:
-    user.is_staff = True
-    user.save(update_fields=["is_staff"])
-    client = Client(**options)
-    client.force_login(user)
-    return client
 
 
 def secret(size: int = 32) -> str:

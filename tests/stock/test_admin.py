@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 from django.contrib.messages import get_messages
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from pghistory.models import Events
 
 from stock.models import Receipt, StockBalance, StockMovement, StockState
 from stock.selectors import stock_balances_disagreeing
+from tests.admin_helpers import admin_client as browser
 from tests.factories import ClinicFactory, clinic_ready, receive, released_lot
 
 pytestmark = pytest.mark.django_db
@@ -26,14 +26,6 @@ def _url(model: str, view: str, *args) -> str:
 
 def _record_url(balance: StockBalance, action: str) -> str:
     return reverse("admin:stock_stockbalance_record", args=[balance.pk, action])
-
-
-def browser(user) -> Client:
-    user.is_staff = True
-    user.save(update_fields=["is_staff"])
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture(autouse=True)

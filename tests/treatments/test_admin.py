@@ -17,6 +17,7 @@ from django.utils import timezone
 from lots.models import Lot, LotStatus
 from providers.models import Clinic, ClinicPractitioner
 from stock.models import StockBalance, StockState
+from tests.admin_helpers import admin_client as browser
 from tests.factories import (
     ClinicFactory,
     ConsentTextFactory,
@@ -46,14 +47,6 @@ MODELS = ("patient", "treatment", "adverseevent", "consenttext")
 
 def _url(model: str, view: str, *args) -> str:
     return reverse(f"admin:treatments_{model}_{view}", args=args)
-
-
-def browser(user) -> Client:
-    user.is_staff = True
-    user.save(update_fields=["is_staff"])
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def count_queries(client: Client, url: str) -> int:
