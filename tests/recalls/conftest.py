@@ -8,6 +8,7 @@ import base64
 import email
 import email.policy
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -140,6 +141,26 @@ def message_text(message: Message, subtype: str = "plain") -> str:
             assert isinstance(payload, bytes)
             return payload.decode(part.get_content_charset() or "utf-8")
     raise AssertionError(f"no text/{subtype} part")
+
+
+def acknowledgement_link(body: str, site_url: str) -> str:
+    """The signed acknowledgement link a notice's body carries."""
+    match = re.search(re.escape(site_url) + r"/[^\s\"<]+", body)
+    assert match, "the notice carries no acknowledgement link"
+    return match.group(0)
+
+
+@pytest.fixture
+def eager_celery():
+    """Tasks queued in this process run at once, here (unit and browser level: the worker tests
+    run a real worker against the real broker)."""
+    from traceability.celery import app
+
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager = False
+    app.conf.task_eager_propagates = False
 
 
 # ---------------------------------------------------------------------------------------------

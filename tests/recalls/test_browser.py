@@ -10,28 +10,15 @@ import pytest
 from playwright.sync_api import expect
 
 from recalls.models import Acknowledgement, Notification, NotificationStatus
-from tests.recalls.conftest import affected_clinic, message_text, open_recall, recalled_lot
+from tests.recalls.conftest import (
+    acknowledgement_link,
+    affected_clinic,
+    message_text,
+    open_recall,
+    recalled_lot,
+)
 
 pytestmark = pytest.mark.usefixtures("reference_data")
-
-
-@pytest.fixture
-def eager_celery():
-    """The recall's delivery task runs in this process when the opening commits, so the notice
-    reaches the SMTP server before the test reads it (the worker tests cover the real worker)."""
-    from traceability.celery import app
-
-    app.conf.task_always_eager = True
-    app.conf.task_eager_propagates = True
-    yield
-    app.conf.task_always_eager = False
-    app.conf.task_eager_propagates = False
-
-
-def link_in(body: str, site_url: str) -> str:
-    match = re.search(re.escape(site_url) + r"/[^\s\"<]+", body)
-    assert match, "the notice carries no acknowledgement link"
-    return match.group(0)
 
 
 def test_a_clinic_acknowledges_the_recall_from_the_link_in_its_email(
@@ -45,7 +32,7 @@ def test_a_clinic_acknowledges_the_recall_from_the_link_in_its_email(
     notice = Notification.objects.get(recall=recall, channel="email")
     assert notice.status == NotificationStatus.SENT
     [message] = smtp.to(affected.contacts[0].email)
-    link = link_in(message_text(message), live_server.url)
+    link = acknowledgement_link(message_text(message), live_server.url)
 
     page.goto(link)
     expect(page).to_have_title(f"URGENT: Recall {recall.reference}")
@@ -97,7 +84,7 @@ def test_an_altered_link_is_refused_in_the_browser_and_records_nothing(
     affected = affected_clinic(lot)
     recall = open_recall(quality_manager, lot, drill=True)
     [message] = smtp.to(affected.contacts[0].email)
-    link = link_in(message_text(message), live_server.url)
+    link = acknowledgement_link(message_text(message), live_server.url)
 
     response = page.goto(link.rstrip("/")[:-3] + "xyz/")
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import re
 
 import pytest
 from django.conf import settings as django_settings
@@ -25,6 +24,7 @@ from recalls.tasks import notification_deliver, recall_notices_send
 from tests.factories import MembershipFactory, UserFactory
 from tests.recalls.conftest import (
     GTIN,
+    acknowledgement_link,
     affected_clinic,
     free_port,
     message_text,
@@ -44,28 +44,14 @@ def _acknowledgement_link_in(body: str) -> Notification:
     """The notice the body's signed acknowledgement link resolves to."""
     from recalls.acknowledgements import acknowledgement_link_resolve
 
-    match = re.search(re.escape(django_settings.SITE_URL) + r"/[^\s\"<]+", body)
-    assert match, "no acknowledgement link"
-    token = match.group(0).rstrip("/").rsplit("/", 1)[1]
+    link = acknowledgement_link(body, django_settings.SITE_URL)
+    token = link.rstrip("/").rsplit("/", 1)[1]
     return acknowledgement_link_resolve(token)
 
 
 def _deliver_all(recall: Recall) -> None:
     for notification in Notification.objects.filter(recall=recall).order_by("pk"):
         assert delivery.notification_deliver(notification.pk) == Outcome.SENT
-
-
-@pytest.fixture
-def eager_celery():
-    """Tasks queued by a task run in this process at once (unit level only: the worker tests run
-    a real worker against the real broker)."""
-    from traceability.celery import app
-
-    app.conf.task_always_eager = True
-    app.conf.task_eager_propagates = True
-    yield
-    app.conf.task_always_eager = False
-    app.conf.task_eager_propagates = False
 
 
 # ---------------------------------------------------------------------------------------------
