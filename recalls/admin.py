@@ -224,6 +224,7 @@ class RecallAdmin(ServiceAdmin):
             page("disposition/", views.disposition_view, "disposition"),
             page("patients/<int:clinic_id>/", views.patients_view, "patients"),
             page("close/", views.close_view, "close"),
+            page("notices/<int:notice_id>/resend/", views.resend_view, "resend"),
             page("exposures.csv", views.exposures_csv_view, "exposures_csv"),
             page("notices.csv", views.notices_csv_view, "notices_csv"),
             page("report.pdf", views.report_pdf_view, "report_pdf"),
@@ -274,6 +275,8 @@ class NotificationAdmin(ClinicWorkAdmin):
         "created_at",
         "claimed_at",
         "sent_at",
+        "failing_since",
+        "failed_at",
         "last_error",
         "reminders_sent",
         "last_reminded_at",
@@ -402,14 +405,21 @@ class WebhookEndpointAdmin(ServiceAdmin):
     search_fields = ["name", "url"]
     fieldsets = [
         (None, {"fields": ["name", "url", "clinic", "active", "secret_hint"]}),
+        ("Deactivation", {"fields": ["deactivated_at", "deactivation_reason"]}),
         ("Record", {"fields": ["audit_trail_link"]}),
     ]
-    readonly_fields = ["secret_hint", "audit_trail_link"]
+    readonly_fields = [
+        "secret_hint",
+        "deactivated_at",
+        "deactivation_reason",
+        "audit_trail_link",
+    ]
     add_form = WebhookEndpointForm
     add_fieldsets = [(None, {"fields": ["name", "url", "clinic", "active", "secret"]})]
     update_form = WebhookEndpointForm
     update_fieldsets = [
         (None, {"fields": ["name", "url", "clinic", "active"]}),
+        ("Deactivation", {"fields": ["deactivated_at", "deactivation_reason"]}),
         ("Secret", {"fields": ["secret_hint", "secret"]}),
         (None, {"fields": ["reason"]}),
         ("Record", {"fields": ["audit_trail_link"]}),
@@ -422,3 +432,4 @@ class WebhookEndpointAdmin(ServiceAdmin):
 
 # Every audit trail shows the secret masked: the endpoint's own, and with ?related=1 its clinic's.
 mask_in_audit_trail(WebhookEndpoint, "secret", lambda value: mask_secret(str(value)))
+mask_in_audit_trail(WebhookEndpoint, "previous_secret", lambda value: mask_secret(str(value)))

@@ -22,11 +22,13 @@ from recalls.models import (
     AcknowledgementVia,
     ContactOutcome,
     DispositionKind,
+    Notification,
     Recall,
     RecallExposure,
     RecallLot,
     WebhookEndpoint,
 )
+from recalls.outbox import recall_notice_resend
 from recalls.services import RecallScopeRequest, recall_open, recall_widen
 from recalls.webhooks import webhook_endpoint_create, webhook_endpoint_update
 from traceability.admin import ServiceForm
@@ -331,6 +333,31 @@ class RecallCloseForm(RecallActionForm):
         )
         override = " by override" if recall.close_override else ""
         return f"{recall.reference} closed{override}."
+
+
+class RecallNoticeResendForm(RecallActionForm):
+    title = "Resend a failed notice"
+    intro = (
+        "The notice goes back to the outbox under the same message id, so a receiver that did "
+        "get it can drop the duplicate; its delivery window starts again."
+    )
+    submit_label = "Resend"
+    reason = _text(help_text="Why the notice is resent (the channel is back, the address fixed).")
+
+    def __init__(self, *args: Any, notification: Notification, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.notification = notification
+        self.intro = (
+            f"{notification.get_channel_display()} to {notification.recipient} (round "
+            f"{notification.round}) failed after {notification.attempts} attempt(s): "
+            f"{notification.last_error or 'no error recorded'}. {self.intro}"
+        )
+
+    def submit(self) -> str:
+        recall_notice_resend(
+            actor=self.actor, notification=self.notification, reason=self.cleaned_data["reason"]
+        )
+        return f"The notice to {self.notification.recipient} is queued again."
 
 
 # ---------------------------------------------------------------------------------------------

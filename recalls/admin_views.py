@@ -37,11 +37,13 @@ from recalls.admin_forms import (
     RecallCloseForm,
     RecallContactAttemptForm,
     RecallDispositionForm,
+    RecallNoticeResendForm,
     RecallWidenForm,
 )
 from recalls.closing import recall_close_problems
 from recalls.models import (
     Notification,
+    NotificationStatus,
     Recall,
     RecallDepth,
     RecallExposure,
@@ -119,9 +121,15 @@ def recall_page_context(request: HttpRequest, recall: Recall) -> dict[str, Any]:
     clinic_ids = request_clinic_ids(request)
     effectiveness = recall_effectiveness(recall=recall, clinic_ids=clinic_ids)
     notices: dict[int | None, list[Notification]] = defaultdict(list)
-    for notice in notification_list(recall=recall, clinic_ids=clinic_ids):
-        notices[notice.clinic_id].append(notice)
     is_open = recall.status == RecallStatus.OPEN
+    may_resend = is_open and can_write(request)
+    for notice in notification_list(recall=recall, clinic_ids=clinic_ids):
+        notice.resend_url = (  # type: ignore[attr-defined]
+            reverse("admin:recalls_recall_resend", args=[recall.pk, notice.pk])
+            if may_resend and notice.status == NotificationStatus.FAILED
+            else ""
+        )
+        notices[notice.clinic_id].append(notice)
     clinics = [
         {
             "progress": progress,
@@ -276,6 +284,22 @@ def close_view(model_admin: ServiceAdmin, request: HttpRequest, object_id: str) 
         raise PermissionDenied
     form = RecallCloseForm(_posted(request), recall=recall, actor=request.user)
     return action_page(model_admin, request, recall, form, with_open_items=True)
+
+
+def resend_view(
+    model_admin: ServiceAdmin, request: HttpRequest, object_id: str, notice_id: int
+) -> HttpResponse:
+    """A quality manager gives a failed notice of this recall back to the outbox."""
+    recall = recall_or_404(model_admin, request, object_id)
+    if not can_write(request):
+        raise PermissionDenied
+    notice = get_object_or_404(
+        notification_list(recall=recall, clinic_ids=request_clinic_ids(request)), pk=notice_id
+    )
+    form = RecallNoticeResendForm(
+        _posted(request), recall=recall, actor=request.user, notification=notice
+    )
+    return action_page(model_admin, request, recall, form)
 
 
 def action_page(

@@ -10,6 +10,13 @@ One notice is one outbox row (`Notification`). Delivery is claim, send, record:
 3. record: `-> sent` (and the recall's first notice time); on a named transient error back to
    `pending` for the task to retry with backoff; on a permanent error `failed` with the reason.
 
+A transient error is retried for as long as the notice's delivery window lasts, counted from its
+first failed attempt (`delivery_window`: hours for class I and II recalls), so a notice outlives any
+outage of its channel shorter than that window (DESIGN rule 10). The delay before each retry is
+`retry_delay`: the documented backoff doubled per attempt up to its maximum, plus a jitter that only
+ever adds. A notice that fails for good stays visible on its recall and can be resent
+(`recalls.outbox.recall_notice_resend`) under the same message id.
+
 A worker killed between 1 and 3 leaves the row in `sending`. `notifications_requeue_stale` (beat,
 every minute) gives such a row back to the queue once its claim is older than the lease, which
 outlasts the task's hard time limit, so a live delivery is never taken from its worker. If the
@@ -23,8 +30,10 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import random
 import smtplib
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -44,15 +53,17 @@ from recalls.models import (
     Notification,
     NotificationStatus,
     Recall,
+    RecallClass,
     RecallStatus,
     WebhookEndpoint,
 )
+from recalls.webhooks import webhook_endpoint_deactivate_gone
 
 logger = logging.getLogger(__name__)
 
 # Errors after which the same notice may well go through later. Everything else is either
 # permanent (below) or unexpected; an unexpected error leaves the claim to expire, so the notice is
-# retried by the stale-claim requeue, at most RECALL_DELIVERY_MAX_ATTEMPTS times.
+# retried by the stale-claim requeue, inside the same delivery window.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     smtplib.SMTPServerDisconnected,
     smtplib.SMTPConnectError,
@@ -79,11 +90,57 @@ class DeliveryError(Exception):
 
 
 class TransientDeliveryError(DeliveryError):
-    """Retry later: the notice is back in `pending`. The delivery task retries on this alone."""
+    """Retry later: the notice is back in `pending`. The delivery task retries on this alone,
+    after `retry_in` seconds (set by `notification_deliver`)."""
+
+    retry_in: float = 0.0
 
 
 class PermanentDeliveryError(DeliveryError):
     """Retrying will not help: the notice is `failed`, with the reason."""
+
+
+class EndpointGoneError(PermanentDeliveryError):
+    """The endpoint answered 410 Gone: its owner removed it. Standard Webhooks asks senders to
+    stop calling it, so the endpoint is deactivated and the quality managers are told."""
+
+
+# ---------------------------------------------------------------------------------------------
+# How long and how often
+
+
+def delivery_window(recall_class: str) -> datetime.timedelta:
+    """How long a notice of a recall of this class is retried after its first failed attempt."""
+    hours = (
+        settings.RECALL_DELIVERY_WINDOW_HOURS_CLASS_III
+        if recall_class == RecallClass.CLASS_III
+        else settings.RECALL_DELIVERY_WINDOW_HOURS
+    )
+    return datetime.timedelta(hours=hours)
+
+
+def retry_delay(attempts: int, *, draw: Callable[[], float] = random.random) -> float:
+    """Seconds to wait after `attempts` failed attempts: RECALL_DELIVERY_BACKOFF_SECONDS doubled
+    for each attempt after the first, at most RECALL_DELIVERY_BACKOFF_MAX_SECONDS, plus a jitter of
+    up to RECALL_DELIVERY_JITTER of that (`draw` returns a number in [0, 1)). Never shorter than
+    the documented figure: jitter spreads retries out, it does not bring them forward."""
+    doublings = min(max(attempts - 1, 0), 62)  # 2**62 seconds outlasts any maximum
+    documented = min(
+        settings.RECALL_DELIVERY_BACKOFF_SECONDS * 2**doublings,
+        settings.RECALL_DELIVERY_BACKOFF_MAX_SECONDS,
+    )
+    return float(documented * (1 + settings.RECALL_DELIVERY_JITTER * draw()))
+
+
+def retry_delay_longest() -> datetime.timedelta:
+    return datetime.timedelta(
+        seconds=settings.RECALL_DELIVERY_BACKOFF_MAX_SECONDS * (1 + settings.RECALL_DELIVERY_JITTER)
+    )
+
+
+def _hours(duration: datetime.timedelta) -> str:
+    hours = duration.total_seconds() / 3600
+    return f"{hours:.3g} h"
 
 
 class Outcome(StrEnum):
@@ -136,21 +193,38 @@ def webhook_body(payload: dict[str, Any]) -> str:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def webhook_signature(
+    *, endpoint: WebhookEndpoint, webhook_id: str, at: datetime.datetime, body: str
+) -> str:
+    """The webhook-signature header: one `v1,<base64>` per secret in use, space-separated. Right
+    after a rotation the previous secret signs too, so a receiver still holding it verifies."""
+    secrets = [endpoint.secret]
+    expires = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret and expires is not None and at < expires:
+        secrets.append(endpoint.previous_secret)
+    signatures = []
+    for secret in secrets:
+        try:
+            signatures.append(Webhook(secret).sign(webhook_id, at, body))
+        except Exception as error:  # malformed base64 or an empty secret: the endpoint is invalid
+            raise PermanentDeliveryError(
+                f"endpoint {endpoint.name} has an invalid secret"
+            ) from error
+    return " ".join(signatures)
+
+
 def send_webhook(*, endpoint: WebhookEndpoint, webhook_id: str, payload: dict[str, Any]) -> None:
     """POST one event, signed per the Standard Webhooks spec (webhook-id, webhook-timestamp,
     webhook-signature over `id.timestamp.body`)."""
     if not endpoint.active:
         raise PermanentDeliveryError(f"endpoint {endpoint.name} is deactivated")
-    try:
-        signer = Webhook(endpoint.secret)
-    except Exception as error:  # malformed base64 or an empty secret: the endpoint is invalid
-        raise PermanentDeliveryError(f"endpoint {endpoint.name} has an invalid secret") from error
     body = webhook_body(payload)
     now = timezone.now()
+    signature = webhook_signature(endpoint=endpoint, webhook_id=webhook_id, at=now, body=body)
     headers = {
         "webhook-id": webhook_id,
         "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": signer.sign(webhook_id, now, body),
+        "webhook-signature": signature,
         "content-type": "application/json",
         "user-agent": USER_AGENT,
     }
@@ -170,6 +244,8 @@ def send_webhook(*, endpoint: WebhookEndpoint, webhook_id: str, payload: dict[st
     if 200 <= status < 300:
         return
     summary = f"HTTP {status} from {endpoint.url}: {response.text[:200]}"
+    if status == 410:
+        raise EndpointGoneError(summary)
     if status >= 500 or status in TRANSIENT_HTTP_STATUSES:
         raise TransientDeliveryError(summary)
     raise PermanentDeliveryError(summary)
@@ -210,9 +286,10 @@ def _ours(notification_id: int, claimed_at: datetime.datetime) -> Any:
 def _record_sent(notification: Notification) -> None:
     now = timezone.now()
     # Whatever happened to the row meanwhile (its claim expired and another task took it, or
-    # gave up on it), the notice did go out: record that, once.
+    # gave up on it), the notice did go out: record that, once. An earlier attempt's error is no
+    # longer true of it.
     Notification.objects.filter(pk=notification.pk).exclude(status=NotificationStatus.SENT).update(
-        status=NotificationStatus.SENT, sent_at=now
+        status=NotificationStatus.SENT, sent_at=now, last_error=""
     )
     # Drills are timed too; the earliest sent notice wins whatever order the workers finish in.
     Recall.objects.filter(pk=notification.recall_id).filter(
@@ -221,8 +298,9 @@ def _record_sent(notification: Notification) -> None:
 
 
 def notification_deliver(notification_id: int) -> Outcome:
-    """Deliver one notice if it is still pending. Raises TransientDeliveryError when the task
-    should retry later; safe to call any number of times, concurrently too.
+    """Deliver one notice if it is still pending. Raises TransientDeliveryError (with
+    `retry_in`) when the task should retry later; safe to call any number of times, concurrently
+    too.
 
     Runs outside any transaction: each UPDATE commits on its own."""
     claimed_at = timezone.now()
@@ -231,72 +309,131 @@ def notification_deliver(notification_id: int) -> Outcome:
     notification = Notification.objects.select_related(
         "recall", "clinic", "contact", "endpoint"
     ).get(pk=notification_id)
+    # This attempt began at claimed_at; if it fails, the window counts from the first failure.
+    failing_since = notification.failing_since or claimed_at
     try:
         _send_notice(notification)
     except TransientDeliveryError as error:
-        if notification.attempts >= settings.RECALL_DELIVERY_MAX_ATTEMPTS:
-            reason = f"gave up after {notification.attempts} attempts: {error.reason}"
+        now = timezone.now()
+        window = delivery_window(notification.recall.recall_class)
+        if now >= failing_since + window:
+            reason = (
+                f"gave up after {notification.attempts} attempts over "
+                f"{_hours(now - failing_since)} (delivery window of a class "
+                f"{notification.recall.recall_class} recall: {_hours(window)}): {error.reason}"
+            )
             _ours(notification_id, claimed_at).update(
-                status=NotificationStatus.FAILED, last_error=reason
+                status=NotificationStatus.FAILED,
+                last_error=reason,
+                failing_since=failing_since,
+                failed_at=now,
             )
             logger.error("recall notice %s failed: %s", notification_id, reason)
             return Outcome.FAILED
         released = _ours(notification_id, claimed_at).update(
-            status=NotificationStatus.PENDING, last_error=error.reason
+            status=NotificationStatus.PENDING, last_error=error.reason, failing_since=failing_since
         )
+        error.retry_in = retry_delay(notification.attempts)
         logger.warning(
-            "recall notice %s attempt %s: %s", notification_id, notification.attempts, error.reason
+            "recall notice %s attempt %s: %s; next attempt in %.0f s",
+            notification_id,
+            notification.attempts,
+            error.reason,
+            error.retry_in,
         )
         if not released:  # the requeue took it back meanwhile: its new task owns the retry
             return Outcome.NOT_CLAIMED
         raise
     except PermanentDeliveryError as error:
         _ours(notification_id, claimed_at).update(
-            status=NotificationStatus.FAILED, last_error=error.reason
+            status=NotificationStatus.FAILED,
+            last_error=error.reason,
+            failing_since=failing_since,
+            failed_at=timezone.now(),
         )
         logger.error("recall notice %s failed: %s", notification_id, error.reason)
+        if isinstance(error, EndpointGoneError) and notification.endpoint is not None:
+            endpoint_gone(notification.endpoint, notification=notification, reason=error.reason)
         return Outcome.FAILED
     except Exception as error:
         # Unexpected: keep the claim (the requeue retries it after the lease) but say why.
         _ours(notification_id, claimed_at).update(
-            last_error=f"unexpected {type(error).__name__}: {error}"[:2000]
+            last_error=f"unexpected {type(error).__name__}: {error}"[:2000],
+            failing_since=failing_since,
         )
         raise
     _record_sent(notification)
     return Outcome.SENT
 
 
+def endpoint_gone(endpoint: WebhookEndpoint, *, notification: Notification, reason: str) -> bool:
+    """Deactivate an endpoint that answered 410 Gone and tell the quality managers, once: the
+    deactivation is a conditional UPDATE that only the first notice to hear 410 wins. The other
+    notices of the endpoint then fail at their next attempt, visibly, and can be resent once an
+    integrator registers or reactivates an endpoint."""
+    if not webhook_endpoint_deactivate_gone(endpoint=endpoint, reason=reason):
+        return False
+    recipients = notices.quality_manager_emails()
+    if not recipients:
+        logger.error(
+            "webhook endpoint %s deactivated (410 Gone); no quality manager to tell", endpoint.pk
+        )
+        return True
+    try:
+        send_email(
+            notices.endpoint_gone_email(
+                endpoint=endpoint, notification=notification, reason=reason, to=recipients
+            )
+        )
+    except DeliveryError as error:
+        logger.error(
+            "endpoint %s deactivated (410 Gone); the quality managers could not be told: %s",
+            endpoint.pk,
+            error.reason,
+        )
+    return True
+
+
 def notifications_requeue_stale(*, now: datetime.datetime | None = None) -> list[int]:
     """Notices to queue again: rows whose worker died mid-delivery (`sending`, claim older than
-    the lease) go back to `pending`, or to `failed` after the last attempt; and `pending` rows no
-    task seems to hold (never claimed within the lease, or released longer than the longest
-    backoff ago: their message died with a worker). Returns the ids to queue.
+    the lease) go back to `pending`, or to `failed` once their delivery window has passed; and
+    `pending` rows no task seems to hold (never claimed within the lease, or released longer than
+    the longest retry delay ago: their message died with a worker). Returns the ids to queue.
 
     Queuing a notice twice is harmless (the claim); the bump of `claimed_at` keeps one row from
     being queued again on every run while it waits in a long queue."""
     now = now or timezone.now()
     lease = datetime.timedelta(seconds=settings.RECALL_DELIVERY_LEASE_SECONDS)
-    backoff = datetime.timedelta(seconds=settings.RECALL_DELIVERY_BACKOFF_MAX_SECONDS)
+    stale_ids = []
     stale = Notification.objects.filter(
         status=NotificationStatus.SENDING, claimed_at__lt=now - lease
-    )
-    stale.filter(attempts__gte=settings.RECALL_DELIVERY_MAX_ATTEMPTS).update(
-        status=NotificationStatus.FAILED,
-        last_error=Concat(
-            Value(
-                f"gave up after {settings.RECALL_DELIVERY_MAX_ATTEMPTS} attempts; the last never "
-                "completed (worker lost or timed out). "
-            ),
-            F("last_error"),
-        ),
-    )
-    stale_ids = list(stale.values_list("pk", flat=True))
-    Notification.objects.filter(
-        pk__in=stale_ids, status=NotificationStatus.SENDING, claimed_at__lt=now - lease
-    ).update(status=NotificationStatus.PENDING, claimed_at=now)
+    ).values_list("pk", "claimed_at", "failing_since", "attempts", "recall__recall_class")
+    for pk, claimed_at, failing_since, attempts, recall_class in stale:
+        # The attempt that never completed failed at its claim, as far as anyone can tell.
+        since: datetime.datetime = failing_since or claimed_at or now
+        window = delivery_window(recall_class)
+        row = Notification.objects.filter(
+            pk=pk, status=NotificationStatus.SENDING, claimed_at=claimed_at
+        )
+        if now >= since + window:
+            row.update(
+                status=NotificationStatus.FAILED,
+                failing_since=since,
+                failed_at=now,
+                last_error=Concat(
+                    Value(
+                        f"gave up after {attempts} attempts over {_hours(now - since)} (delivery "
+                        f"window of a class {recall_class} recall: {_hours(window)}); the last "
+                        "never completed (worker lost or timed out). "
+                    ),
+                    F("last_error"),
+                ),
+            )
+        elif row.update(status=NotificationStatus.PENDING, claimed_at=now, failing_since=since):
+            stale_ids.append(pk)
     orphaned = Notification.objects.filter(status=NotificationStatus.PENDING).filter(
         Q(claimed_at__isnull=True, created_at__lt=now - lease)
-        | Q(claimed_at__lt=now - lease - backoff)
+        | Q(claimed_at__lt=now - lease - retry_delay_longest())
     )
     orphan_ids = list(orphaned.order_by("pk").values_list("pk", flat=True)[:ORPHANS_PER_RUN])
     Notification.objects.filter(pk__in=orphan_ids, status=NotificationStatus.PENDING).update(

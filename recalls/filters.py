@@ -1,10 +1,18 @@
-"""Query-string filters for the recall list."""
+"""Query-string filters for the recall and notice lists."""
 
 from __future__ import annotations
 
 import django_filters
 
-from recalls.models import Recall, RecallClass, RecallDepth, RecallStatus
+from recalls.models import (
+    Channel,
+    Notification,
+    NotificationStatus,
+    Recall,
+    RecallClass,
+    RecallDepth,
+    RecallStatus,
+)
 from traceability.api_fields import IdFilter, StrictBooleanFilter
 
 
@@ -19,4 +27,15 @@ class RecallFilter(django_filters.FilterSet):
 
     class Meta:
         model = Recall
+        fields: list[str] = []
+
+
+class NoticeFilter(django_filters.FilterSet):
+    recall = IdFilter(field_name="recall_id")
+    clinic = IdFilter(field_name="clinic_id")
+    status = django_filters.ChoiceFilter(choices=NotificationStatus.choices)
+    channel = django_filters.ChoiceFilter(choices=Channel.choices)
+
+    class Meta:
+        model = Notification
         fields: list[str] = []

@@ -248,7 +248,13 @@ class WebhookEndpoint(models.Model):
         related_name="webhook_endpoints",
         help_text="Empty: receives every recall; set: only recalls that reach this clinic.",
     )
+    # The secret before the last rotation, which still signs beside the new one until
+    # `previous_secret_expires_at`, so the receiver can switch without dropping a notice.
+    previous_secret = models.CharField(max_length=100, blank=True, default="")
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
     active = models.BooleanField(default=True)
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+    deactivation_reason = models.CharField(max_length=500, blank=True, default="")
 
     class Meta:
         ordering = ["name"]
@@ -299,6 +305,10 @@ class Notification(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # The first failed attempt since the notice was written or last resent: its delivery window
+    # (settings.RECALL_DELIVERY_WINDOW_HOURS*) counts from here.
+    failing_since = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
     reminders_sent = models.PositiveIntegerField(default=0)
     last_reminded_at = models.DateTimeField(null=True, blank=True)
     # Set on the notice whose unanswered reminders made the quality managers be told: a clinic is
@@ -326,6 +336,36 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.recall} -> {self.recipient} ({self.channel})"
+
+
+class NotificationResend(models.Model):
+    """A failed notice given back to the outbox by a quality manager: who, when and why. The
+    notice keeps its message id, so a receiver that did get it can drop the duplicate."""
+
+    notification = models.ForeignKey(Notification, on_delete=models.PROTECT, related_name="resends")
+    resent_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    resent_at = models.DateTimeField()
+    reason = models.CharField(max_length=500)
+    error_before = models.TextField(blank=True, help_text="The notice's last error when resent.")
+
+    class Meta:
+        ordering = ["notification_id", "resent_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(reason=""),
+                name="notification_resend_reason",
+                violation_error_code="reason_required",
+            )
+        ]
+        triggers = [
+            no_delete("notification_resend_no_delete"),
+            pgtrigger.Protect(name="notification_resend_no_update", operation=pgtrigger.Update),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.notification} resent at {self.resent_at:%Y-%m-%d %H:%M} UTC"
 
 
 class AcknowledgementVia(models.TextChoices):

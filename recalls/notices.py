@@ -36,6 +36,7 @@ from recalls.models import (
     RecallLot,
     RecallScope,
     RecallStock,
+    WebhookEndpoint,
 )
 from recalls.selectors import log_contact_read
 from treatments.models import PatientContact
@@ -382,6 +383,27 @@ def escalation_email(
         context=context,
         to=recipients,
         message_id=escalation_message_id(notification, reminders),
+        recall=recall,
+    )
+
+
+def endpoint_gone_email(
+    *, endpoint: WebhookEndpoint, notification: Notification, reason: str, to: list[str]
+) -> EmailMultiAlternatives:
+    """Tell the quality managers that a webhook endpoint answered 410 Gone and was deactivated:
+    its notices of open recalls will fail until it is reactivated or replaced, then resent."""
+    recall = notification.recall
+    context = _base_context(recall, _lots(recall))
+    context.update(endpoint=endpoint, notification=notification, error=reason)
+    return _email(
+        subject=(
+            f"{subject_prefix(recall)}Webhook endpoint {endpoint.name} is gone (410) and was "
+            f"deactivated: recall {recall.reference} notice not delivered"
+        ),
+        template="endpoint_gone",
+        context=context,
+        to=to,
+        message_id=uuid.uuid5(notification.message_id, f"endpoint-gone-{endpoint.pk}"),
         recall=recall,
     )
 

@@ -37,6 +37,7 @@ from recalls.models import (
     Acknowledgement,
     ContactOutcome,
     Notification,
+    NotificationResend,
     NotificationStatus,
     PatientContactAttempt,
     Recall,
@@ -46,6 +47,7 @@ from recalls.models import (
     RecallScope,
     RecallStock,
     StockDisposition,
+    WebhookEndpoint,
 )
 from traceability.errors import DomainError
 from treatments.models import Patient
@@ -84,6 +86,29 @@ def recall_list(*, user: Any) -> QuerySet[Recall]:
     if clinic_ids is None:
         return recalls
     return recalls.filter(_recalls_touching(clinic_ids))
+
+
+def notice_list(*, user: Any) -> QuerySet[Notification]:
+    """Recall notices with their delivery state: every notice for network roles; for clinic
+    staff, their own clinics' notices (not the network endpoints')."""
+    resends = (
+        NotificationResend.objects.filter(notification_id=OuterRef("pk"))
+        .order_by()
+        .values("notification_id")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
+    notices = Notification.objects.select_related("recall", "clinic", "endpoint").annotate(
+        resend_count=Coalesce(Subquery(resends, output_field=IntegerField()), 0)
+    )
+    clinic_ids = visible_clinic_ids(user)
+    if clinic_ids is None:
+        return notices.order_by("-recall_id", "round", "pk")
+    return notices.filter(clinic_id__in=clinic_ids).order_by("-recall_id", "round", "pk")
+
+
+def webhook_endpoint_list() -> QuerySet[WebhookEndpoint]:
+    return WebhookEndpoint.objects.select_related("clinic").order_by("name", "pk")
 
 
 def recall_detail_list(*, user: Any) -> QuerySet[Recall]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 
 from recalls import delivery
@@ -37,21 +37,21 @@ def recall_notices_send(recall_id: int, round_number: int) -> int:
 
 
 @shared_task(
+    bind=True,
     name="recalls.notification_deliver",
     acks_late=True,
-    autoretry_for=(delivery.TransientDeliveryError,),
-    retry_backoff=settings.RECALL_DELIVERY_BACKOFF_SECONDS,
-    retry_backoff_max=settings.RECALL_DELIVERY_BACKOFF_MAX_SECONDS,
-    retry_jitter=True,
-    # The notice's own attempt count decides when to give up (delivery marks it failed); this
-    # only keeps Celery from stopping first.
-    max_retries=settings.RECALL_DELIVERY_MAX_ATTEMPTS,
+    # The notice's delivery window decides when to give up (delivery marks it failed), and
+    # delivery says how long to wait: Celery neither stops first nor draws its own delay.
+    max_retries=None,
     soft_time_limit=DELIVERY_TIME_LIMIT - 10,
     time_limit=DELIVERY_TIME_LIMIT,
 )
-def notification_deliver(notification_id: int) -> str:
+def notification_deliver(self: Task, notification_id: int) -> str:
     """Deliver one notice exactly once: claim, send outside any transaction, record."""
-    return str(delivery.notification_deliver(notification_id))
+    try:
+        return str(delivery.notification_deliver(notification_id))
+    except delivery.TransientDeliveryError as error:
+        raise self.retry(exc=error, countdown=error.retry_in) from error
 
 
 @shared_task(

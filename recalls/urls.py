@@ -1,6 +1,6 @@
 from django.urls import path
 
-from recalls import api
+from recalls import api, outbox_api
 
 urlpatterns = [
     path("recalls/", api.RecallsApi.as_view(), name="recalls"),
@@ -46,5 +46,36 @@ urlpatterns = [
         "recalls/<int:recall_id>/report.pdf",
         api.RecallReportPdfApi.as_view(),
         name="recall-report-pdf",
+    ),
+    path("notices/", outbox_api.NoticesApi.as_view(), name="notices"),
+    path(
+        "notices/<int:notice_id>/resend/",
+        outbox_api.NoticeResendApi.as_view(),
+        name="notice-resend",
+    ),
+    path(
+        "webhook-endpoints/",
+        outbox_api.WebhookEndpointsApi.as_view(),
+        name="webhook-endpoints",
+    ),
+    path(
+        "webhook-endpoints/<int:endpoint_id>/",
+        outbox_api.WebhookEndpointDetailApi.as_view(),
+        name="webhook-endpoint-detail",
+    ),
+    path(
+        "webhook-endpoints/<int:endpoint_id>/rotate/",
+        outbox_api.WebhookEndpointRotateApi.as_view(),
+        name="webhook-endpoint-rotate",
+    ),
+    path(
+        "webhook-endpoints/<int:endpoint_id>/deactivate/",
+        outbox_api.WebhookEndpointDeactivateApi.as_view(),
+        name="webhook-endpoint-deactivate",
+    ),
+    path(
+        "webhook-endpoints/<int:endpoint_id>/activate/",
+        outbox_api.WebhookEndpointActivateApi.as_view(),
+        name="webhook-endpoint-activate",
     ),
 ]

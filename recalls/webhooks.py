@@ -1,16 +1,26 @@
 """Writes about webhook endpoints: the integrations that receive recall notices.
 
-Quality managers keep them. The secret's format is the field's validator
-(`recalls.models.validate_webhook_secret`), so `validate_instance` refuses a malformed one however
-the endpoint is written; it is never shown back, so a change that leaves it blank keeps it.
+Quality managers keep them. Through the API an endpoint's secret is generated here and shown once,
+on registration and on each rotation; after a rotation the previous secret still signs beside the
+new one for RECALL_WEBHOOK_ROTATION_OVERLAP_HOURS. An endpoint that answers 410 Gone is
+deactivated by delivery (`webhook_endpoint_deactivate_gone`).
+
+The secret's format is the field's validator (`recalls.models.validate_webhook_secret`), so
+`validate_instance` refuses a malformed one however the endpoint is written; it is never shown
+back, so a change that leaves it blank keeps it.
 """
 
 from __future__ import annotations
 
+import base64
+import datetime
+import secrets
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from providers.models import Clinic, Role
 from providers.selectors import require_role
@@ -19,6 +29,22 @@ from traceability.errors import DomainError, Problem
 from traceability.services import history, validate_instance
 
 EDITABLE_FIELDS = frozenset({"name", "url", "secret", "clinic", "active"})
+SECRET_BYTES = 32
+
+
+def webhook_secret_generate() -> str:
+    """A new Standard Webhooks secret: whsec_ and the base64 of 32 random bytes."""
+    return WEBHOOK_KEY_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+
+def _reason_problems(reason: str) -> list[Problem]:
+    if (reason or "").strip():
+        return []
+    return [Problem("reason_required", "State the reason for this change.", "reason")]
+
+
+def _locked(endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    return WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
 
 
 @transaction.atomic
@@ -63,18 +89,102 @@ def webhook_endpoint_update(
             field=unknown[0],
             status=400,
         )
-    problems = []
-    reason = (reason or "").strip()
-    if not reason:
-        problems.append(Problem("reason_required", "State the reason for this change.", "reason"))
-    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+    problems = _reason_problems(reason)
+    endpoint = _locked(endpoint)
+    was_active = endpoint.active
     for name, value in fields.items():
         if name in ("name", "url", "secret"):
             value = (value or "").strip()
         if name == "secret" and not value:
             continue
         setattr(endpoint, name, value)
-    return _save(endpoint, actor=actor, reason=reason, problems=problems)
+    if was_active != endpoint.active:
+        _mark_active(endpoint, active=endpoint.active, reason=reason.strip())
+    return _save(endpoint, actor=actor, reason=reason.strip(), problems=problems)
+
+
+@transaction.atomic
+def webhook_endpoint_register(
+    *, actor: Any, name: str, url: str, clinic: Clinic | None = None, reason: str = ""
+) -> WebhookEndpoint:
+    """Add an endpoint with a secret generated here. The returned endpoint's `secret` is the
+    only time anyone sees it: the caller shows it once."""
+    return webhook_endpoint_create(
+        actor=actor,
+        name=name,
+        url=url,
+        secret=webhook_secret_generate(),
+        clinic=clinic,
+        reason=(reason or "").strip() or "webhook endpoint registered",
+    )
+
+
+@transaction.atomic
+def webhook_endpoint_rotate(
+    *, actor: Any, endpoint: WebhookEndpoint, reason: str
+) -> WebhookEndpoint:
+    """Give an endpoint a new generated secret (returned in `secret`, to be shown once). The
+    previous one signs beside it until RECALL_WEBHOOK_ROTATION_OVERLAP_HOURS have passed."""
+    require_role(actor, Role.QUALITY_MANAGER)
+    problems = _reason_problems(reason)
+    endpoint = _locked(endpoint)
+    endpoint.previous_secret = endpoint.secret
+    endpoint.previous_secret_expires_at = timezone.now() + datetime.timedelta(
+        hours=settings.RECALL_WEBHOOK_ROTATION_OVERLAP_HOURS
+    )
+    endpoint.secret = webhook_secret_generate()
+    return _save(endpoint, actor=actor, reason=reason.strip(), problems=problems)
+
+
+@transaction.atomic
+def webhook_endpoint_deactivate(
+    *, actor: Any, endpoint: WebhookEndpoint, reason: str
+) -> WebhookEndpoint:
+    """Stop sending to an endpoint. Its pending notices fail at their next attempt, visibly."""
+    return _set_active(actor=actor, endpoint=endpoint, reason=reason, active=False)
+
+
+@transaction.atomic
+def webhook_endpoint_activate(
+    *, actor: Any, endpoint: WebhookEndpoint, reason: str
+) -> WebhookEndpoint:
+    """Send to an endpoint again (its failed notices are resent one by one, by a person)."""
+    return _set_active(actor=actor, endpoint=endpoint, reason=reason, active=True)
+
+
+def _set_active(
+    *, actor: Any, endpoint: WebhookEndpoint, reason: str, active: bool
+) -> WebhookEndpoint:
+    require_role(actor, Role.QUALITY_MANAGER)
+    problems = _reason_problems(reason)
+    endpoint = _locked(endpoint)
+    if endpoint.active == active:
+        state = "active" if active else "deactivated"
+        raise DomainError.single(
+            f"webhook_endpoint_already_{state}",
+            f"The endpoint {endpoint.name} is already {state}.",
+            status=409,
+        )
+    _mark_active(endpoint, active=active, reason=reason.strip())
+    return _save(endpoint, actor=actor, reason=reason.strip(), problems=problems)
+
+
+def _mark_active(endpoint: WebhookEndpoint, *, active: bool, reason: str) -> None:
+    endpoint.active = active
+    endpoint.deactivated_at = None if active else timezone.now()
+    endpoint.deactivation_reason = "" if active else reason[:500]
+
+
+def webhook_endpoint_deactivate_gone(*, endpoint: WebhookEndpoint, reason: str) -> bool:
+    """Deactivate an endpoint that answered 410 Gone (called by delivery, no user). A conditional
+    UPDATE: True only for the first caller, so the quality managers are told once."""
+    why = f"answered 410 Gone: {reason}"[:500]
+    with transaction.atomic(), history(None, why):
+        return bool(
+            WebhookEndpoint.objects.filter(pk=endpoint.pk, active=True).update(
+                active=False, deactivated_at=timezone.now(), deactivation_reason=why
+            )
+        )
 
 
 def _save(

@@ -84,6 +84,14 @@ EXPECTED_OPERATIONS = {
     ("/api/v1/recalls/{recall_id}/exposures.csv", "get"),
     ("/api/v1/recalls/{recall_id}/notices.csv", "get"),
     ("/api/v1/recalls/{recall_id}/report.pdf", "get"),
+    ("/api/v1/notices/", "get"),
+    ("/api/v1/notices/{notice_id}/resend/", "post"),
+    ("/api/v1/webhook-endpoints/", "get"),
+    ("/api/v1/webhook-endpoints/", "post"),
+    ("/api/v1/webhook-endpoints/{endpoint_id}/", "get"),
+    ("/api/v1/webhook-endpoints/{endpoint_id}/rotate/", "post"),
+    ("/api/v1/webhook-endpoints/{endpoint_id}/deactivate/", "post"),
+    ("/api/v1/webhook-endpoints/{endpoint_id}/activate/", "post"),
     ("/api/v1/audit/contact-reads/", "get"),
 }
 

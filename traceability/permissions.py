@@ -86,3 +86,18 @@ class ClinicStaffWrites(BasePermission):
 
 
 CLINIC_STAFF_PERMISSIONS = [HasActiveRole, ClinicStaffWrites]
+
+
+class NetworkRolesOnly(BasePermission):
+    """Network quality managers and auditors only (reads), for what concerns the whole network
+    rather than a clinic: webhook endpoints and their secrets' metadata."""
+
+    message = "This needs the quality manager or auditor role."
+    code = "role_required"
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        network = {(Role.QUALITY_MANAGER.value, None), (Role.AUDITOR.value, None)}
+        return bool(network & request_memberships(request))
+
+
+NETWORK_PERMISSIONS = [HasActiveRole, NetworkRolesOnly, QualityManagerWrites]

@@ -14,6 +14,7 @@ from traceability.env import (
     embedded_database_url,
     ensure_embedded_database,
     env_bool,
+    env_float,
     env_int,
     env_list,
     env_str,
@@ -248,9 +249,33 @@ if RECALL_DELIVERY_LEASE_SECONDS <= RECALL_DELIVERY_TIME_LIMIT_SECONDS:
         f"RECALL_DELIVERY_LEASE_SECONDS must be longer than the delivery time limit "
         f"({RECALL_DELIVERY_TIME_LIMIT_SECONDS} s), got {RECALL_DELIVERY_LEASE_SECONDS}"
     )
-RECALL_DELIVERY_MAX_ATTEMPTS = env_int("RECALL_DELIVERY_MAX_ATTEMPTS", 8)
-RECALL_DELIVERY_BACKOFF_SECONDS = env_int("RECALL_DELIVERY_BACKOFF_SECONDS", 30)
-RECALL_DELIVERY_BACKOFF_MAX_SECONDS = env_int("RECALL_DELIVERY_BACKOFF_MAX_SECONDS", 600)
+# A notice is retried for as long as its channel keeps failing inside its delivery window,
+# counted from its first failed attempt, so it outlives any outage shorter than the window (DESIGN
+# rule 10): hours for class I and II recalls. The delay before attempt n+1 is the backoff doubled
+# n-1 times, at most the maximum, plus a jitter of up to RECALL_DELIVERY_JITTER of it: jitter
+# only ever adds.
+RECALL_DELIVERY_WINDOW_HOURS = env_float("RECALL_DELIVERY_WINDOW_HOURS", 72.0)
+RECALL_DELIVERY_WINDOW_HOURS_CLASS_III = env_float("RECALL_DELIVERY_WINDOW_HOURS_CLASS_III", 24.0)
+for _name, _hours in (
+    ("RECALL_DELIVERY_WINDOW_HOURS", RECALL_DELIVERY_WINDOW_HOURS),
+    ("RECALL_DELIVERY_WINDOW_HOURS_CLASS_III", RECALL_DELIVERY_WINDOW_HOURS_CLASS_III),
+):
+    if _hours <= 0:
+        raise ValueError(f"{_name} must be a positive number of hours, got {_hours}")
+RECALL_DELIVERY_BACKOFF_SECONDS = env_float("RECALL_DELIVERY_BACKOFF_SECONDS", 30.0)
+RECALL_DELIVERY_BACKOFF_MAX_SECONDS = env_float("RECALL_DELIVERY_BACKOFF_MAX_SECONDS", 600.0)
+RECALL_DELIVERY_JITTER = 0.25
+if not 0 < RECALL_DELIVERY_BACKOFF_SECONDS <= RECALL_DELIVERY_BACKOFF_MAX_SECONDS:
+    raise ValueError(
+        "RECALL_DELIVERY_BACKOFF_SECONDS must be positive and at most "
+        "RECALL_DELIVERY_BACKOFF_MAX_SECONDS"
+    )
+if RECALL_DELIVERY_BACKOFF_MAX_SECONDS * (1 + RECALL_DELIVERY_JITTER) > 3000:
+    # A broker holds a delayed message for its visibility timeout (Redis: one hour) at most.
+    raise ValueError("RECALL_DELIVERY_BACKOFF_MAX_SECONDS must be at most 2400 (40 minutes)")
+# A webhook endpoint's previous secret still signs (beside the new one) this long after a rotation,
+# so its receiver can switch without losing a notice.
+RECALL_WEBHOOK_ROTATION_OVERLAP_HOURS = env_float("RECALL_WEBHOOK_ROTATION_OVERLAP_HOURS", 24.0)
 RECALL_WEBHOOK_TIMEOUT_SECONDS = env_int("RECALL_WEBHOOK_TIMEOUT_SECONDS", 10)
 # Reminders (every 15 minutes) for notices whose clinic has not acknowledged; after this many
 # reminders the network quality managers are told as well.

@@ -23,7 +23,7 @@ from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -108,19 +108,34 @@ class _SmtpHandler:
         return "250 Message accepted for delivery"
 
 
+class SmtpServer(SmtpInbox):
+    """The inbox with its server, which can be taken down (connections refused, as when a mail
+    server is down) and brought back on the same port."""
+
+    controller: Controller | None = None
+
+    def up(self) -> None:
+        self.controller = Controller(_SmtpHandler(self), hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def down(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+
 @pytest.fixture
-def smtp_server() -> Iterator[SmtpInbox]:
-    inbox = SmtpInbox(port=free_port())
-    controller = Controller(_SmtpHandler(inbox), hostname="127.0.0.1", port=inbox.port)
-    controller.start()
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer(port=free_port())
+    server.up()
     try:
-        yield inbox
+        yield server
     finally:
-        controller.stop()
+        server.down()
 
 
 @pytest.fixture
-def smtp(settings, smtp_server) -> SmtpInbox:
+def smtp(settings, smtp_server) -> SmtpServer:
     """The SMTP server, with Django's SMTP backend pointed at it."""
     inbox = smtp_server
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
@@ -275,7 +290,9 @@ def worker_database_url() -> str:
     credentials = quote(db["USER"] or "", safe="")
     if db.get("PASSWORD"):
         credentials += ":" + quote(db["PASSWORD"], safe="")
-    host = db.get("HOST") or "127.0.0.1"
+    # The embedded server is reached through its socket directory, which dj-database-url puts in
+    # OPTIONS (`?host=/path`), not in HOST.
+    host = db.get("HOST") or (db.get("OPTIONS") or {}).get("host") or "127.0.0.1"
     if host.startswith("/"):
         return f"postgresql://{credentials}@/{db['NAME']}?host={quote(host, safe='')}"
     return f"postgresql://{credentials}@{host}:{db.get('PORT') or 5432}/{db['NAME']}"
@@ -353,15 +370,74 @@ class WorkerFactory:
         return worker
 
 
+# The machine's own brokers, for the tests that prove delivery over each of them by name. A
+# database number of its own keeps Redis free of other users' messages.
+MACHINE_BROKERS = {
+    "redis": "redis://127.0.0.1:6379/15",
+    "rabbitmq": "amqp://guest:guest@127.0.0.1:5672//",
+}
+
+
+def _listening(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 0), 2):
+            return True
+    except OSError:
+        return False
+
+
+def _use_broker(app: Any, url: str, transport_options: dict[str, Any]) -> None:
+    """Point this process's Celery app at another broker: drop its pooled connections and
+    producers, which are made again from the configuration on next use."""
+    from kombu import pools
+
+    pools.reset()  # closes every pooled connection and forgets the pools (kombu's registry)
+    # Celery reads CELERY_BROKER_URL from the environment before its configuration.
+    os.environ["CELERY_BROKER_URL"] = url
+    app.conf.broker_url = url
+    app.conf.broker_transport_options = transport_options
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+@pytest.fixture(params=sorted(MACHINE_BROKERS))
+def machine_broker(request) -> Iterator[str]:
+    """Celery in this process and in the workers on the machine's Redis, then its RabbitMQ
+    (each test that asks for this runs once per broker). CI starts both (.ci/run), and there a
+    broker that does not answer fails the test; elsewhere it is skipped, naming what to start."""
+    from traceability.celery import app
+
+    name, url = request.param, MACHINE_BROKERS[request.param]
+    if not _listening(url):
+        message = f"{name} is not listening at {urlsplit(url).netloc.split('@')[-1]}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message} (CI starts it in .ci/run)", pytrace=False)
+        pytest.skip(f"{message}: start it to prove delivery over {name}")
+    saved = (app.conf.broker_url, dict(app.conf.broker_transport_options or {}))
+    saved_environment = os.environ.get("CELERY_BROKER_URL")
+    _use_broker(app, url, {})
+    try:
+        yield url
+    finally:
+        _use_broker(app, *saved)
+        if saved_environment is None:
+            os.environ.pop("CELERY_BROKER_URL", None)
+        else:
+            os.environ["CELERY_BROKER_URL"] = saved_environment
+
+
 @pytest.fixture
-def celery_worker(transactional_db, smtp, tmp_path) -> Iterator[WorkerFactory]:
-    """Starts real Celery worker processes (prefork, two children) on the broker of
-    CELERY_BROKER_URL (Redis in CI; kombu's directory broker when unset), against the test
-    database and the test SMTP server. Every worker is stopped at teardown, before the database
-    is flushed."""
+def celery_worker(request, transactional_db, smtp, tmp_path) -> Iterator[WorkerFactory]:
+    """Starts real Celery worker processes (prefork, two children) against the test database
+    and the test SMTP server, on the broker a newcomer has (CELERY_BROKER_URL, else kombu's
+    directory broker under var/), or on the machine's Redis or RabbitMQ when the test asks for
+    `machine_broker`. Every worker is stopped at teardown, before the database is flushed."""
     from traceability.celery import app
 
     environment = dict(os.environ)
+    if "machine_broker" in request.fixturenames:
+        environment["CELERY_BROKER_URL"] = request.getfixturevalue("machine_broker")
     environment.update(
         DATABASE_URL=worker_database_url(),
         DATABASE_CONN_MAX_AGE="0",

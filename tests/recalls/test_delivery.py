@@ -219,7 +219,7 @@ def test_transient_smtp_refusal_is_retried_by_the_task_then_sent_once(quality_ma
     notification.refresh_from_db()
     assert notification.status == NotificationStatus.SENT
     assert notification.attempts == 3
-    assert "421" in notification.last_error
+    assert notification.last_error == ""  # the earlier attempts' errors are no longer true of it
     assert smtp.message_ids() == [f"<{notification.message_id}@traceability.example>"]
 
 
@@ -239,22 +239,66 @@ def test_smtp_server_down_puts_the_notice_back_for_a_retry(quality_manager, smtp
     assert "ConnectionRefusedError" in notification.last_error
 
 
-def test_transient_errors_fail_the_notice_after_the_last_attempt(quality_manager, smtp, settings):
+@pytest.mark.parametrize(("recall_class", "window_hours"), [("I", 72), ("II", 72), ("III", 24)])
+def test_transient_errors_fail_the_notice_once_its_delivery_window_has_passed(
+    quality_manager, smtp, settings, recall_class, window_hours
+):
     lot = recalled_lot()
     affected = affected_clinic(lot)
-    recall = open_recall(quality_manager, lot)
+    recall = open_recall(quality_manager, lot, recall_class=recall_class)
     notification = _email_notice(recall, affected.clinic)
     settings.EMAIL_PORT = free_port()
-    settings.RECALL_DELIVERY_MAX_ATTEMPTS = 2
+    window = datetime.timedelta(hours=window_hours)
+    assert delivery.delivery_window(recall_class) == window
 
+    # Given a first failure, the notice goes back to the queue with its window started,
     with pytest.raises(TransientDeliveryError):
         delivery.notification_deliver(notification.pk)
+    notification.refresh_from_db()
+    assert notification.status == NotificationStatus.PENDING
+    assert notification.failing_since is not None
+    started = notification.failing_since
+    # a failure a second before the window ends is still retried,
+    Notification.objects.filter(pk=notification.pk).update(
+        failing_since=timezone.now() - window + datetime.timedelta(seconds=5)
+    )
+    with pytest.raises(TransientDeliveryError):
+        delivery.notification_deliver(notification.pk)
+    # and the first failure after it fails the notice, saying why.
+    Notification.objects.filter(pk=notification.pk).update(
+        failing_since=timezone.now() - window - datetime.timedelta(seconds=1)
+    )
     outcome = delivery.notification_deliver(notification.pk)
 
     notification.refresh_from_db()
     assert outcome == Outcome.FAILED
     assert notification.status == NotificationStatus.FAILED
-    assert notification.last_error.startswith("gave up after 2 attempts")
+    assert notification.last_error.startswith("gave up after 3 attempts over")
+    assert f"class {recall_class} recall: {window_hours} h" in notification.last_error
+    assert "ConnectionRefusedError" in notification.last_error
+    assert started <= timezone.now()
+
+
+def test_the_window_counts_from_the_first_failure_not_from_the_notice(
+    quality_manager, smtp, settings
+):
+    """A notice that waited in a long queue still gets its whole window once its channel fails."""
+    lot = recalled_lot()
+    affected = affected_clinic(lot)
+    recall = open_recall(quality_manager, lot)
+    notification = _email_notice(recall, affected.clinic)
+    Notification.objects.filter(pk=notification.pk).update(
+        created_at=timezone.now() - datetime.timedelta(days=30)
+    )
+    settings.EMAIL_PORT = free_port()
+
+    with pytest.raises(TransientDeliveryError) as raised:
+        delivery.notification_deliver(notification.pk)
+
+    notification.refresh_from_db()
+    assert notification.status == NotificationStatus.PENDING
+    assert timezone.now() - notification.failing_since < datetime.timedelta(minutes=1)
+    assert raised.value.retry_in >= settings.RECALL_DELIVERY_BACKOFF_SECONDS
 
 
 def test_refused_recipient_is_a_permanent_failure_with_the_reason(quality_manager, smtp):
@@ -435,23 +479,57 @@ def test_stale_claim_is_requeued_after_the_lease_and_then_delivered_once(
     assert smtp.message_ids() == [f"<{stale.message_id}@traceability.example>"]
 
 
-def test_requeue_gives_up_on_a_stale_notice_after_the_last_attempt(quality_manager, smtp, settings):
+def test_requeue_gives_up_on_a_stale_notice_once_its_window_has_passed(
+    quality_manager, smtp, settings
+):
+    lot = recalled_lot()
+    expired, inside = affected_clinic(lot), affected_clinic(lot)
+    recall = open_recall(quality_manager, lot)
+    now = timezone.now()
+    window = delivery.delivery_window(recall.recall_class)
+    late = _email_notice(recall, expired.clinic)
+    Notification.objects.filter(pk=late.pk).update(
+        status=NotificationStatus.SENDING,
+        attempts=40,
+        claimed_at=now - datetime.timedelta(hours=1),
+        failing_since=now - window - datetime.timedelta(minutes=1),
+    )
+    # A worker lost on a notice whose window is still open: it goes back to the queue.
+    young = _email_notice(recall, inside.clinic)
+    Notification.objects.filter(pk=young.pk).update(
+        status=NotificationStatus.SENDING,
+        attempts=40,
+        claimed_at=now - datetime.timedelta(hours=1),
+        failing_since=now - window + datetime.timedelta(hours=1),
+    )
+
+    assert delivery.notifications_requeue_stale(now=now) == [young.pk]
+
+    late.refresh_from_db()
+    young.refresh_from_db()
+    assert late.status == NotificationStatus.FAILED
+    assert "never completed" in late.last_error
+    assert late.last_error.startswith("gave up after 40 attempts")
+    assert young.status == NotificationStatus.PENDING
+
+
+def test_a_stale_claim_without_an_earlier_failure_starts_the_window_at_its_claim(
+    quality_manager, smtp, settings
+):
     lot = recalled_lot()
     affected = affected_clinic(lot)
     recall = open_recall(quality_manager, lot)
-    notification = _email_notice(recall, affected.clinic)
     now = timezone.now()
+    claimed = now - datetime.timedelta(hours=1)
+    notification = _email_notice(recall, affected.clinic)
     Notification.objects.filter(pk=notification.pk).update(
-        status=NotificationStatus.SENDING,
-        attempts=settings.RECALL_DELIVERY_MAX_ATTEMPTS,
-        claimed_at=now - datetime.timedelta(hours=1),
+        status=NotificationStatus.SENDING, attempts=1, claimed_at=claimed
     )
 
-    assert delivery.notifications_requeue_stale(now=now) == []
+    assert delivery.notifications_requeue_stale(now=now) == [notification.pk]
 
     notification.refresh_from_db()
-    assert notification.status == NotificationStatus.FAILED
-    assert "never completed" in notification.last_error
+    assert notification.failing_since == claimed
 
 
 def test_requeue_queues_pending_notices_that_no_task_holds(quality_manager, smtp, settings):

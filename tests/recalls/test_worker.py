@@ -19,6 +19,7 @@ from tests.recalls.conftest import (
     recalled_lot,
     wait_until,
     webhook_endpoint,
+    worker_database_url,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -46,9 +47,7 @@ def _all_sent(recall: Recall) -> bool:
     return set(_statuses(recall)) == {NotificationStatus.SENT}
 
 
-def test_worker_delivers_every_notice_exactly_once(
-    reference_data, quality_manager, webhook_receiver, smtp, celery_worker
-):
+def _delivers_every_notice_exactly_once(quality_manager, webhook_receiver, smtp, celery_worker):
     # Given three clinics with two contacts each, a network and a clinic webhook endpoint, the
     # network endpoint failing once with a server error,
     lot = recalled_lot()
@@ -73,6 +72,32 @@ def test_worker_delivers_every_notice_exactly_once(
     assert network.attempts == 2
     recall.refresh_from_db()
     assert recall.first_notice_sent_at is not None
+
+
+def test_worker_delivers_every_notice_exactly_once(
+    reference_data, quality_manager, webhook_receiver, smtp, celery_worker
+):
+    """On the broker a newcomer has: CELERY_BROKER_URL, or kombu's directory broker."""
+    _delivers_every_notice_exactly_once(quality_manager, webhook_receiver, smtp, celery_worker)
+
+
+def test_worker_delivers_every_notice_exactly_once_over_redis_and_rabbitmq(
+    machine_broker, reference_data, quality_manager, webhook_receiver, smtp, celery_worker
+):
+    """The same, with this process and the worker on the machine's Redis, then RabbitMQ."""
+    _delivers_every_notice_exactly_once(quality_manager, webhook_receiver, smtp, celery_worker)
+    assert celery_worker.environment["CELERY_BROKER_URL"] == machine_broker
+
+
+def test_worker_database_url_reaches_the_test_database_also_through_a_socket():
+    """The worker must use the database this test run created, whether it is reached over TCP
+    (DATABASE_URL) or through the embedded server's socket directory (no DATABASE_URL)."""
+    import psycopg
+    from django.db import connection
+
+    with psycopg.connect(worker_database_url()) as other, other.cursor() as cursor:
+        cursor.execute("SELECT current_database()")
+        assert cursor.fetchone() == (connection.settings_dict["NAME"],)
 
 
 def test_worker_killed_during_fan_out_loses_nothing_and_sends_each_notice_once(
