@@ -4,10 +4,14 @@ Content follows 21 CFR 7.49: the product is recalled and use must stop at once; 
 stock and with patients; the product, lots and codes; the reason and the hazard; the class; how to
 respond. Class I and II notices are marked URGENT; drills say DRILL in subject and body.
 
-A clinic's own e-mail (patient-level recalls) carries its list of affected patients with contact
-details; webhooks and other clinics' e-mail never do. Message ids are derived from the outbox row's
-`message_id`, so a retried notice carries the same Message-ID / webhook-id and a receiver can drop a
-duplicate.
+No notice carries patient data: a clinic's e-mail says how many of its patients were treated with
+the lots and how many units it held, and links to the clinic's patient list, read behind sign-in by
+the clinic's own staff (each read recorded in audit.ContactDataRead); webhooks carry the recall,
+the lots and the clinics only. E-mail crosses servers in the clear, and a data protection officer
+rightly refuses patients' names and telephone numbers in it.
+
+Message ids are derived from the outbox row's `message_id`, so a retried notice carries the same
+Message-ID / webhook-id and a receiver can drop a duplicate.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.template.loader import render_to_string
+from django.urls import reverse
 
 from lots.models import Lot
 from providers.models import Clinic, Role
@@ -38,8 +43,6 @@ from recalls.models import (
     RecallStock,
     WebhookEndpoint,
 )
-from recalls.selectors import log_contact_read
-from treatments.models import PatientContact
 
 EVENT_OPENED = "recall.opened"
 EVENT_WIDENED = "recall.widened"
@@ -121,17 +124,11 @@ class HeldStock:
 
 
 @dataclass(frozen=True)
-class AffectedPatient:
-    reference: str
-    full_name: str
-    date_of_birth: datetime.date | None
-    phone: str
-    email: str
-    postal_address: str
-    treated_at: datetime.datetime
-    lot_number: str
-    units: int
-    practitioner: str
+class Exposed:
+    """How many of the clinic's patients and treatment lines this round reached: counts only."""
+
+    patients: int
+    treatment_lines: int
 
 
 def _lots(
@@ -173,52 +170,19 @@ def _held_stock(recall: Recall, clinic: Clinic, lots: list[Lot]) -> list[HeldSto
     ]
 
 
-def _affected_patients(
-    notification: Notification, clinic: Clinic
-) -> tuple[int, list[AffectedPatient]]:
-    """The clinic's exposures in this round; with contact details for a patient-level recall.
+def _exposed(notification: Notification, clinic: Clinic) -> Exposed:
+    """The clinic's exposures in this round, counted (one query): never who the patients are."""
+    counts = RecallExposure.objects.filter(
+        recall=notification.recall, round=notification.round, clinic=clinic
+    ).aggregate(patients=Count("patient_id", distinct=True), lines=Count("pk"))
+    return Exposed(patients=counts["patients"], treatment_lines=counts["lines"])
 
-    Only ever called for the clinic's own e-mail: the list goes to no one else."""
-    exposures = (
-        RecallExposure.objects.filter(
-            recall=notification.recall, round=notification.round, clinic=clinic
-        )
-        .select_related("patient", "lot", "practitioner")
-        .order_by("patient__reference", "performed_at")
-    )
-    if notification.recall.depth != RecallDepth.PATIENT:
-        return exposures.count(), []
-    rows = list(exposures)
-    contacts = {
-        contact.patient_id: contact
-        for contact in PatientContact.objects.filter(
-            patient_id__in={row.patient_id for row in rows}
-        )
-    }
-    log_contact_read(
-        user=None,
-        recall=notification.recall,
-        clinic=clinic,
-        patient_ids=sorted({row.patient_id for row in rows}),
-    )
-    patients = []
-    for row in rows:
-        contact = contacts.get(row.patient_id)
-        patients.append(
-            AffectedPatient(
-                reference=row.patient.reference,
-                full_name=contact.full_name if contact else "",
-                date_of_birth=contact.date_of_birth if contact else None,
-                phone=contact.phone if contact else "",
-                email=contact.email if contact else "",
-                postal_address=contact.postal_address if contact else "",
-                treated_at=row.performed_at,
-                lot_number=row.lot.lot_number,
-                units=row.units,
-                practitioner=row.practitioner.name,
-            )
-        )
-    return len(rows), patients
+
+def patient_list_url(recall: Recall, clinic: Clinic) -> str:
+    """The clinic's patient list for the recall: an admin page that asks for sign-in and shows
+    contact details only to the clinic's own staff, recording each read."""
+    path = reverse("admin:recalls_recall_patients", args=[recall.pk, clinic.pk])
+    return f"{settings.SITE_URL.rstrip('/')}{path}"
 
 
 def subject_prefix(recall: Recall) -> str:
@@ -271,15 +235,20 @@ def notice_context(notification: Notification) -> dict[str, Any]:
         contact_name=notification.contact.name if notification.contact else "",
         acknowledgement_url=notice_acknowledgement_url(notification),
         held=[],
+        units_held=0,
         exposure_count=0,
-        patients=[],
+        patients_exposed=0,
+        patient_list_url="",
     )
     if clinic is not None:
-        exposure_count, patients = _affected_patients(notification, clinic)
+        held = _held_stock(recall, clinic, lots)
+        exposed = _exposed(notification, clinic)
         context.update(
-            held=_held_stock(recall, clinic, lots),
-            exposure_count=exposure_count,
-            patients=patients,
+            held=held,
+            units_held=sum(row.quantity for row in held),
+            exposure_count=exposed.treatment_lines,
+            patients_exposed=exposed.patients,
+            patient_list_url=patient_list_url(recall, clinic),
         )
     return context
 

@@ -31,7 +31,6 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
-from audit.services import contact_data_read_log
 from providers.models import Clinic, Membership, Role
 from recalls.models import (
     Acknowledgement,
@@ -273,20 +272,6 @@ def recall_patient_list(*, recall: Recall, clinic: Clinic, user: Any) -> RecallP
     if with_contacts:
         patients = patients.select_related("contact")
     return RecallPatientList(clinic=clinic, with_contacts=with_contacts, patients=patients)
-
-
-def log_contact_read(*, user: Any, recall: Recall, clinic: Clinic, patient_ids: list[int]) -> None:
-    """The clinic's own recall e-mail carries its patients' contact details. A worker composes it
-    for no signed-in reader, so it is logged (the same line as a user's read) but not recorded in
-    `audit.ContactDataRead`, whose rows name the user who read; the outbox row says who was
-    written to and when. Users' reads go through `audit.services.contact_data_read_record`."""
-    contact_data_read_log(
-        user_id=getattr(user, "pk", None),
-        clinic_id=clinic.pk,
-        patient_ids=patient_ids,
-        what=f"recall {recall.reference} notice e-mail",
-        via="email",
-    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -160,7 +160,7 @@ def message_text(message: Message, subtype: str = "plain") -> str:
 
 def acknowledgement_link(body: str, site_url: str) -> str:
     """The signed acknowledgement link a notice's body carries."""
-    match = re.search(re.escape(site_url) + r"/[^\s\"<]+", body)
+    match = re.search(re.escape(site_url) + r"/recalls/acknowledge/[^\s\"<]+", body)
     assert match, "the notice carries no acknowledgement link"
     return match.group(0)
 

@@ -21,7 +21,7 @@ from recalls.models import (
     Recall,
 )
 from recalls.tasks import notification_deliver, recall_notices_send
-from tests.factories import MembershipFactory, UserFactory
+from tests.factories import MembershipFactory, PatientFactory, UserFactory, treat
 from tests.recalls.conftest import (
     GTIN,
     acknowledgement_link,
@@ -88,31 +88,109 @@ def test_class_one_notice_says_what_21_cfr_7_49_asks_in_text_and_html(quality_ma
         assert "DRILL" not in body
 
 
-def test_patient_list_with_contact_details_goes_only_to_the_clinics_own_email(
-    quality_manager, smtp, webhook_receiver
+def _patient_data(affected) -> list[str]:
+    """Everything that would identify the clinic's patient: name, phone, e-mail, birth date."""
+    contact = affected.ready.patient.contact
+    return [
+        contact.full_name,
+        contact.phone,
+        contact.email,
+        contact.date_of_birth.isoformat(),
+        f"{contact.date_of_birth:%d.%m.%Y}",
+        f"{contact.date_of_birth:%b. %d, %Y}",
+    ]
+
+
+def _born_1961(affected) -> None:
+    contact = affected.ready.patient.contact
+    contact.date_of_birth = datetime.date(1961, 4, 17)
+    contact.save()
+
+
+def _patient_list_url(recall: Recall, affected) -> str:
+    return (
+        f"{django_settings.SITE_URL.rstrip('/')}/admin/recalls/recall/{recall.pk}/patients/"
+        f"{affected.clinic.pk}/"
+    )
+
+
+@pytest.mark.parametrize("depth", ["patient", "clinic"])
+def test_no_notice_reminder_or_escalation_carries_patient_data_only_counts_and_a_link(
+    quality_manager, smtp, webhook_receiver, settings, depth
 ):
+    settings.RECALL_REMINDER_AFTER_HOURS = 24
+    settings.RECALL_ESCALATE_AFTER_REMINDERS = 1
+    quality_manager.email = "quinn@network.example"
+    quality_manager.save()
     lot = recalled_lot()
-    first, second = affected_clinic(lot), affected_clinic(lot)
+    first, second = affected_clinic(lot, units_held=4), affected_clinic(lot, units_held=6)
+    treat(first.ready, lot, 1, patient=PatientFactory(clinic=first.clinic))
+    for affected in (first, second):
+        _born_1961(affected)
     webhook_endpoint(webhook_receiver, "network")
     webhook_endpoint(webhook_receiver, "first-clinic", clinic=first.clinic)
-    recall = open_recall(quality_manager, lot, depth="patient")
+    recall = open_recall(quality_manager, lot, depth=depth)
 
+    # Given the notices, a reminder and an escalation have gone out,
     _deliver_all(recall)
+    sent_at = Notification.objects.filter(recall=recall).order_by("sent_at").first().sent_at
+    for hours in (25, 49, 73):
+        delivery.recall_reminders_send(now=sent_at + datetime.timedelta(hours=hours))
+    subjects = [str(message["Subject"]) for message in smtp.messages]
+    assert any("REMINDER 1" in subject for subject in subjects)
+    assert any("ESCALATION" in subject for subject in subjects)
 
-    [to_first] = smtp.to(first.contacts[0].email)
-    [to_second] = smtp.to(second.contacts[0].email)
-    for message, own, other in ((to_first, first, second), (to_second, second, first)):
-        for body in (message_text(message, "plain"), message_text(message, "html")):
-            assert own.patient_name in body and own.patient_phone in body
-            assert own.ready.patient.reference in body
-            assert other.patient_name not in body and other.patient_phone not in body
-            assert other.ready.patient.reference not in body
-    assert len(webhook_receiver.deliveries) == 2
-    for webhook in webhook_receiver.deliveries:
-        text = json.dumps(webhook.payload)
-        for clinic in (first, second):
-            assert clinic.patient_name not in text and clinic.patient_phone not in text
-            assert clinic.ready.patient.reference not in text
+    # then no e-mail, text or HTML, and no webhook names a patient or how to reach one,
+    everything = [
+        str(message["Subject"]) + message_text(message, "plain") + message_text(message, "html")
+        for message in smtp.messages
+    ] + [json.dumps(webhook.payload) for webhook in webhook_receiver.deliveries]
+    for text in everything:
+        for affected in (first, second):
+            for value in _patient_data(affected):
+                assert value not in text
+            assert affected.ready.patient.reference not in text
+    # and each clinic's notices and reminders give its counts and the link to its patient list.
+    for own, patients, units in ((first, 2, 3), (second, 1, 6)):
+        messages = smtp.to(own.contacts[0].email)
+        assert len(messages) == 4  # the notice and three reminders
+        for message in messages:
+            for body in (message_text(message, "plain"), message_text(message, "html")):
+                assert f"Patients of {own.clinic.name} treated with these lots: " in body
+                assert f"{patients} (" in body or f"<strong>{patients}</strong>" in body
+                assert f"held when the recall reached it: {units}" in body or (
+                    f"held when the recall reached it: <strong>{units}</strong>" in body
+                )
+                assert _patient_list_url(recall, own) in body
+                other = second if own is first else first
+                assert _patient_list_url(recall, other) not in body
+
+
+def test_the_patient_list_link_asks_for_sign_in_and_shows_contacts_to_the_clinics_own_staff(
+    quality_manager, smtp, client
+):
+    from audit.models import ContactDataRead
+
+    lot = recalled_lot()
+    affected = affected_clinic(lot)
+    recall = open_recall(quality_manager, lot, depth="patient")
+    delivery.notification_deliver(_email_notice(recall, affected.clinic).pk)
+    [message] = smtp.messages
+    path = _patient_list_url(recall, affected).removeprefix(django_settings.SITE_URL.rstrip("/"))
+    assert path in message_text(message)
+
+    anonymous = client.get(path)
+    assert anonymous.status_code == 302 and "/admin/login/" in anonymous["Location"]
+    assert not ContactDataRead.objects.exists()
+
+    administrator = affected.ready.administrator
+    administrator.is_staff = True
+    administrator.save()
+    client.force_login(administrator)
+    page = client.get(path)
+    assert page.status_code == 200
+    assert affected.patient_name in page.content.decode()
+    assert ContactDataRead.objects.filter(user=administrator).count() == 1
 
 
 def test_clinic_level_notice_lists_no_patients(quality_manager, smtp):
@@ -126,7 +204,9 @@ def test_clinic_level_notice_lists_no_patients(quality_manager, smtp):
     body = message_text(message)
     assert str(message["Subject"]).startswith("URGENT: ")
     assert affected.patient_name not in body and affected.ready.patient.reference not in body
-    assert "clinic-level recall" in body and "1 treatment line at your clinic" in body
+    assert "clinic-level recall" in body
+    counts = f"Patients of {affected.clinic.name} treated with these lots: 1 (1 treatment line)"
+    assert counts in body
 
 
 def test_class_three_notice_is_not_marked_urgent(quality_manager, smtp):
@@ -838,7 +918,8 @@ def test_two_clinics_sharing_one_contact_address_each_get_their_own_notice(quali
     messages = smtp.to("quality@clinic-group.example")
     assert len(messages) == 2 and len(set(smtp.message_ids())) == 2
     bodies = [message_text(message) for message in messages]
-    # each clinic's mail carries its own patient, and only its own
+    # each clinic's mail links to its own patient list, and only its own (no patient data)
     for own, other in ((first, second), (second, first)):
-        [body] = [body for body in bodies if own.patient_name in body]
-        assert other.patient_name not in body
+        [body] = [body for body in bodies if _patient_list_url(recall, own) in body]
+        assert _patient_list_url(recall, other) not in body
+        assert own.patient_name not in body and other.patient_name not in body
