@@ -14,6 +14,7 @@ from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import F, Func, Q
 from django.utils import timezone
+from pghistory.models import Events
 
 from providers.models import Clinic
 from traceability.triggers import no_delete
@@ -68,3 +69,32 @@ class ContactDataRead(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_name} read {self.what} ({self.at:%Y-%m-%d %H:%M} UTC)"
+
+
+class ChainLink(models.Model):
+    """One link of the audit trail's hash chain (see `audit.chain`): written only by the database
+    trigger on each audited table, in commit order; the database refuses UPDATE and DELETE."""
+
+    id = models.BigAutoField(primary_key=True)
+    table_name = models.CharField(max_length=63, help_text="The audited table of the row.")
+    row_id = models.CharField(max_length=64, help_text="The row's primary key, as text.")
+    content_digest = models.BinaryField(help_text="sha256 of the row's canonical content.")
+    link = models.BinaryField(help_text="sha256(previous link || content digest).")
+    recorded_at = models.DateTimeField(help_text="When the link was appended (commit time).")
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["table_name", "row_id"], name="chain_link_row")]
+
+    def __str__(self) -> str:
+        return f"link #{self.pk}: {self.table_name} #{self.row_id}"
+
+
+class AuditEvent(Events):
+    """Every history event of every tracked record, for the audit search page of the admin
+    (pghistory's aggregate of the event tables; nothing is stored under this name)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "audit event"
+        verbose_name_plural = "audit events (search and export)"

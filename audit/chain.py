@@ -1,0 +1,553 @@
+"""The audit trail as a hash chain (DESIGN rule 7: tamper-evident), kept by PostgreSQL itself.
+
+Every row of audit evidence (each pghistory event table, `pghistory_context`, which holds the who
+and the why of each event, and `audit_contactdataread`) is a link of one chain in
+`audit_chainlink`::
+
+    content digest = sha256(table || "\\n" || primary key || "\\n" || to_jsonb(row)::text)
+    link           = sha256(link before || content digest)      (32 zero bytes before the first)
+
+The links are written by a trigger on each of those tables, so no code path (service, admin,
+shell, raw SQL) writes evidence without its link. The trigger is a deferred constraint trigger:
+it runs at COMMIT, where each transaction takes the chain's head row (`audit_chainhead`) for the
+rest of its commit, reads the last link and appends its own. Appends are serialised, so
+concurrent writers never fork the chain, but only for the length of a commit, never for a whole
+request. Under REPEATABLE READ a writer that lost the race for the head gets a serialization
+failure (answered as 503 retry), never a fork.
+
+A pghistory context is updated while a request adds to it: each version is a link, and the last
+version of each context must match the row as it stands. The chain table refuses UPDATE and
+DELETE; TRUNCATE only empties it together with every audited table at once (Django's test flush).
+
+New event tables get their trigger from `chain_install`, which the post_migrate handler runs after
+every `migrate` (and the migration ran once): it enumerates the tables from the catalogue (every
+table with pghistory's pgh_id, pgh_created_at and pgh_label columns), so a model tracked later is
+chained without anyone remembering it; rows such a table held before its trigger are appended.
+
+`audit_verify` (the management command) recomputes the chain with `chain_verify`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.apps import apps
+from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
+
+CHAIN_TABLE = "audit_chainlink"
+HEAD_TABLE = "audit_chainhead"
+TRIGGER_NAME = "audit_chain"
+TRUNCATE_TRIGGER_NAME = "audit_chain_truncate"
+GENESIS = bytes(32)
+
+# Audit evidence that is not a pghistory event table: table -> (primary key, time column, chained
+# operations).
+OTHER_TABLES: dict[str, tuple[str, str, str]] = {
+    "pghistory_context": ("id", "created_at", "INSERT OR UPDATE"),
+    "audit_contactdataread": ("id", "at", "INSERT"),
+}
+EVENT_COLUMNS = ("pgh_id", "pgh_created_at", "pgh_label")
+
+# The canonical text of a row: jsonb sorts keys; the settings make its rendering of times, numbers
+# and bytes independent of the session that writes or verifies it.
+FUNCTIONS_SQL = r"""
+CREATE OR REPLACE FUNCTION audit_row_digest(p_table text, p_id text, p_row anyelement)
+RETURNS bytea LANGUAGE sql STABLE
+SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'iso_8601'
+SET extra_float_digits = 1 SET bytea_output = 'hex'
+AS $$
+    SELECT sha256(convert_to(p_table || E'\n' || p_id || E'\n' || to_jsonb(p_row)::text, 'UTF8'))
+$$;
+
+-- The last link, found through the primary key whatever the table's statistics say (a plan made
+-- when the chain was small would otherwise scan it whole).
+CREATE OR REPLACE FUNCTION audit_chain_last_link() RETURNS bytea LANGUAGE sql VOLATILE
+SET enable_seqscan = off
+AS $$
+    SELECT link FROM audit_chainlink ORDER BY id DESC LIMIT 1
+$$;
+
+CREATE OR REPLACE FUNCTION audit_chain_append(p_table text, p_id text, p_digest bytea)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    v_xact text := txid_current()::text;
+    v_previous bytea;
+    v_link bytea;
+BEGIN
+    -- Take the head row once per transaction and keep it until the transaction ends: appends
+    -- are serialised, so the last link read here stays the last but for our own. The head is
+    -- updated once per transaction (not once per link: a row updated thousands of times in one
+    -- transaction grows a version chain each update must walk). The transaction's last link is
+    -- then kept in a transaction-local setting, undone with a rolled-back savepoint like the
+    -- links themselves.
+    IF current_setting('audit.chain_xact', true) IS DISTINCT FROM v_xact THEN
+        UPDATE audit_chainhead SET xact = v_xact::bigint WHERE id = 1;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'audit chain head row is missing';
+        END IF;
+        v_previous := coalesce(audit_chain_last_link(), decode(repeat('00', 32), 'hex'));
+        PERFORM set_config('audit.chain_xact', v_xact, true);
+    ELSE
+        v_previous := decode(current_setting('audit.chain_last'), 'hex');
+    END IF;
+    v_link := sha256(v_previous || p_digest);
+    INSERT INTO audit_chainlink (table_name, row_id, content_digest, link, recorded_at)
+    VALUES (p_table, p_id, p_digest, v_link, clock_timestamp());
+    PERFORM set_config('audit.chain_last', encode(v_link, 'hex'), true);
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION audit_chain_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    v_id text := to_jsonb(NEW) ->> TG_ARGV[0];
+BEGIN
+    PERFORM audit_chain_append(
+        TG_TABLE_NAME, v_id, audit_row_digest(TG_TABLE_NAME::text, v_id, NEW)
+    );
+    RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION audit_chain_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the audit chain is append-only: % on % refused', TG_OP, TG_TABLE_NAME;
+END;
+$$;
+
+-- A TRUNCATE of the chain or of an audited table goes through only when, once it is done, the
+-- chain and every audited table are all empty: the whole history at once (a test flush), never
+-- a part of it.
+CREATE OR REPLACE FUNCTION audit_chain_truncate_check() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    v_table text;
+    v_rows boolean;
+BEGIN
+    IF EXISTS (SELECT 1 FROM audit_chainlink) THEN
+        RAISE EXCEPTION 'TRUNCATE of % refused: the audit chain holds its history', TG_TABLE_NAME;
+    END IF;
+    FOR v_table IN
+        SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+        WHERE t.tgname = 'audit_chain'
+    LOOP
+        EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I)', v_table) INTO v_rows;
+        IF v_rows THEN
+            RAISE EXCEPTION 'TRUNCATE of % refused: % still holds audited rows',
+                TG_TABLE_NAME, v_table;
+        END IF;
+    END LOOP;
+    RETURN NULL;
+END;
+$$;
+"""
+
+HEAD_SQL = """
+CREATE TABLE IF NOT EXISTS audit_chainhead (
+    id smallint PRIMARY KEY CHECK (id = 1),
+    xact bigint NOT NULL
+);
+INSERT INTO audit_chainhead (id, xact) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
+DROP TRIGGER IF EXISTS audit_chainhead_no_delete ON audit_chainhead;
+CREATE TRIGGER audit_chainhead_no_delete BEFORE DELETE OR TRUNCATE ON audit_chainhead
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_chain_refuse();
+DROP TRIGGER IF EXISTS audit_chainlink_no_change ON audit_chainlink;
+CREATE TRIGGER audit_chainlink_no_change BEFORE UPDATE OR DELETE ON audit_chainlink
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_chain_refuse();
+DROP TRIGGER IF EXISTS audit_chain_truncate ON audit_chainlink;
+CREATE TRIGGER audit_chain_truncate AFTER TRUNCATE ON audit_chainlink
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_chain_truncate_check();
+"""
+
+UNINSTALL_SQL = """
+DO $$
+DECLARE v_table text;
+BEGIN
+    FOR v_table IN
+        SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+        WHERE t.tgname = 'audit_chain'
+    LOOP
+        EXECUTE format('DROP TRIGGER audit_chain ON %I', v_table);
+        EXECUTE format('DROP TRIGGER IF EXISTS audit_chain_truncate ON %I', v_table);
+    END LOOP;
+END $$;
+DROP TABLE IF EXISTS audit_chainhead;
+DROP FUNCTION IF EXISTS audit_chain_trigger();
+DROP FUNCTION IF EXISTS audit_chain_append(text, text, bytea);
+DROP FUNCTION IF EXISTS audit_chain_last_link();
+DROP FUNCTION IF EXISTS audit_row_digest(text, text, anyelement);
+"""
+
+
+@dataclass(frozen=True)
+class AuditedTable:
+    name: str
+    primary_key: str
+    primary_key_type: str
+    time_column: str
+    operations: str = "INSERT"
+
+
+def _quote(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def audited_tables(cursor: CursorWrapper) -> list[AuditedTable]:
+    """Every table whose rows are audit evidence, read from the catalogue: pghistory's event tables
+    (whatever model they track, including ones added after this code) and `OTHER_TABLES`."""
+    cursor.execute(
+        """
+        SELECT c.relname
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN pg_attribute a ON a.attrelid = c.oid AND NOT a.attisdropped
+        WHERE c.relkind IN ('r', 'p') AND n.nspname = current_schema()
+          AND a.attname = ANY(%s)
+        GROUP BY c.relname HAVING count(*) = %s
+        ORDER BY c.relname
+        """,
+        [list(EVENT_COLUMNS), len(EVENT_COLUMNS)],
+    )
+    specs = {name: ("pgh_id", "pgh_created_at", "INSERT") for (name,) in cursor.fetchall()}
+    specs.update(OTHER_TABLES)
+    cursor.execute(
+        """
+        SELECT c.relname, format_type(a.atttypid, a.atttypmod)
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN pg_attribute a ON a.attrelid = c.oid
+        WHERE n.nspname = current_schema() AND c.relname = ANY(%s) AND a.attname = 'id'
+           OR n.nspname = current_schema() AND c.relname = ANY(%s) AND a.attname = 'pgh_id'
+        """,
+        [list(OTHER_TABLES), [name for name in specs if name not in OTHER_TABLES]],
+    )
+    types = dict(cursor.fetchall())
+    return [
+        AuditedTable(name, key, types[name], time_column, operations)
+        for name, (key, time_column, operations) in sorted(specs.items())
+        if name in types
+    ]
+
+
+def chain_triggers(cursor: CursorWrapper) -> dict[str, bool]:
+    """Tables with the chain trigger -> whether it is enabled."""
+    cursor.execute(
+        """
+        SELECT c.relname, t.tgenabled <> 'D'
+        FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+        WHERE t.tgname = %s
+        """,
+        [TRIGGER_NAME],
+    )
+    return dict(cursor.fetchall())
+
+
+def _chain_rows_sql(tables: list[AuditedTable]) -> str:
+    """The rows of `tables` not yet in the chain, oldest first, with their content digests."""
+    branches = [
+        f"""
+        SELECT t.{_quote(table.time_column)} AS at, '{table.name}'::text AS table_name,
+               t.{_quote(table.primary_key)}::text AS row_id,
+               audit_row_digest('{table.name}', t.{_quote(table.primary_key)}::text, t) AS digest
+        FROM {_quote(table.name)} t
+        WHERE NOT EXISTS (
+            SELECT 1 FROM audit_chainlink c
+            WHERE c.table_name = '{table.name}' AND c.row_id = t.{_quote(table.primary_key)}::text
+        )
+        """  # noqa: S608 - identifiers come from the catalogue, quoted
+        for table in tables
+    ]
+    return " UNION ALL ".join(branches) + " ORDER BY at, table_name, row_id"
+
+
+def chain_install() -> list[str]:
+    """Put the chain trigger on every audited table that lacks it, and append the rows those
+    tables already hold (oldest first). Idempotent: run by the migration and after every
+    `migrate`. Returns the tables it installed on."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        if CHAIN_TABLE not in connection.introspection.table_names(cursor):
+            return []  # the audit app's migrations have not run yet
+        cursor.execute(FUNCTIONS_SQL)
+        cursor.execute(HEAD_SQL)
+        installed = chain_triggers(cursor)
+        missing = [table for table in audited_tables(cursor) if table.name not in installed]
+        if not missing:
+            return []
+        for table in missing:
+            name = _quote(table.name)
+            cursor.execute(
+                f"CREATE CONSTRAINT TRIGGER {TRIGGER_NAME} AFTER {table.operations} ON {name} "
+                "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW "
+                f"EXECUTE FUNCTION audit_chain_trigger('{table.primary_key}')"
+            )
+            cursor.execute(f"DROP TRIGGER IF EXISTS {TRUNCATE_TRIGGER_NAME} ON {name}")
+            cursor.execute(
+                f"CREATE TRIGGER {TRUNCATE_TRIGGER_NAME} AFTER TRUNCATE ON {name} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION audit_chain_truncate_check()"
+            )
+        # Rows written before their table had a trigger, appended in time order (the
+        # migration's run: every event already in the database).
+        cursor.execute(
+            f"""
+            DO $$
+            DECLARE r record;
+            BEGIN
+                FOR r IN {_chain_rows_sql(missing)} LOOP
+                    PERFORM audit_chain_append(r.table_name, r.row_id, r.digest);
+                END LOOP;
+            END $$;
+            """
+        )
+        return [table.name for table in missing]
+
+
+def chain_uninstall() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(UNINSTALL_SQL)
+
+
+# ---------------------------------------------------------------------------------------------
+# Verification
+
+
+@dataclass(frozen=True)
+class Break:
+    """One thing wrong with the audit trail. `position` is the chain link's id (None for what
+    has no link: an event written with the trigger disabled)."""
+
+    code: str
+    message: str
+    table: str = ""
+    row_id: str = ""
+    position: int | None = None
+    at: datetime.datetime | None = None
+
+    def describe(self) -> str:
+        where = f"link #{self.position}" if self.position is not None else "no link"
+        row = f"{self.table} #{self.row_id}" if self.table else "-"
+        when = f", written {self.at.isoformat()}" if self.at is not None else ""
+        return f"[{self.code}] {where}, {row}{when}: {self.message}"
+
+
+@dataclass
+class Verification:
+    links: int = 0
+    seconds: float = 0.0
+    head_position: int | None = None
+    head_link: str = ""
+    breaks: list[Break] = field(default_factory=list)
+    more_breaks: int = 0
+
+    @property
+    def intact(self) -> bool:
+        return not self.breaks
+
+    def add(self, problem: Break, *, keep: int) -> None:
+        if len(self.breaks) < keep:
+            self.breaks.append(problem)
+        else:
+            self.more_breaks += 1
+
+
+# A check an app offers for its stored electronic signatures: it yields a Break for each
+# signature that no longer matches the record it signed. Apps below audit cannot import it, so
+# `audit_verify` finds their checks on their AppConfig (`audit_signature_checks`, an iterable of
+# such callables), e.g. lots' release signatures once `lots.services.lot_record_digest` is final.
+SignatureCheck = Callable[[], Iterable[Break]]
+
+
+def signature_checks() -> list[SignatureCheck]:
+    checks: list[SignatureCheck] = []
+    for config in apps.get_app_configs():
+        checks.extend(getattr(config, "audit_signature_checks", ()))
+    return checks
+
+
+def _links(cursor: CursorWrapper, *, chunk: int) -> Iterator[list[tuple[Any, ...]]]:
+    """The chain in order, `chunk` links at a time (keyset pages: flat memory at any length)."""
+    last = 0
+    while True:
+        cursor.execute(
+            f"""
+            SELECT id, table_name, row_id, content_digest, link, recorded_at
+            FROM {CHAIN_TABLE} WHERE id > %s ORDER BY id LIMIT %s
+            """,  # noqa: S608 - identifiers come from the catalogue, quoted
+            [last, chunk],
+        )
+        rows = cursor.fetchall()
+        if not rows:
+            return
+        yield rows
+        last = rows[-1][0]
+
+
+def _current_digests(
+    cursor: CursorWrapper, tables: dict[str, AuditedTable], wanted: dict[str, set[str]]
+) -> dict[tuple[str, str], bytes]:
+    """(table, row id) -> the digest of the row as it stands, for the rows still there."""
+    digests: dict[tuple[str, str], bytes] = {}
+    for name, row_ids in wanted.items():
+        table = tables.get(name)
+        if table is None:
+            continue
+        key = _quote(table.primary_key)
+        cursor.execute(
+            f"""
+            SELECT t.{key}::text, audit_row_digest(%s, t.{key}::text, t)
+            FROM {_quote(name)} t WHERE t.{key} = ANY(%s::{table.primary_key_type}[])
+            """,  # noqa: S608 - identifiers come from the catalogue, quoted
+            [name, sorted(row_ids)],
+        )
+        digests.update(((name, row_id), bytes(digest)) for row_id, digest in cursor.fetchall())
+    return digests
+
+
+def _last_versions(cursor: CursorWrapper, table: str, row_ids: set[str]) -> dict[str, int]:
+    """For rows chained once per version (contexts): row id -> the position of its last link."""
+    cursor.execute(
+        f"""
+        SELECT row_id, max(id) FROM {CHAIN_TABLE}
+        WHERE table_name = %s AND row_id = ANY(%s) GROUP BY row_id
+        """,  # noqa: S608 - identifiers come from the catalogue, quoted
+        [table, sorted(row_ids)],
+    )
+    return dict(cursor.fetchall())
+
+
+def chain_verify(
+    *,
+    chunk: int = 5000,
+    keep: int = 20,
+    anchor: tuple[int, str] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Verification:
+    """Recompute the chain link by link and check each against the row it stands for, then look
+    for audited rows without a link and for tables whose trigger is missing or disabled.
+
+    Runs in one REPEATABLE READ, read-only transaction (a consistent view while writers go on),
+    reading `chunk` links at a time: memory stays flat over millions of events. `anchor` is a
+    (position, link hex) pair noted earlier, for instance from a previous run's summary: it
+    proves that the chain up to there was not rewritten wholesale."""
+    result = Verification()
+    started = time.monotonic()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        tables = {table.name: table for table in audited_tables(cursor)}
+        triggers = chain_triggers(cursor)
+        for name in sorted(tables):
+            if name not in triggers:
+                result.add(
+                    Break("trigger_missing", "the table has no chain trigger", name), keep=keep
+                )
+            elif not triggers[name]:
+                result.add(
+                    Break("trigger_disabled", "the chain trigger is disabled", name), keep=keep
+                )
+        previous = GENESIS
+        previous_position: int | None = None
+        for rows in _links(cursor, chunk=chunk):
+            wanted: dict[str, set[str]] = defaultdict(set)
+            for _, table_name, row_id, *_ in rows:
+                wanted[table_name].add(row_id)
+            current = _current_digests(cursor, tables, wanted)
+            last_versions = {
+                name: _last_versions(cursor, name, wanted[name])
+                for name, (_, _, operations) in OTHER_TABLES.items()
+                if "UPDATE" in operations and wanted.get(name)
+            }
+            for position, table_name, row_id, digest, link, recorded_at in rows:
+                digest, link = bytes(digest), bytes(link)
+                where = {"table": table_name, "row_id": row_id, "position": position}
+                if hashlib.sha256(previous + digest).digest() != link:
+                    before = f"#{previous_position}" if previous_position else "the start"
+                    result.add(
+                        Break(
+                            "broken_link",
+                            f"the link does not follow from the one before it ({before}): a "
+                            "link was altered, removed or inserted here, or the chain reordered",
+                            at=recorded_at,
+                            **where,
+                        ),
+                        keep=keep,
+                    )
+                versions = last_versions.get(table_name)
+                if versions is None or versions.get(row_id) == position:
+                    now = current.get((table_name, row_id))
+                    if table_name not in tables:
+                        result.add(
+                            Break("unknown_table", "the link names no audited table", **where),
+                            keep=keep,
+                        )
+                    elif now is None:
+                        result.add(
+                            Break(
+                                "missing_event",
+                                "the row this link stands for is gone (deleted)",
+                                at=recorded_at,
+                                **where,
+                            ),
+                            keep=keep,
+                        )
+                    elif now != digest:
+                        result.add(
+                            Break(
+                                "altered_content",
+                                "the row no longer has the content it was chained with",
+                                at=recorded_at,
+                                **where,
+                            ),
+                            keep=keep,
+                        )
+                if anchor is not None and anchor[0] == position and link.hex() != anchor[1]:
+                    result.add(
+                        Break("anchor_mismatch", "the link differs from the anchor", **where),
+                        keep=keep,
+                    )
+                previous, previous_position = link, position
+                result.links += 1
+            if progress is not None:
+                progress(result.links)
+        if anchor is not None and (previous_position is None or previous_position < anchor[0]):
+            result.add(
+                Break("anchor_missing", "the chain ends before the anchor", position=anchor[0]),
+                keep=keep,
+            )
+        for table in tables.values():
+            for row_id, at in _unchained(cursor, table, limit=keep):
+                result.add(
+                    Break(
+                        "unchained_event",
+                        "the row has no link: it was written with the chain trigger off",
+                        table.name,
+                        row_id,
+                        at=at,
+                    ),
+                    keep=keep,
+                )
+        result.head_position = previous_position
+        result.head_link = previous.hex() if previous_position else ""
+    for check in signature_checks():
+        for problem in check():
+            result.add(problem, keep=keep)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _unchained(
+    cursor: CursorWrapper, table: AuditedTable, *, limit: int
+) -> list[tuple[str, datetime.datetime]]:
+    key = _quote(table.primary_key)
+    cursor.execute(
+        f"""
+        SELECT t.{key}::text, t.{_quote(table.time_column)} FROM {_quote(table.name)} t
+        WHERE NOT EXISTS (
+            SELECT 1 FROM {CHAIN_TABLE} c WHERE c.table_name = %s AND c.row_id = t.{key}::text
+        )
+        ORDER BY t.{key} LIMIT %s
+        """,  # noqa: S608 - identifiers come from the catalogue, quoted
+        [table.name, limit],
+    )
+    return list(cursor.fetchall())
