@@ -135,7 +135,6 @@ class StockMovementAdmin(ClinicWorkAdmin):
         "delta",
         "counterpart_clinic",
         "receipt",
-        "treatment_line",
         "actor",
         "reason",
     ]

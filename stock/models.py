@@ -111,13 +111,6 @@ class StockMovement(models.Model):
         related_name="+",
         help_text="The other clinic of a transfer.",
     )
-    treatment_line = models.ForeignKey(
-        "treatments.TreatmentLine",
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="stock_movements",
-    )
 
     class Meta:
         ordering = ["-occurred_at", "-id"]

@@ -48,9 +48,9 @@ def apply_changes(
     at: datetime.datetime | None = None,
     receipt: Receipt | None = None,
     counterpart: Clinic | None = None,
-    treatment_line_ids: dict[int, int] | None = None,
 ) -> list[StockMovement]:
-    """Write the movements and move the balances. The caller holds the transaction.
+    """Write the movements and move the balances, and return the movements in the order of
+    `changes` (a treatment line then points at its own). The caller holds the transaction.
 
     Balance rows are touched in (clinic, lot, state) order so two transactions never wait on each
     other in opposite orders (no deadlock).
@@ -73,7 +73,6 @@ def apply_changes(
             occurred_at=occurred_at,
             receipt=receipt,
             counterpart_clinic=counterpart,
-            treatment_line_id=(treatment_line_ids or {}).get(change.lot_id),
         )
         for change in changes
     ]

@@ -30,8 +30,8 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from pghistory.models import Events
 
-from providers.models import NETWORK_ROLES, Role
-from providers.selectors import clinic_list, user_has_role, user_roles
+from providers.access import access_for
+from providers.selectors import clinic_list
 from traceability.errors import DomainError
 
 # ---------------------------------------------------------------------------------------------
@@ -43,30 +43,17 @@ CLINIC_RECORD_APPS = ("stock", "treatments")
 
 def can_view(request: HttpRequest) -> bool:
     """Staff users holding any active role may look at every traceability record."""
-    cached = getattr(request, "_traceability_can_view", None)
-    if cached is None:
-        user = request.user
-        cached = bool(user.is_active and user.is_staff and user_roles(user))
-        request._traceability_can_view = cached  # type: ignore[attr-defined]
-    return cached
+    return bool(request.user.is_staff) and access_for(request).has_role
 
 
 def can_write(request: HttpRequest) -> bool:
     """Only quality managers add or change records (the services check the same role)."""
-    cached = getattr(request, "_traceability_can_write", None)
-    if cached is None:
-        cached = can_view(request) and user_has_role(request.user, Role.QUALITY_MANAGER)
-        request._traceability_can_write = cached  # type: ignore[attr-defined]
-    return cached
+    return can_view(request) and access_for(request).writes_network
 
 
 def is_network_user(request: HttpRequest) -> bool:
     """A network-wide quality manager or auditor, as opposed to staff of particular clinics."""
-    cached = getattr(request, "_traceability_network", None)
-    if cached is None:
-        cached = any(user_has_role(request.user, role) for role in NETWORK_ROLES)
-        request._traceability_network = cached  # type: ignore[attr-defined]
-    return cached
+    return access_for(request).is_network
 
 
 class RoleAccessMixin:

@@ -25,10 +25,10 @@ from django.utils.html import format_html
 from audit.models import ReadVia
 from audit.services import contact_data_read_record
 from lots.models import Lot
+from providers.access import access_for
 from providers.models import Clinic, Practitioner, Role
 from stock.models import StockState
 from traceability.admin import ReadOnlyInline, ServiceAdmin, can_view
-from traceability.permissions import request_memberships
 from treatments import forms as treatment_forms
 from treatments.models import (
     AdverseEvent,
@@ -57,34 +57,27 @@ CONTACT_ROLES = (Role.CLINIC_ADMINISTRATOR, Role.CLINICIAN)
 
 
 def memberships(request: HttpRequest) -> frozenset[tuple[str, int | None]]:
-    """The user's active (role, clinic id) pairs, read once per request (shared with the API)."""
-    return request_memberships(request)  # type: ignore[arg-type]  # needs only `.user`
+    """The user's active (role, clinic id) pairs (providers.access, read once per request)."""
+    return access_for(request).memberships
 
 
 def clinics_where(request: HttpRequest, roles: tuple[Role, ...]) -> QuerySet[Clinic]:
     """The clinics at which the user holds one of `roles`: every clinic for a network-wide
     holder, otherwise the clinics of the memberships."""
-    wanted = {role.value for role in roles}
-    held = [(role, clinic_id) for role, clinic_id in memberships(request) if role in wanted]
-    if any(clinic_id is None for _, clinic_id in held):
+    clinic_ids = access_for(request).clinic_ids(roles)
+    if clinic_ids is None:
         return Clinic.objects.all()
-    return Clinic.objects.filter(pk__in=sorted({clinic_id for _, clinic_id in held}))
+    return Clinic.objects.filter(pk__in=sorted(clinic_ids))
 
 
 def holds_any(request: HttpRequest, roles: tuple[Role, ...]) -> bool:
-    wanted = {role.value for role in roles}
-    return any(role in wanted for role, _ in memberships(request))
+    return access_for(request).holds_anywhere(roles)
 
 
 def contact_clinic_ids(request: HttpRequest) -> set[int]:
     """Clinics whose patients' contact details the user may read. Network roles are never among
     them: contact roles are always held at a clinic."""
-    wanted = {role.value for role in CONTACT_ROLES}
-    return {
-        clinic_id
-        for role, clinic_id in memberships(request)
-        if role in wanted and clinic_id is not None
-    }
+    return set(access_for(request).contact_clinic_ids)
 
 
 def may_read_contact(request: HttpRequest, patient: Patient) -> bool:

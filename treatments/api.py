@@ -123,7 +123,7 @@ class TreatmentLineOutputSerializer(serializers.ModelSerializer[TreatmentLine]):
 
     class Meta:
         model = TreatmentLine
-        fields = ["lot", "lot_number", "product", "units"]
+        fields = ["lot", "lot_number", "product", "units", "stock_movement"]
         read_only_fields = fields
 
 

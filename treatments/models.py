@@ -11,6 +11,7 @@ from django.db.models import Q
 
 from lots.models import Lot, Route
 from providers.models import Clinic, Practitioner
+from stock.models import StockMovement
 from traceability.triggers import no_delete
 
 
@@ -161,6 +162,15 @@ class TreatmentLine(models.Model):
     treatment = models.ForeignKey(Treatment, on_delete=models.PROTECT, related_name="lines")
     lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="treatment_lines")
     units = models.PositiveIntegerField()
+    # The ledger line that took the units from the clinic's stock. The arrow points down: stock
+    # knows nothing of treatments. Empty only for a line charted without stock of this system.
+    stock_movement = models.OneToOneField(
+        StockMovement,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="treatment_line",
+    )
 
     class Meta:
         ordering = ["treatment_id", "id"]

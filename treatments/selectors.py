@@ -20,7 +20,7 @@ from lots.models import (
     LotQcResult,
 )
 from lots.selectors import current_certificates
-from providers.models import Membership, Role
+from providers.access import access_for
 from stock.models import StockBalance
 from traceability.errors import DomainError
 from treatments.models import AdverseEvent, Patient, Treatment, TreatmentLine
@@ -28,14 +28,8 @@ from treatments.models import AdverseEvent, Patient, Treatment, TreatmentLine
 
 def visible_clinic_ids(user: Any) -> list[int] | None:
     """None means every clinic (network quality manager or auditor); otherwise the clinic ids the
-    user belongs to. A clinic never sees another clinic's patients (DESIGN rule 8)."""
-    memberships = list(
-        Membership.objects.filter(user=user, active=True).values_list("role", "clinic_id")
-    )
-    network = {Role.QUALITY_MANAGER, Role.AUDITOR}
-    if any(role in network and clinic_id is None for role, clinic_id in memberships):
-        return None
-    return sorted({clinic_id for _, clinic_id in memberships if clinic_id is not None})
+    user belongs to (providers.access decides)."""
+    return access_for(user).visible_clinic_ids
 
 
 def _scoped(queryset: QuerySet[Any], clinic_field: str, user: Any) -> QuerySet[Any]:

@@ -359,10 +359,7 @@ def treatment_record(
     validate_instance(treatment, exclude=["recorded_by", "consent_taken_by"])
     with history(actor, "treatment recorded"):
         treatment.save()
-        created = TreatmentLine.objects.bulk_create(
-            [TreatmentLine(treatment=treatment, lot=line.lot, units=line.units) for line in lines]
-        )
-        apply_changes(
+        movements = apply_changes(
             [
                 Change(
                     clinic.pk, line.lot.pk, StockState.ACCEPTED, -line.units, MovementKind.TREATMENT
@@ -372,7 +369,14 @@ def treatment_record(
             actor=actor,
             reason=f"treatment {treatment.pk}",
             at=performed_at,
-            treatment_line_ids={line.lot_id: line.pk for line in created},
+        )
+        TreatmentLine.objects.bulk_create(
+            [
+                TreatmentLine(
+                    treatment=treatment, lot=line.lot, units=line.units, stock_movement=movement
+                )
+                for line, movement in zip(lines, movements, strict=True)
+            ]
         )
     return treatment
 

@@ -124,7 +124,7 @@ def test_treatment_record_draws_the_units_from_the_clinics_accepted_stock(ready,
         StockState.ACCEPTED,
         -3,
     )
-    assert movement.treatment_line_id == line.pk
+    assert line.stock_movement_id == movement.pk
     assert movement.occurred_at == treatment.performed_at
     assert accepted(ready, lot) == 7
     assert treatment.recorded_by == ready.clinician
@@ -842,3 +842,22 @@ def test_a_lot_released_through_the_release_gate_can_be_used(ready, quality_mana
 
     assert treatment.lines.get().units == 2
     assert accepted(ready, lot) == 3
+
+
+def test_each_line_of_a_treatment_points_at_the_movement_that_took_its_units(ready, lot):
+    from tests.factories import receive, released_lot
+
+    other = released_lot(product=lot.product)
+    receive(ready, other, 5)
+
+    treatment = treat(ready, [lot, other], 2)
+
+    for line in treatment.lines.select_related("stock_movement"):
+        movement = line.stock_movement
+        assert movement is not None
+        assert (movement.lot_id, movement.delta, movement.kind) == (
+            line.lot_id,
+            -2,
+            MovementKind.TREATMENT,
+        )
+        assert movement.clinic_id == treatment.clinic_id

@@ -628,13 +628,11 @@ def _generate(*, run: str, treatments: int, lots: int, clinics: int) -> Data:
             )
         )
     recorded = Treatment.objects.bulk_create(rows, batch_size=BATCH)
-    lines = TreatmentLine.objects.bulk_create(
-        [
-            TreatmentLine(treatment=treatment, lot=made[index % lots], units=1)
-            for index, treatment in enumerate(recorded)
-        ],
-        batch_size=BATCH,
-    )
+    # Saved after their stock movements, which they point at.
+    lines = [
+        TreatmentLine(treatment=treatment, lot=made[index % lots], units=1)
+        for index, treatment in enumerate(recorded)
+    ]
     AdverseEvent.objects.bulk_create(
         [
             AdverseEvent(
@@ -697,11 +695,13 @@ def _generate(*, run: str, treatments: int, lots: int, clinics: int) -> Data:
             reason=f"treatment {treatment.pk}",
             actor=treatment.recorded_by,
             occurred_at=treatment.performed_at,
-            treatment_line=line,
         )
         for treatment, line in zip(recorded, lines, strict=True)
     ]
     StockMovement.objects.bulk_create(movements, batch_size=BATCH)
+    for line, movement in zip(lines, movements[len(receipts) :], strict=True):
+        line.stock_movement = movement
+    TreatmentLine.objects.bulk_create(lines, batch_size=BATCH)
     StockBalance.objects.bulk_create(
         [
             StockBalance(
