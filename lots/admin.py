@@ -39,6 +39,7 @@ from traceability.admin import (
     ReadOnlyInline,
     ServiceAdmin,
     can_write,
+    is_network_user,
     signature_form_data,
     signature_page,
 )
@@ -464,6 +465,13 @@ class LotAdmin(ServiceAdmin):
             extra_context["sign_links"] = [
                 (action.label, reverse("admin:lots_lot_sign", args=[lot.pk, action.value]))
                 for action in allowed
+            ]
+        if lot is not None and is_network_user(request):
+            # The dossier covers every clinic the lot reached: quality managers and auditors only
+            # (the API answers clinic staff 403; the admin session signs the download in).
+            extra_context["evidence_links"] = [
+                ("Dossier (PDF)", reverse("lot-dossier-pdf", args=[lot.pk])),
+                ("Treatments (CSV)", reverse("lot-treatments-csv", args=[lot.pk])),
             ]
         return super().change_view(request, object_id, form_url, extra_context)
 

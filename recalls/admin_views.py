@@ -194,6 +194,11 @@ def recall_page_context(request: HttpRequest, recall: Recall) -> dict[str, Any]:
             ("exposures-csv", "Exposures (CSV)", _url("exposures_csv", recall)),
             ("notices-csv", "Notices (CSV)", _url("notices_csv", recall)),
             ("report-pdf", "Recall report (PDF)", _url("report_pdf", recall)),
+            (
+                "evidence-zip",
+                "Evidence pack (ZIP)",
+                reverse("recall-evidence-zip", args=[recall.pk]),
+            ),
         ],
         "record_links": [
             (

@@ -82,7 +82,9 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def _rows(header: list[str], rows: Iterable[list[Any]]) -> Iterator[str]:
+def csv_lines(header: list[str], rows: Iterable[list[Any]]) -> Iterator[str]:
+    """The CSV text of `header` and `rows`, line by line for a streamed response; every cell
+    through the formula guard (`_cell`)."""
     writer = csv.writer(_Echo())
     yield writer.writerow(header)
     for row in rows:
@@ -94,7 +96,7 @@ def exposures_csv(*, recall: Recall, clinic_ids: list[int] | None) -> Iterator[s
     exposures = exposure_list(recall=recall, clinic_ids=clinic_ids).iterator(
         chunk_size=CSV_CHUNK_SIZE
     )
-    return _rows(
+    return csv_lines(
         EXPOSURE_COLUMNS,
         (
             [
@@ -129,7 +131,7 @@ def notices_csv(*, recall: Recall, clinic_ids: list[int] | None) -> Iterator[str
         .annotate(clinic_acknowledged_at=Subquery(acknowledged_at))
         .iterator(chunk_size=CSV_CHUNK_SIZE)
     )
-    return _rows(
+    return csv_lines(
         NOTICE_COLUMNS,
         (
             [

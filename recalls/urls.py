@@ -1,6 +1,6 @@
 from django.urls import path
 
-from recalls import api, outbox_api
+from recalls import api, evidence_api, outbox_api
 
 urlpatterns = [
     path("recalls/", api.RecallsApi.as_view(), name="recalls"),
@@ -46,6 +46,21 @@ urlpatterns = [
         "recalls/<int:recall_id>/report.pdf",
         api.RecallReportPdfApi.as_view(),
         name="recall-report-pdf",
+    ),
+    path(
+        "recalls/<int:recall_id>/evidence.zip",
+        evidence_api.RecallEvidencePackApi.as_view(),
+        name="recall-evidence-zip",
+    ),
+    path(
+        "lots/<int:lot_id>/dossier.pdf",
+        evidence_api.LotDossierPdfApi.as_view(),
+        name="lot-dossier-pdf",
+    ),
+    path(
+        "lots/<int:lot_id>/treatments.csv",
+        evidence_api.LotTreatmentsCsvApi.as_view(),
+        name="lot-treatments-csv",
     ),
     path("notices/", outbox_api.NoticesApi.as_view(), name="notices"),
     path(

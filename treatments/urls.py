@@ -1,6 +1,6 @@
 from django.urls import path
 
-from treatments import api, trace_api
+from treatments import api, trace_api, trace_export
 
 urlpatterns = [
     path("patients/", api.PatientsApi.as_view(), name="patients"),
@@ -9,6 +9,11 @@ urlpatterns = [
         "patients/<int:patient_id>/contact/",
         api.PatientContactApi.as_view(),
         name="patient-contact",
+    ),
+    path(
+        "patients/<int:patient_id>/trace.pdf",
+        trace_export.PatientTracePdfApi.as_view(),
+        name="patient-trace-pdf",
     ),
     path("consent-texts/", api.ConsentTextsApi.as_view(), name="consent-texts"),
     path("treatments/", api.TreatmentsApi.as_view(), name="treatments"),
