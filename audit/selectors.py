@@ -7,13 +7,20 @@ Clinicians see none: the record says who looked at whom, which is for those who 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import datetime
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from typing import Any
 
+from django.apps import apps
+from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
+from pghistory import core
+from pghistory.models import Events
 
 from audit.models import ContactDataRead
 from providers.models import NETWORK_ROLES, Membership, Role
+from traceability.admin import AUDIT_TRAIL_MASKS
 
 # Roles that read a clinic's record when held at that clinic.
 CLINIC_READER_ROLES = (Role.CLINIC_ADMINISTRATOR, *NETWORK_ROLES)
@@ -50,3 +57,138 @@ def contact_data_reads(*, user: Any) -> QuerySet[ContactDataRead]:
     if clinic_ids is None:
         return reads
     return reads.filter(clinic_id__in=clinic_ids)
+
+
+# ---------------------------------------------------------------------------------------------
+# The audit trail: every history event of every tracked record (pghistory's aggregate of the
+# event tables), for network quality managers and auditors.
+
+# Patient contact details are shown to the patient's own clinic staff only (DESIGN rules 7 and 8):
+# the audit search, which is for network roles, shows that they changed, never their values. A
+# contact attempt's note is free text about reaching the patient, so it is hidden too.
+HIDDEN = "(hidden: patient contact data)"
+AUDIT_SEARCH_HIDDEN_FIELDS: dict[str, frozenset[str]] = {
+    "treatments.PatientContact": frozenset(
+        {"full_name", "date_of_birth", "phone", "email", "postal_address"}
+    ),
+    "recalls.PatientContactAttempt": frozenset({"note"}),
+}
+
+
+def audited_record_types() -> list[str]:
+    """The labels (`lots.Lot`) of every model with a history, sorted."""
+    return sorted({model.pgh_tracked_model._meta.label for model in pghistory_event_models()})
+
+
+def pghistory_event_models() -> list[Any]:
+    return list(core.event_models())
+
+
+def audit_event_list(
+    *,
+    record_type: str | None = None,
+    record_id: int | None = None,
+    user_id: int | None = None,
+    at_after: datetime.datetime | None = None,
+    at_before: datetime.datetime | None = None,
+    oldest_first: bool = False,
+) -> Any:
+    """History events across every tracked model (or the one named), newest first: one query
+    whatever the number of event tables. `record_id` is the tracked record's primary key,
+    `user_id` the acting user recorded in the event's context."""
+    events = Events.objects.all()
+    if record_type is not None:
+        model = apps.get_model(record_type)
+        events = events.across(  # type: ignore[no-untyped-call]
+            *sorted(set(model.pgh_event_models.values()), key=str)
+        )
+    if record_id is not None:
+        events = events.filter(pgh_obj_id=str(record_id))
+    if user_id is not None:
+        events = events.filter(pgh_context__user=user_id)
+    if at_after is not None:
+        events = events.filter(pgh_created_at__gte=at_after)
+    if at_before is not None:
+        events = events.filter(pgh_created_at__lte=at_before)
+    if oldest_first:
+        return events.order_by("pgh_created_at", "pgh_model", "pgh_id")
+    return events.order_by("-pgh_created_at", "-pgh_model", "-pgh_id")
+
+
+def user_names(user_ids: Iterable[int]) -> dict[int, str]:
+    """User id -> full name (or username); one query."""
+    wanted = set(user_ids)
+    if not wanted:
+        return {}
+    return {
+        user.pk: user.get_full_name() or user.get_username()
+        for user in get_user_model().objects.filter(pk__in=wanted)
+    }
+
+
+def event_user_id(event: Any) -> int | None:
+    user_id = (event.pgh_context or {}).get("user")
+    return user_id if isinstance(user_id, int) and not isinstance(user_id, bool) else None
+
+
+def _shown(record_type: str, values: dict[str, Any]) -> dict[str, Any]:
+    hidden = AUDIT_SEARCH_HIDDEN_FIELDS.get(record_type, frozenset())
+    masks = AUDIT_TRAIL_MASKS.get(record_type, {})
+    shown: dict[str, Any] = {}
+    for name, value in values.items():
+        if name in hidden:
+            shown[name] = None if value is None else HIDDEN
+        elif name in masks:
+            shown[name] = None if value is None else masks[name](value)
+        else:
+            shown[name] = value
+    return shown
+
+
+def audit_event_view(event: Any, users: dict[int, str]) -> dict[str, Any]:
+    """One event as the audit search shows it: who, when, why, what (old and new values), with
+    patient contact data and secrets masked."""
+    context = dict(event.pgh_context or {})
+    user_id = event_user_id(event)
+    context.pop("user", None)
+    record_type = str(event.pgh_obj_model)
+    diff = event.pgh_diff or {}
+    old = _shown(record_type, {name: values[0] for name, values in diff.items()})
+    new = _shown(record_type, {name: values[1] for name, values in diff.items()})
+    changes = {name: [old[name], new[name]] for name in diff}
+    return {
+        "id": event.pgh_slug,
+        "event_model": event.pgh_model,
+        "event_id": event.pgh_id,
+        "label": event.pgh_label,
+        "at": event.pgh_created_at,
+        "record_type": record_type,
+        "record_id": event.pgh_obj_id,
+        "user": user_id,
+        "user_name": users.get(user_id, f"user #{user_id}") if user_id is not None else "system",
+        "reason": str(context.pop("reason", "") or ""),
+        "context": context,
+        "data": _shown(record_type, dict(event.pgh_data or {})),
+        "changes": changes,
+    }
+
+
+def audit_event_views(events: Iterable[Any]) -> list[dict[str, Any]]:
+    """`audit_event_view` of each event, with the acting users' names read in one query."""
+    events = list(events)
+    users = user_names(uid for event in events if (uid := event_user_id(event)) is not None)
+    return [audit_event_view(event, users) for event in events]
+
+
+def audit_event_stream(events: Any, *, chunk_size: int = 2000) -> Iterator[dict[str, Any]]:
+    """`audit_event_view` of each event, read through a server-side cursor `chunk_size` rows at
+    a time, with one user query per chunk: flat in memory at any length."""
+    rows = events.iterator(chunk_size=chunk_size)
+    names: dict[int, str] = {}
+    while chunk := list(islice(rows, chunk_size)):
+        wanted = {uid for event in chunk if (uid := event_user_id(event)) is not None}
+        if len(names) > 10 * chunk_size:
+            names.clear()
+        names.update(user_names(wanted - names.keys()))
+        for event in chunk:
+            yield audit_event_view(event, names)
