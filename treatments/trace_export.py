@@ -21,9 +21,9 @@ from rest_framework.request import Request
 
 from lots.models import Lot
 from lots.selectors import qc_result_passes
+from providers.permissions import CLINIC_STAFF_PERMISSIONS
 from traceability.api_fields import READ_ERRORS
 from traceability.api_views import Api, get_or_404
-from traceability.permissions import CLINIC_STAFF_PERMISSIONS
 from treatments.models import Patient
 from treatments.selectors import patient_list, trace_backward
 from treatments.trace_api import _Evidence
