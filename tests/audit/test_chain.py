@@ -106,6 +106,7 @@ def test_altered_event_content_is_named_as_the_first_broken_link(history):
         in (output)
     )
     assert "altered_content" in error
+    assert ", written 20" in output  # the time the link was written
 
 
 def test_a_deleted_event_is_found(history):
