@@ -52,8 +52,11 @@ GENESIS = bytes(32)
 OTHER_TABLES: dict[str, tuple[str, str, str]] = {
     "pghistory_context": ("id", "created_at", "INSERT OR UPDATE"),
     "audit_contactdataread": ("id", "at", "INSERT"),
+    # Electronic signatures, where the signatures app is installed.
+    "signatures_signature": ("id", "signed_at", "INSERT"),
 }
 EVENT_COLUMNS = ("pgh_id", "pgh_created_at", "pgh_label")
+INTEGER_TYPES = ("smallint", "integer", "bigint")
 
 # What audit_row_digest computes, for the verifier to compute inline under VERIFY_SETTINGS (a
 # function with SET clauses costs a settings save and restore on every row: half the run).
@@ -227,19 +230,27 @@ def audited_tables(cursor: CursorWrapper) -> list[AuditedTable]:
     specs.update(OTHER_TABLES)
     cursor.execute(
         """
-        SELECT c.relname, format_type(a.atttypid, a.atttypmod)
+        SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod)
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        JOIN pg_attribute a ON a.attrelid = c.oid
-        WHERE n.nspname = current_schema() AND c.relname = ANY(%s) AND a.attname = 'id'
-           OR n.nspname = current_schema() AND c.relname = ANY(%s) AND a.attname = 'pgh_id'
+        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+        WHERE n.nspname = current_schema() AND c.relname = ANY(%s)
         """,
-        [list(OTHER_TABLES), [name for name in specs if name not in OTHER_TABLES]],
+        [list(specs)],
     )
-    types = dict(cursor.fetchall())
+    columns: dict[str, dict[str, str]] = defaultdict(dict)
+    for table_name, column, column_type in cursor.fetchall():
+        columns[table_name][column] = column_type
     return [
-        AuditedTable(name, key, types[name], time_column, operations)
+        # A table whose time column is gone is chained in key order.
+        AuditedTable(
+            name,
+            key,
+            columns[name][key],
+            time_column if time_column in columns[name] else key,
+            operations,
+        )
         for name, (key, time_column, operations) in sorted(specs.items())
-        if name in types
+        if key in columns.get(name, {})
     ]
 
 
@@ -257,21 +268,30 @@ def chain_triggers(cursor: CursorWrapper) -> dict[str, bool]:
 
 
 def _chain_rows_sql(tables: list[AuditedTable]) -> str:
-    """The rows of `tables` not yet in the chain, oldest first, with their content digests."""
-    branches = [
-        f"""
-        SELECT t.{_quote(table.time_column)} AS at, '{table.name}'::text AS table_name,
-               t.{_quote(table.primary_key)}::text AS row_id,
-               audit_row_digest('{table.name}', t.{_quote(table.primary_key)}::text, t) AS digest
-        FROM {_quote(table.name)} t
-        WHERE NOT EXISTS (
-            SELECT 1 FROM audit_chainlink c
-            WHERE c.table_name = '{table.name}' AND c.row_id = t.{_quote(table.primary_key)}::text
+    """The rows of `tables` not yet in the chain, oldest first (then by table and key), with
+    their content digests."""
+    branches = []
+    for table in tables:
+        key = f"t.{_quote(table.primary_key)}"
+        at = (
+            f"t.{_quote(table.time_column)}::timestamptz"
+            if table.time_column != table.primary_key
+            else "NULL::timestamptz"
         )
-        """  # noqa: S608 - identifiers come from the catalogue, quoted
-        for table in tables
-    ]
-    return " UNION ALL ".join(branches) + " ORDER BY at, table_name, row_id"
+        number = f"{key}::bigint" if table.primary_key_type in INTEGER_TYPES else "NULL::bigint"
+        branches.append(
+            f"""
+            SELECT {at} AS at, '{table.name}'::text AS table_name, {number} AS key_number,
+                   {key}::text AS row_id,
+                   audit_row_digest('{table.name}', {key}::text, t) AS digest
+            FROM {_quote(table.name)} t
+            WHERE NOT EXISTS (
+                SELECT 1 FROM audit_chainlink c
+                WHERE c.table_name = '{table.name}' AND c.row_id = {key}::text
+            )
+            """  # noqa: S608 - identifiers come from the catalogue, quoted
+        )
+    return " UNION ALL ".join(branches) + " ORDER BY at NULLS FIRST, table_name, key_number, row_id"
 
 
 def chain_install() -> list[str]:
