@@ -49,8 +49,10 @@ from lots.models import (
 from lots.selectors import RELEASABLE_FROM, lot_release_check, required_markers_for
 from providers.models import Manufacturer, Role
 from providers.selectors import require_role
+from signatures.services import Signer, sign, signer_authenticate
 from traceability.errors import DomainError, Problem
-from traceability.services import history, require_reason, validate_instance, verify_password
+from traceability.services import history, require_reason, validate_instance
+from traceability.signatures import Meaning
 from traceability.validators import normalise_gtin, validate_jurisdiction
 
 # ---------------------------------------------------------------------------------------------
@@ -206,7 +208,7 @@ def donor_eligibility_decide(
     """The responsible person's signed determination. `eligible` is refused while a required
     marker is missing or reactive, listing every one."""
     require_role(actor, Role.QUALITY_MANAGER)
-    verify_password(actor, password)
+    signer = signer_authenticate(actor=actor, password=password)
     reason = require_reason(reason)
     if eligibility not in Eligibility.values:
         raise DomainError.single(
@@ -246,6 +248,14 @@ def donor_eligibility_decide(
     with history(actor, reason, signature_meaning="eligibility determination"):
         donor.save(
             update_fields=["eligibility", "eligibility_decided_by", "eligibility_decided_at"]
+        )
+        sign(
+            signer=signer,
+            kind="donor_eligibility",
+            record=donor,
+            meaning=Meaning.RESPONSIBILITY,
+            reason=reason,
+            at=donor.eligibility_decided_at,
         )
     return donor
 
@@ -586,9 +596,9 @@ _MEANINGS = {
 
 def _signed_preamble(
     *, actor: Any, password: str, action: LotAction, meaning: str, reason: str
-) -> str:
+) -> tuple[str, Signer]:
     require_role(actor, Role.QUALITY_MANAGER)
-    verify_password(actor, password)
+    signer = signer_authenticate(actor=actor, password=password)
     problems = []
     if meaning not in _MEANINGS[action]:
         allowed = ", ".join(sorted(_MEANINGS[action]))
@@ -603,7 +613,7 @@ def _signed_preamble(
         problems.append(Problem("reason_required", "State the reason for this decision.", "reason"))
     if problems:
         raise DomainError(problems, status=400)
-    return reason.strip()
+    return reason.strip(), signer
 
 
 def lot_record_digest(lot: Lot) -> dict[str, Any]:
@@ -648,8 +658,17 @@ def lot_record_digest(lot: Lot) -> dict[str, Any]:
 
 
 def _sign_status_change(
-    *, lot: Lot, actor: Any, action: LotAction, to_status: str, meaning: str, reason: str
+    *,
+    lot: Lot,
+    signer: Signer,
+    action: LotAction,
+    to_status: str,
+    meaning: str,
+    reason: str,
 ) -> LotStatusChange:
+    """Change the lot's status and sign the change: the `LotStatusChange` row (with its legacy
+    `record_digest`) and the `signatures.Signature` on it, whose content is `lots.signing`'s."""
+    actor = signer.user
     signed_at = timezone.now()
     content = lot_record_digest(lot)
     payload = {
@@ -682,11 +701,19 @@ def _sign_status_change(
             from_status=from_status,
             to_status=to_status,
             signed_by=actor,
-            signer_name=actor.get_full_name() or actor.get_username(),
+            signer_name=signer.printed_name,
             signed_at=signed_at,
             meaning=meaning,
             reason=reason,
             record_digest=digest,
+        )
+        sign(
+            signer=signer,
+            kind=f"lot_{action.value}",
+            record=change,
+            meaning=meaning,
+            reason=reason,
+            at=signed_at,
         )
     lot.status = to_status
     lot.status_changed_at = signed_at
@@ -711,7 +738,7 @@ def lot_release(
     Refuses, listing every unmet requirement with its own code, unless all of DESIGN rule 1 holds.
     A refusal changes nothing.
     """
-    reason = _signed_preamble(
+    reason, signer = _signed_preamble(
         actor=actor, password=password, action=LotAction.RELEASE, meaning=meaning, reason=reason
     )
     lot = _locked_lot(lot_id)
@@ -720,7 +747,7 @@ def lot_release(
         raise DomainError(check.problems, status=409)
     return _sign_status_change(
         lot=lot,
-        actor=actor,
+        signer=signer,
         action=LotAction.RELEASE,
         to_status=LotStatus.RELEASED,
         meaning=meaning,
@@ -733,7 +760,7 @@ def lot_reject(
     *, actor: Any, lot_id: int, password: str, meaning: str, reason: str
 ) -> LotStatusChange:
     """Reject a quarantined or on-hold lot: it can never be used."""
-    reason = _signed_preamble(
+    reason, signer = _signed_preamble(
         actor=actor, password=password, action=LotAction.REJECT, meaning=meaning, reason=reason
     )
     lot = _locked_lot(lot_id)
@@ -746,7 +773,7 @@ def lot_reject(
         )
     return _sign_status_change(
         lot=lot,
-        actor=actor,
+        signer=signer,
         action=LotAction.REJECT,
         to_status=LotStatus.REJECTED,
         meaning=meaning,
@@ -760,7 +787,7 @@ def lot_hold(
 ) -> LotStatusChange:
     """Take a released lot out of use while something is investigated. `lot_release` lifts the
     hold, checking every requirement again."""
-    reason = _signed_preamble(
+    reason, signer = _signed_preamble(
         actor=actor, password=password, action=LotAction.HOLD, meaning=meaning, reason=reason
     )
     lot = _locked_lot(lot_id)
@@ -772,7 +799,7 @@ def lot_hold(
         )
     return _sign_status_change(
         lot=lot,
-        actor=actor,
+        signer=signer,
         action=LotAction.HOLD,
         to_status=LotStatus.ON_HOLD,
         meaning=meaning,

@@ -15,8 +15,10 @@ from providers.selectors import require_role
 from recalls.acknowledgements import recall_lock, require_open
 from recalls.models import Acknowledgement, Recall, RecallLot, RecallStatus
 from recalls.selectors import recall_clinic_ids, stock_to_account_for
+from signatures.services import sign, signer_authenticate
 from traceability.errors import DomainError, Problem
-from traceability.services import history, require_reason, verify_password
+from traceability.services import history, require_reason
+from traceability.signatures import Meaning
 
 
 def recall_close_problems(recall: Recall) -> list[Problem]:
@@ -60,7 +62,7 @@ def recall_close(
     report (open, all notices sent, all acknowledged, closed) is `recall_effectiveness(...).timing`.
     """
     require_role(actor, Role.QUALITY_MANAGER)
-    verify_password(actor, password)
+    signer = signer_authenticate(actor=actor, password=password)
     reason = require_reason(reason)
     recall = recall_lock(recall.pk)
     require_open(recall)
@@ -83,4 +85,12 @@ def recall_close(
             update_fields=["status", "closed_by", "closed_at", "close_reason", "close_override"]
         )
         RecallLot.objects.filter(recall=recall, active=True).update(active=False)
+        sign(
+            signer=signer,
+            kind="recall_close",
+            record=recall,
+            meaning=Meaning.RESPONSIBILITY,
+            reason=reason,
+            at=now,
+        )
     return recall

@@ -31,10 +31,12 @@ from recalls.models import (
     RecallStock,
     WebhookEndpoint,
 )
+from signatures.services import Signer, sign, signer_authenticate
 from stock.models import MovementKind, StockBalance, StockState
 from stock.services import Change, apply_changes
 from traceability.errors import DomainError, Problem
-from traceability.services import history, verify_password
+from traceability.services import history
+from traceability.signatures import Meaning
 from treatments.models import Treatment, TreatmentLine
 from treatments.selectors import ForwardScope
 
@@ -73,9 +75,9 @@ class RecallScopeRequest:
 
 def _check_opening(
     *, actor: Any, password: str, recall_class: str, depth: str, reason: str, hazard: str
-) -> None:
+) -> Signer:
     require_role(actor, Role.QUALITY_MANAGER)
-    verify_password(actor, password)
+    signer = signer_authenticate(actor=actor, password=password)
     problems = []
     if recall_class not in RecallClass.values:
         problems.append(Problem("invalid_choice", "The class is I, II or III.", "recall_class"))
@@ -87,6 +89,7 @@ def _check_opening(
         problems.append(Problem("hazard_required", "State the hazard to patients.", "hazard"))
     if problems:
         raise DomainError(problems, status=400)
+    return signer
 
 
 def _scoped_lots(scope: RecallScopeRequest) -> list[Lot]:
@@ -117,8 +120,10 @@ def recall_open(
     instructions: str = "",
     is_drill: bool = False,
 ) -> Recall:
-    """Open a recall; with `is_drill`, a mock recall that changes no lot and blocks no stock."""
-    _check_opening(
+    """Open a recall; with `is_drill`, a mock recall that changes no lot and blocks no stock.
+    Signed (`signatures.Signature` of kind `recall_open` on the recall) once the round is
+    written, so the signed content holds the lots it reached."""
+    signer = _check_opening(
         actor=actor,
         password=password,
         recall_class=recall_class,
@@ -168,6 +173,14 @@ def recall_open(
             reason=reason,
             digest=recall.opened_signature_digest,
         )
+        sign(
+            signer=signer,
+            kind="recall_open",
+            record=recall,
+            meaning=Meaning.RESPONSIBILITY,
+            reason=reason,
+            at=now,
+        )
     _queue_delivery(recall.pk, 1)
     return recall
 
@@ -176,9 +189,10 @@ def recall_open(
 def recall_widen(
     *, actor: Any, password: str, recall: Recall, scope: RecallScopeRequest, reason: str
 ) -> Recall:
-    """Add lots to an open recall: only the new exposures, stock and notices are added."""
+    """Add lots to an open recall: only the new exposures, stock and notices are added. Signed
+    (kind `recall_widen`) on the round's `RecallScope` row."""
     require_role(actor, Role.QUALITY_MANAGER)
-    verify_password(actor, password)
+    signer = signer_authenticate(actor=actor, password=password)
     if not (reason or "").strip():
         raise DomainError.single(
             "reason_required", "State why the recall is widened.", field="reason", status=400
@@ -211,7 +225,7 @@ def recall_widen(
         reason=reason,
     )
     with history(actor, reason, signature_meaning=SignatureMeaning.RESPONSIBILITY):
-        _add_round(
+        scope_row = _add_round(
             recall=recall,
             round_number=round_number,
             lots=lots,
@@ -220,6 +234,14 @@ def recall_widen(
             at=now,
             reason=reason,
             digest=digest,
+        )
+        sign(
+            signer=signer,
+            kind="recall_widen",
+            record=scope_row,
+            meaning=Meaning.RESPONSIBILITY,
+            reason=reason,
+            at=now,
         )
         _reopen_full_acknowledgement(recall)
     _queue_delivery(recall.pk, round_number)
@@ -281,7 +303,7 @@ def _add_round(
     at: datetime.datetime,
     reason: str,
     digest: str,
-) -> None:
+) -> RecallScope:
     scope_row = RecallScope.objects.create(
         recall=recall,
         round=round_number,
@@ -313,6 +335,7 @@ def _add_round(
     clinic_ids = _freeze_stock(recall=recall, lots=lots, actor=actor, at=at)
     clinic_ids |= _freeze_exposures(recall=recall, round_number=round_number, lots=lots)
     _write_notifications(recall=recall, round_number=round_number, clinic_ids=clinic_ids, at=at)
+    return scope_row
 
 
 def _mark_recalled(

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "pghistory",
     "pghistory.admin",
     "providers.apps.ProvidersConfig",
+    "signatures.apps.SignaturesConfig",
     "lots.apps.LotsConfig",
     "stock.apps.StockConfig",
     "treatments.apps.TreatmentsConfig",

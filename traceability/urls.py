@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/v1/", include("treatments.urls")),
     path("api/v1/", include("recalls.urls")),
     path("api/v1/", include("audit.urls")),
+    path("api/v1/", include("signatures.urls")),
     re_path(r"^api/", api_not_found),
     path(
         "recalls/acknowledge/<str:token>/",
