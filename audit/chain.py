@@ -1,8 +1,8 @@
 """The audit trail as a hash chain (DESIGN rule 7: tamper-evident), kept by PostgreSQL itself.
 
 Every row of audit evidence (each pghistory event table, `pghistory_context`, which holds the who
-and the why of each event, and `audit_contactdataread`) is a link of one chain in
-`audit_chainlink`::
+and the why of each event, `audit_contactdataread` and, where installed, the electronic signatures
+of `signatures_signature`) is a link of one chain in `audit_chainlink`::
 
     content digest = sha256(table || "\\n" || primary key || "\\n" || to_jsonb(row)::text)
     link           = sha256(link before || content digest)      (32 zero bytes before the first)
@@ -13,7 +13,9 @@ it runs at COMMIT, where each transaction takes the chain's head row (`audit_cha
 rest of its commit, reads the last link and appends its own. Appends are serialised, so
 concurrent writers never fork the chain, but only for the length of a commit, never for a whole
 request. Under REPEATABLE READ a writer that lost the race for the head gets a serialization
-failure (answered as 503 retry), never a fork.
+failure (answered as 503 retry), never a fork. (`SET CONSTRAINTS ALL IMMEDIATE` makes the trigger
+run at each insert instead, holding the head from then on; Django's TestCase does so at the end of
+each test, which is rolled back.)
 
 A pghistory context is updated while a request adds to it: each version is a link, and the last
 version of each context must match the row as it stands. The chain table refuses UPDATE and
