@@ -126,6 +126,19 @@ class Access:
         """Does a clinic's daily work somewhere (stock, patients, treatments); never an auditor."""
         return any(role in CLINIC_WRITERS for role, _ in self.memberships)
 
+    # -- accounts --------------------------------------------------------------------------------
+
+    @property
+    def keeps_accounts(self) -> bool:
+        """Opens, changes and deactivates accounts and grants roles: a system administrator (a
+        Django superuser, with or without a role) or a network quality manager."""
+        return self.user_id is not None and (self.is_superuser or self.writes_network)
+
+    @property
+    def reads_accounts(self) -> bool:
+        """Reads accounts and their roles: account keepers and network auditors."""
+        return self.keeps_accounts or (Role.AUDITOR.value, None) in self.memberships
+
     @property
     def reads_network(self) -> bool:
         """Reads what concerns the whole network rather than a clinic (webhook endpoints)."""

@@ -12,7 +12,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from lots.models import Certificate, Product
-from providers import services
+from providers import (
+    accounts,
+    accounts_admin,  # noqa: F401 - registers the account admin
+    services,
+)
 from providers.models import (
     Clinic,
     ClinicContact,
@@ -297,6 +301,31 @@ class PractitionerAdmin(ServiceAdmin):
     inlines = [LicenceInline, PractitionerClinicInline]
 
 
+class ClinicPractitionerUpdateForm(ServiceForm):
+    """End a practitioner's link to the clinic (untick active) or renew it, with the reason."""
+
+    reason = reason_field()
+
+    class Meta:
+        model = ClinicPractitioner
+        fields = ["active"]
+
+    def call_service(self, data: dict[str, Any]) -> ClinicPractitioner:
+        link: ClinicPractitioner = self.instance
+        if "active" not in self.changed_data:
+            return link
+        if data["active"]:
+            return services.clinic_practitioner_link(
+                actor=self.actor, clinic=link.clinic, practitioner=link.practitioner
+            )
+        return services.clinic_practitioner_unlink(
+            actor=self.actor,
+            clinic=link.clinic,
+            practitioner=link.practitioner,
+            reason=data["reason"],
+        )
+
+
 class ClinicPractitionerLinkForm(ServiceForm):
     class Meta:
         model = ClinicPractitioner
@@ -336,9 +365,25 @@ class ClinicPractitionerAdmin(ServiceAdmin):
     readonly_fields = ["audit_trail_link"]
     add_form = ClinicPractitionerLinkForm
     add_fieldsets = [(None, {"fields": ["clinic", "practitioner", "since"]})]
+    update_form = ClinicPractitionerUpdateForm
+    update_fieldsets = [
+        (None, {"fields": ["clinic", "practitioner", "since", "active", "reason"]}),
+        ("Record", {"fields": ["audit_trail_link"]}),
+    ]
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return can_view(request) and bool(_keeper_clinic_ids(request))
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if not (can_view(request) and bool(_keeper_clinic_ids(request))):
+            return False
+        held = _keeper_clinic_ids(request)
+        return obj is None or None in held or obj.clinic_id in held
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is not None and self.has_change_permission(request, obj):
+            return ["clinic", "practitioner", "since", "audit_trail_link"]
+        return super().get_readonly_fields(request, obj)
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "clinic":
@@ -390,6 +435,31 @@ class MembershipAddForm(ServiceForm):
         return services.membership_grant(actor=self.actor, **data)
 
 
+class MembershipUpdateForm(ServiceForm):
+    """Revoke a role (untick active) or grant it again (tick it), with the reason."""
+
+    reason = reason_field()
+
+    class Meta:
+        model = Membership
+        fields = ["active"]
+
+    def call_service(self, data: dict[str, Any]) -> Membership:
+        membership: Membership = self.instance
+        if "active" not in self.changed_data:
+            return membership
+        if data["active"]:
+            return accounts.membership_grant(
+                actor=self.actor,
+                user=membership.user,
+                role=membership.role,
+                clinic=membership.clinic,
+            )
+        return accounts.membership_revoke(
+            actor=self.actor, membership=membership, reason=data["reason"]
+        )
+
+
 @admin.register(Membership)
 class MembershipAdmin(ServiceAdmin):
     clinic_path = "clinic"
@@ -401,3 +471,13 @@ class MembershipAdmin(ServiceAdmin):
     readonly_fields = ["created_at", "audit_trail_link"]
     add_form = MembershipAddForm
     add_fieldsets = [(None, {"fields": ["user", "role", "clinic"]})]
+    update_form = MembershipUpdateForm
+    update_fieldsets = [
+        (None, {"fields": ["user", "role", "clinic", "active", "reason"]}),
+        ("Record", {"fields": ["created_at", "audit_trail_link"]}),
+    ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is not None and self.has_change_permission(request, obj):
+            return ["user", "role", "clinic", "created_at", "audit_trail_link"]
+        return super().get_readonly_fields(request, obj)

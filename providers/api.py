@@ -18,6 +18,7 @@ from providers.filters import ClinicFilter, ManufacturerFilter, PractitionerFilt
 from providers.models import (
     Clinic,
     ClinicContact,
+    ClinicPractitioner,
     Licence,
     Manufacturer,
     Membership,
@@ -25,6 +26,7 @@ from providers.models import (
     Profession,
     Role,
 )
+from providers.permissions import CLINIC_STAFF_PERMISSIONS
 from providers.selectors import clinic_list, manufacturer_list, practitioner_list
 from traceability.api_fields import (
     CREATE_ERRORS,
@@ -354,6 +356,63 @@ class LicenceAddApi(Api):
         data = validated(LicenceInputSerializer, request.data)
         licence = services.licence_add(actor=request.user, practitioner=practitioner, **data)
         return Response(LicenceOutputSerializer(licence).data, status=status.HTTP_201_CREATED)
+
+
+class ClinicPractitionerOutputSerializer(serializers.ModelSerializer[ClinicPractitioner]):
+    class Meta:
+        model = ClinicPractitioner
+        fields = ["id", "clinic", "practitioner", "active", "since"]
+        read_only_fields = fields
+
+
+class PractitionerClinicLinkInputSerializer(serializers.Serializer[Any]):
+    clinic = id_field(Clinic.objects.all(), help_text="The clinic where the practitioner works.")
+    since = serializers.DateField(required=False, allow_null=True, default=None)
+
+
+class PractitionerClinicUnlinkInputSerializer(serializers.Serializer[Any]):
+    reason = serializers.CharField(
+        max_length=REASON_MAX_LENGTH, allow_blank=True, help_text="Why the link ends."
+    )
+
+
+class PractitionerClinicLinkApi(Api):
+    permission_classes = CLINIC_STAFF_PERMISSIONS
+
+    @extend_schema(
+        summary="Link a practitioner to a clinic",
+        description="A quality manager, or the clinic's administrator. Only linked practitioners "
+        "may be named on the clinic's treatments; linking again re-activates an ended link.",
+        request=PractitionerClinicLinkInputSerializer,
+        responses={201: ClinicPractitionerOutputSerializer, **WRITE_ERRORS},
+    )
+    def post(self, request: Request, practitioner_id: int) -> Response:
+        practitioner = get_or_404(practitioner_list(), practitioner_id, what="practitioner")
+        data = validated(PractitionerClinicLinkInputSerializer, request.data)
+        link = services.clinic_practitioner_link(
+            actor=request.user, practitioner=practitioner, **data
+        )
+        return Response(
+            ClinicPractitionerOutputSerializer(link).data, status=status.HTTP_201_CREATED
+        )
+
+
+class PractitionerClinicUnlinkApi(Api):
+    permission_classes = CLINIC_STAFF_PERMISSIONS
+
+    @extend_schema(
+        summary="End a practitioner's link to a clinic (kept, inactive, with the reason)",
+        request=PractitionerClinicUnlinkInputSerializer,
+        responses={200: ClinicPractitionerOutputSerializer, **WRITE_ERRORS},
+    )
+    def post(self, request: Request, practitioner_id: int, clinic_id: int) -> Response:
+        practitioner = get_or_404(practitioner_list(), practitioner_id, what="practitioner")
+        clinic = get_or_404(clinic_list(user=request.user), clinic_id, what="clinic")
+        data = validated(PractitionerClinicUnlinkInputSerializer, request.data)
+        link = services.clinic_practitioner_unlink(
+            actor=request.user, clinic=clinic, practitioner=practitioner, **data
+        )
+        return Response(ClinicPractitionerOutputSerializer(link).data)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import zoneinfo
 
 import pghistory
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
@@ -243,3 +244,17 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} - {self.get_role_display()} @ {self.clinic or 'network'}"
+
+
+class Account(User):
+    """Django's user, seen as an account of this system. A proxy, so that the history triggers
+    (installed on Django's table) are migrations of this app rather than of django.contrib.auth."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "user account"
+
+
+# Who created, renamed, deactivated or reactivated an account, when and why; never the password
+# hash or the sign-in times.
+pghistory.track(exclude=["password", "last_login"], model_name="AccountEvent")(Account)

@@ -72,6 +72,30 @@ class NetworkRolesOnly(BasePermission):
         return access_for(request).reads_network
 
 
+class SignedIn(BasePermission):
+    """Any signed-in, active account, with or without a role: for what concerns the caller's own
+    account (their password, their API tokens)."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return access_for(request).user_id is not None
+
+
+class AccountKeepers(BasePermission):
+    """Accounts and their roles: read by account keepers and network auditors, written by account
+    keepers (system administrators and network quality managers); clinic staff are refused."""
+
+    message = "Accounts are kept by a quality manager or a system administrator."
+    code = "role_required"
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        access = access_for(request)
+        if request.method in SAFE_METHODS:
+            return access.reads_accounts
+        return access.keeps_accounts
+
+
 ROLE_PERMISSIONS = [HasActiveRole, QualityManagerWrites]
 CLINIC_STAFF_PERMISSIONS = [HasActiveRole, ClinicStaffWrites]
 NETWORK_PERMISSIONS = [HasActiveRole, NetworkRolesOnly, QualityManagerWrites]
+ACCOUNT_PERMISSIONS: list[type[BasePermission]] = [AccountKeepers]
+SIGNED_IN_PERMISSIONS: list[type[BasePermission]] = [SignedIn]

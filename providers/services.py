@@ -9,16 +9,16 @@ from __future__ import annotations
 import datetime
 from typing import Any, TypeVar
 
-from django.contrib.auth import get_user_model
 from django.db import models, transaction
 
+from providers.accounts import membership_grant as membership_grant  # callers import them here too
+from providers.accounts import user_create as user_create
 from providers.models import (
     Clinic,
     ClinicContact,
     ClinicPractitioner,
     Licence,
     Manufacturer,
-    Membership,
     Practitioner,
     Role,
 )
@@ -144,27 +144,6 @@ def licence_add(
     return _save(licence, actor=actor, reason="licence recorded")
 
 
-@transaction.atomic
-def membership_grant(
-    *, actor: Any, user: Any, role: str, clinic: Clinic | None = None
-) -> Membership:
-    """Give a user a role. Bootstrapping (no quality manager yet) is done by `actor=None` from a
-    management command such as the demo seed."""
-    if actor is not None:
-        require_role(actor, Role.QUALITY_MANAGER)
-    membership = Membership(user=user, role=role, clinic=clinic)
-    return _save(membership, actor=actor, reason="role granted")
-
-
-def user_create(*, username: str, password: str, first_name: str = "", last_name: str = "") -> Any:
-    user_model = get_user_model()
-    user = user_model(username=username, first_name=first_name, last_name=last_name)
-    user.set_password(password)
-    validate_instance(user, exclude=["password"])
-    user.save()
-    return user
-
-
 CLINIC_KEEPERS = (Role.QUALITY_MANAGER, Role.CLINIC_ADMINISTRATOR)
 
 
@@ -188,6 +167,30 @@ def clinic_practitioner_link(
     link = ClinicPractitioner(clinic=clinic, practitioner=practitioner, since=since)
     _save(link, actor=actor, reason="practitioner linked to the clinic")
     return link
+
+
+@transaction.atomic
+def clinic_practitioner_unlink(
+    *, actor: Any, clinic: Clinic, practitioner: Practitioner, reason: str
+) -> ClinicPractitioner:
+    """The practitioner no longer practises at the clinic: they may not be named on its treatments
+    from now on; those recorded stay as they are. The link is kept, inactive."""
+    require_any_role(actor, CLINIC_KEEPERS, clinic=clinic)
+    reason = require_reason(reason)
+    link = (
+        ClinicPractitioner.objects.select_for_update()
+        .filter(clinic=clinic, practitioner=practitioner)
+        .first()
+    )
+    if link is None or not link.active:
+        raise DomainError.single(
+            "practitioner_not_linked",
+            f"{practitioner.name} is not linked to {clinic.name}.",
+            field="practitioner",
+            status=409,
+        )
+    link.active = False
+    return _save(link, actor=actor, reason=reason)
 
 
 @transaction.atomic

@@ -150,12 +150,9 @@ def build_scenario() -> Scenario:
     contact_data_read_record(
         user=a.administrator, patients=[a.patient], what="access walk", via=ReadVia.API
     )
-    try:
-        from knox.models import AuthToken
-    except ImportError:  # pragma: no cover - the token library is being introduced
-        pass
-    else:
-        AuthToken.objects.create(user=quality_manager)
+    from knox.models import AuthToken
+
+    token, _ = AuthToken.objects.create(user=quality_manager)
     _store_certificate_files()
     # Rows the reference data leaves out, for their admin pages.
     Group.objects.create(name="Walk group")
@@ -188,6 +185,10 @@ def build_scenario() -> Scenario:
         "notice_id": PathObject(notice_a.pk, only_a),
         "endpoint_id": PathObject(network_endpoint.pk, None),
         "signature_id": PathObject(signature.pk, None),
+        # Accounts are the network's: the quality manager's own, with a role and a token.
+        "user_id": PathObject(quality_manager.pk, None),
+        "membership_id": PathObject(quality_manager.memberships.get().pk, None),
+        "token_key": PathObject(token.token_key, None),
     }
     callers = {
         "clinic A administrator": _staff(a.administrator),

@@ -64,6 +64,43 @@ def fast_password_hasher(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def generous_throttles(settings):
+    """The API's throttles count per address and account in a cache that outlives a test; the
+    suite makes more requests a minute than any client should. Throttle tests set their own."""
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {
+            "anonymous": "100000/minute",
+            "user": "100000/minute",
+            "token_obtain": "100000/minute",
+        },
+    }
+
+
+_signing_failures_seen = 0
+
+
+@pytest.fixture(autouse=True)
+def _forget_signing_attempts(django_db_blocker):
+    """A wrong signing password is recorded on a connection of its own and committed (see
+    traceability.lockout), so no test transaction rolls it back: those a test left are forgotten
+    before the next one starts (before, not after: at teardown the test's transaction may still
+    hold a lock on them), or one test's wrong passwords would lock out the next test's user."""
+    global _signing_failures_seen
+    from traceability import lockout
+
+    if lockout.recorded_failures != _signing_failures_seen:
+        from axes.models import AccessAttempt
+
+        with django_db_blocker.unblock():
+            lockout.in_own_transaction(
+                lambda: AccessAttempt.objects.filter(user_agent=lockout.SIGNING_AGENT).delete(),
+                default=None,
+            )
+        _signing_failures_seen = lockout.recorded_failures
+
+
 @pytest.fixture
 def reference_data(db):
     """Transactional tests flush every table, including the data migrations seeded; put the marker

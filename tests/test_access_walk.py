@@ -39,10 +39,12 @@ from audit.selectors import CLINIC_READER_ROLES
 from providers.access import Access, access_for
 from providers.models import Role
 from providers.permissions import (
+    AccountKeepers,
     ClinicStaffWrites,
     HasActiveRole,
     NetworkRolesOnly,
     QualityManagerWrites,
+    SignedIn,
 )
 from providers.services import CLINIC_KEEPERS
 from recalls.accounting import CONTACTING_ROLES, DISPOSING_ROLES
@@ -73,6 +75,12 @@ PERMISSION_RULES: dict[type, Callable[[Access, str], bool]] = {
         method.upper() in SAFE_METHODS or access.writes_clinic_work
     ),
     NetworkRolesOnly: lambda access, method: access.reads_network,
+    # Accounts: read by account keepers and network auditors, written by account keepers.
+    AccountKeepers: lambda access, method: (
+        access.reads_accounts if method.upper() in SAFE_METHODS else access.keeps_accounts
+    ),
+    # The caller's own password and API tokens: any signed-in account.
+    SignedIn: lambda access, method: access.user_id is not None,
     # The record of contact-data reads: network roles, and clinic administrators for their clinics.
     ReadsContactDataRecord: lambda access, method: (
         access.clinic_ids(CLINIC_READER_ROLES) != frozenset()
@@ -83,6 +91,12 @@ PERMISSION_RULES: dict[type, Callable[[Access, str], bool]] = {
 # only per-endpoint knowledge of the walk. (method, path) -> (rule, reason).
 InViewRule = Callable[[Access, Scenario], str]
 IN_VIEW_RULES: dict[tuple[str, str], tuple[InViewRule, str]] = {
+    ("delete", "/api/v1/auth/tokens/{token_key}/"): (
+        lambda access, world: (
+            ALLOWED if access.user_id == world.path_objects["user_id"].value else HIDDEN
+        ),
+        "a caller revokes only their own tokens; another's is not found",
+    ),
     ("get", "/api/v1/patients/{patient_id}/contact/"): (
         lambda access, world: ALLOWED if access.may_read_contact(world.clinic_a.pk) else FORBIDDEN,
         "contact details only for the patient's own clinic administrators and clinicians "
@@ -93,6 +107,13 @@ IN_VIEW_RULES: dict[tuple[str, str], tuple[InViewRule, str]] = {
         "the recall reached clinic B too, but clinic A's patient list is refused to clinic B",
     ),
 }
+
+# What every signed-in caller does to their own sign-in, which writes no record of the system:
+# signing in for a token, revoking their tokens, changing their password (auditors too).
+OWN_SIGN_IN_WRITES = {"/api/v1/auth/token/", "/api/v1/auth/tokens/revoke/", "/api/v1/me/password/"}
+
+# Operations an anonymous caller may use: signing in for an API token (400 for the empty body).
+SIGN_IN_OPERATIONS = {("post", "/api/v1/auth/token/")}
 
 # Query parameters an operation requires, filled with clinic A's records.
 QUERY_VALUES: dict[str, Callable[[Scenario], Any]] = {
@@ -255,7 +276,7 @@ def api_expected(
 ) -> tuple[str, str]:
     """(expected outcome, or "" when the walk cannot classify, with the reason)."""
     if access is None:
-        return FORBIDDEN, ""
+        return (ALLOWED if (method, path) in SIGN_IN_OPERATIONS else FORBIDDEN), ""
     for permission in getattr(view, "permission_classes", []):
         rule = PERMISSION_RULES.get(permission)
         if rule is None:
@@ -429,8 +450,10 @@ ADMIN_RULES: dict[str, AdminRule] = {
         "clinic work like any other",
     ),
     "ClinicPractitionerAdmin": AdminRule(
-        "practitioners are linked to a clinic by a quality manager or that clinic's administrator",
+        "practitioners are linked to a clinic, and the link ended, by a quality manager or that "
+        "clinic's administrator",
         add=lambda access: access.clinic_ids(CLINIC_KEEPERS) != frozenset(),
+        change=lambda access: access.clinic_ids(CLINIC_KEEPERS) != frozenset(),
     ),
     "ContactDataReadAdmin": AdminRule(
         "the record of contact-data reads: network roles, and clinic administrators for their "
@@ -440,6 +463,13 @@ ADMIN_RULES: dict[str, AdminRule] = {
         change=lambda access: False,
         visible=lambda access, world: _reads_clinic_record(access, world.clinic_a.pk),
         clinic_lookup="clinic_id",
+    ),
+    "AccountAdmin": AdminRule(
+        "accounts: read by account keepers and network auditors, written by account keepers "
+        "(system administrators and network quality managers)",
+        view=lambda access: access.reads_accounts,
+        add=lambda access: access.keeps_accounts,
+        change=lambda access: access.keeps_accounts,
     ),
     "AuditEventAdmin": AdminRule(
         "the audit search spans every clinic's records: network roles only; read-only",
@@ -921,6 +951,7 @@ def test_auditors_never_write(walk):
         if answer.caller == "auditor"
         and answer.method != "get"
         and answer.what not in READ_ONLY_POSTS
+        and answer.what not in OWN_SIGN_IN_WRITES
         and (200 <= answer.status < 300 or answer.status == 302 or answer.outcome == ALLOWED)
     ]
     assert not wrote, _listing(wrote)
@@ -933,6 +964,7 @@ def test_anonymous_callers_get_nothing_but_a_sign_in(walk):
         for answer in walk.answers
         if answer.caller == ANONYMOUS
         and not (answer.surface == "api" and answer.status == 401)
+        and not (answer.surface == "api" and (answer.method, answer.what) in SIGN_IN_OPERATIONS)
         and not (
             answer.surface == "admin" and answer.status == 302 and answer.location.startswith(login)
         )

@@ -10,8 +10,10 @@ import pghistory
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.http import HttpRequest
 
 from traceability.errors import DomainError, Problem, problems_from_validation_error
+from traceability.lockout import lockout_problem, signing_allowed, signing_failed, signing_succeeded
 
 Actor = AbstractBaseUser | AnonymousUser
 
@@ -41,14 +43,26 @@ def history(actor: Any, reason: str = "", **extra: Any) -> Iterator[None]:
         yield
 
 
-def verify_password(actor: Any, password: str) -> None:
-    """The second signature component (21 CFR 11.200): the signer re-enters the password."""
-    if not password or not actor.check_password(password):
-        raise DomainError(
-            Problem(
-                "signature_password_invalid",
-                "The password you re-entered to sign is not correct.",
-                "password",
-            ),
-            status=403,
+def verify_password(actor: Any, password: str, *, request: HttpRequest | None = None) -> None:
+    """The second signature component (21 CFR 11.200): the signer re-enters the password.
+
+    Wrong passwords count towards the account's lock-out (traceability.lockout, django-axes):
+    after AXES_FAILURE_LIMIT in a row the account is locked for the cool-off period, and every
+    signature (and sign-in) is refused with `account_locked`, the right password too. `request`,
+    when the caller has one, lends its client address to the record of a failure."""
+    username = actor.get_username()
+    if not signing_allowed(username=username, request=request):
+        raise DomainError(lockout_problem("password"), status=403)
+    if password and actor.check_password(password):
+        signing_succeeded(username=username, request=request)
+        return
+    problems = [
+        Problem(
+            "signature_password_invalid",
+            "The password you re-entered to sign is not correct.",
+            "password",
         )
+    ]
+    if signing_failed(username=username, request=request):
+        problems.append(lockout_problem("password"))
+    raise DomainError(problems, status=403)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import secrets
 from pathlib import Path
 
@@ -20,9 +21,23 @@ from traceability.env import (
     env_str,
 )
 
+# `TRACEABILITY_PROFILE=production` turns on everything `manage.py check --deploy` asks for (HTTPS
+# only, HSTS, secure cookies) and refuses to start without a long SECRET_KEY; see README,
+# "Production". Any other value (or none) is the development profile.
+PROFILE = env_str("TRACEABILITY_PROFILE", "development")
+if PROFILE not in {"development", "production"}:
+    raise ValueError(f"TRACEABILITY_PROFILE must be development or production, got {PROFILE!r}")
+PRODUCTION = PROFILE == "production"
+SECRET_KEY_MIN_LENGTH = 50
+
 
 def _secret_key() -> str:
     configured = env_str("SECRET_KEY")
+    if PRODUCTION and (len(configured) < SECRET_KEY_MIN_LENGTH or len(set(configured)) < 5):
+        raise ValueError(
+            f"The production profile needs SECRET_KEY: at least {SECRET_KEY_MIN_LENGTH} random "
+            "characters (python -c 'import secrets; print(secrets.token_urlsafe(64))')"
+        )
     if configured:
         return configured
     # Local runs keep a generated key under var/ so sessions survive restarts; none is hard-coded.
@@ -36,6 +51,8 @@ def _secret_key() -> str:
 
 SECRET_KEY = _secret_key()
 DEBUG = env_bool("DEBUG", default=False)
+if PRODUCTION and DEBUG:
+    raise ValueError("DEBUG must be off in the production profile")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
@@ -49,7 +66,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -63,6 +80,7 @@ INSTALLED_APPS = [
     "treatments.apps.TreatmentsConfig",
     "recalls.apps.RecallsConfig",
     "audit.apps.AuditConfig",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -74,6 +92,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a lock-out flagged during the request into the answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "traceability.urls"
@@ -114,12 +134,60 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ValueError("DATABASE_URL must point at PostgreSQL (postgresql://...)")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Argon2id for every new or changed password; the others only read hashes stored before (Django
+# rehashes such a password with Argon2 at its next successful check).
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": env_int("PASSWORD_MIN_LENGTH", 12)},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Lock-out after repeated wrong passwords (django-axes), on every password check: the admin's and
+# any page's sign-in (AxesStandaloneBackend runs before each authenticate()), the API's token
+# sign-in, and the password re-entered to sign (traceability.lockout). The account is locked,
+# whatever address the attempts come from: AXES_FAILURE_LIMIT wrong passwords in a row lock it for
+# AXES_COOLOFF_MINUTES (a wrong one meanwhile starts the cool-off again); an administrator lifts it
+# early in the admin (Axes > Access attempts) or with `manage.py axes_reset_username USERNAME`.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 30))
+AXES_LOCKOUT_PARAMETERS = ["username"]
+# axes.W006 asks to lock client addresses too. Here the account is what is protected (21 CFR
+# 11.300(d)); an address lock would shut out a whole clinic behind one NAT address after a few
+# typos. Guessing from one address is slowed by the API throttles instead.
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+AXES_RESET_ON_SUCCESS = True
+# Only the lock-out parameters (the account) in its log lines, and no banner on every command.
+AXES_VERBOSE = False
+AXES_HTTP_RESPONSE_CODE = 403
+AXES_LOCKOUT_CALLABLE = "traceability.lockout.lockout_response"
+# Behind a reverse proxy, the client's address is the proxy's unless told where to read it.
+AXES_IPWARE_META_PRECEDENCE_ORDER = tuple(env_list("AXES_CLIENT_IP_HEADERS", ["REMOTE_ADDR"]))
+if AXES_FAILURE_LIMIT < 1:
+    raise ValueError(f"AXES_FAILURE_LIMIT must be at least 1, got {AXES_FAILURE_LIMIT}")
+
+# Throttles count in the cache: per process unless CACHE_URL names a shared Redis.
+_cache_url = env_str("CACHE_URL")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+        if _cache_url
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
 
 LANGUAGE_CODE = "en"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
@@ -143,9 +211,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = CERTIFICATE_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = CERTIFICATE_MAX_BYTES + 1024 * 1024
 
 REST_FRAMEWORK = {
+    # Tokens first: a request that is not signed in is told 401 with `WWW-Authenticate: Token`.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # django-rest-knox: only a hash of each token is stored, and it expires (REST_KNOX below).
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
     ],
     # Deny by default: signed in, holding an active role; writes only for quality managers unless
     # a view says otherwise (clinic staff views name their own classes).
@@ -158,6 +228,30 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "traceability.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Requests per caller and period (second, minute, hour, day); past it a 429 with Retry-After.
+    # Anonymous callers are counted by address, signed-in ones by account; the token sign-in has
+    # its own tight rate on top of the lock-out.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "traceability.throttling.AnonymousRateThrottle",
+        "traceability.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anonymous": env_str("API_THROTTLE_ANONYMOUS", "60/minute"),
+        "user": env_str("API_THROTTLE_USER", "1200/minute"),
+        "token_obtain": env_str("API_THROTTLE_TOKEN_OBTAIN", "10/minute"),
+    },
+    "NUM_PROXIES": env_int("API_NUM_PROXIES", 0) if env_str("API_NUM_PROXIES") else None,
+}
+# API tokens: obtained at POST /api/v1/auth/token/ with username and password, stored as a SHA-512
+# digest, valid for API_TOKEN_TTL_HOURS, sent as `Authorization: Token <key>`.
+API_TOKEN_TTL_HOURS = env_float("API_TOKEN_TTL_HOURS", 10.0)
+if API_TOKEN_TTL_HOURS <= 0:
+    raise ValueError(f"API_TOKEN_TTL_HOURS must be positive, got {API_TOKEN_TTL_HOURS}")
+REST_KNOX = {
+    "TOKEN_TTL": datetime.timedelta(hours=API_TOKEN_TTL_HOURS),
+    "AUTH_HEADER_PREFIX": "Token",
+    "TOKEN_LIMIT_PER_USER": env_int("API_TOKEN_LIMIT_PER_USER", 20),
+    "AUTO_REFRESH": False,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Exosome lot traceability API",
@@ -296,6 +390,15 @@ LOGGING = {
     },
 }
 
-if not DEBUG:
-    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", default=False)
-    CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", default=False)
+# HTTPS. The development profile serves plain HTTP unless told otherwise; the production profile
+# serves HTTPS only (check --deploy passes with no warning), each setting still overridable.
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", default=PRODUCTION)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", default=PRODUCTION)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=PRODUCTION)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=PRODUCTION)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=PRODUCTION)
+SESSION_COOKIE_HTTPONLY = True
+# Set only behind a proxy that terminates TLS and always sets this header (nginx, a load balancer).
+if env_bool("SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

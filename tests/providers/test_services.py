@@ -481,8 +481,14 @@ def test_membership_grant_without_an_actor_bootstraps_the_first_quality_manager(
 # Users
 
 
-def test_user_create_stores_a_hashed_password():
-    user = user_create(username="qa.lead", password=PASSWORD, first_name="Ada", last_name="Lee")
+def test_user_create_stores_a_hashed_password(quality_manager):
+    user = user_create(
+        actor=quality_manager,
+        username="qa.lead",
+        password=PASSWORD,
+        first_name="Ada",
+        last_name="Lee",
+    )
 
     assert user.pk
     assert user.password != PASSWORD
@@ -490,8 +496,10 @@ def test_user_create_stores_a_hashed_password():
     assert user.get_full_name() == "Ada Lee"
 
 
-def test_user_create_refuses_an_invalid_username():
-    error = refused(lambda: user_create(username="no spaces allowed", password=PASSWORD))
+def test_user_create_refuses_an_invalid_username(quality_manager):
+    error = refused(
+        lambda: user_create(actor=quality_manager, username="no spaces allowed", password=PASSWORD)
+    )
 
     assert error.status == 400
     assert error.problems[0].field == "username"

@@ -169,7 +169,11 @@ class Command(BaseCommand):
             user = get_user_model().objects.filter(username=username).first()
             if user is None:
                 user = provider_services.user_create(
-                    username=username, password=password, first_name=first_name, last_name=last_name
+                    actor=None,
+                    username=username,
+                    password=password,
+                    first_name=first_name,
+                    last_name=last_name,
                 )
             else:
                 user.set_password(password)
