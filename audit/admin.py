@@ -22,6 +22,7 @@ from audit.selectors import (
     audit_event_views,
     contact_data_reads,
     reader_clinic_ids,
+    without_jit,
 )
 from traceability.admin import ServiceAdmin, can_view, is_network_user
 from treatments.admin import memberships, untracked_urls
@@ -119,16 +120,19 @@ class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             query if bound else None, queryset=Events.objects.none(), request=request
         )
         page = None
+        rows: list[dict[str, Any]] = []
         if not bound or filterset.is_valid():
             events = filterset.qs if bound else audit_event_list()
-            page = Paginator(events, self.per_page).get_page(page_number)
+            with without_jit():
+                page = Paginator(events, self.per_page).get_page(page_number)
+                rows = audit_event_views(page.object_list)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "title": "Audit search",
             "form": filterset.form,
             "page": page,
-            "events": audit_event_views(page.object_list) if page is not None else [],
+            "events": rows,
             "query": query.urlencode(),
             "export_url": f"{reverse('audit-events-export')}?{query.urlencode()}",
             "range_given": bool(query.get("at_after") and query.get("at_before")),

@@ -29,6 +29,7 @@ from audit.selectors import (
     audit_event_views,
     contact_data_reads,
     reader_clinic_ids,
+    without_jit,
 )
 from stock.api import ClinicRefSerializer
 from traceability.api_fields import LIST_ERRORS, ErrorSerializer
@@ -152,7 +153,8 @@ class AuditEventsApi(ListApi):
         responses={200: AuditEventOutputSerializer, **LIST_ERRORS},
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().get(request, *args, **kwargs)
+        with without_jit():
+            return super().get(request, *args, **kwargs)
 
 
 AUDIT_CSV_COLUMNS = [
