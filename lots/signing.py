@@ -25,9 +25,19 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
-from signatures.registry import Built, ModelLookup, SignedKind, iso, one, plain, register, table
+from signatures.registry import (
+    Acts,
+    Built,
+    ModelLookup,
+    SignedKind,
+    iso,
+    one,
+    plain,
+    register,
+    table,
+)
 from traceability.signatures import Meaning
 
 _MANUFACTURER_CERTIFICATES = ("gmp", "iso13485")
@@ -155,6 +165,13 @@ def _donor_determination(
     )
 
 
+def _decisions(action: str) -> Acts:
+    def acts(get_model: ModelLookup) -> QuerySet[Any]:
+        return table(get_model, "lots", "LotStatusChange").filter(action=action)
+
+    return acts
+
+
 LOT_RELEASE = register(
     SignedKind(
         code="lot_release",
@@ -162,6 +179,8 @@ LOT_RELEASE = register(
         record_model="lots.lotstatuschange",
         meanings=frozenset({Meaning.APPROVAL, Meaning.REVIEW, Meaning.RESPONSIBILITY}),
         build=_lot_decision,
+        acts=_decisions("release"),
+        act_time="signed_at",
     )
 )
 LOT_REJECTION = register(
@@ -171,6 +190,8 @@ LOT_REJECTION = register(
         record_model="lots.lotstatuschange",
         meanings=frozenset({Meaning.REJECTION, Meaning.REVIEW, Meaning.RESPONSIBILITY}),
         build=_lot_decision,
+        acts=_decisions("reject"),
+        act_time="signed_at",
     )
 )
 LOT_HOLD = register(
@@ -180,6 +201,8 @@ LOT_HOLD = register(
         record_model="lots.lotstatuschange",
         meanings=frozenset({Meaning.REVIEW, Meaning.RESPONSIBILITY}),
         build=_lot_decision,
+        acts=_decisions("hold"),
+        act_time="signed_at",
     )
 )
 DONOR_ELIGIBILITY = register(
@@ -189,6 +212,10 @@ DONOR_ELIGIBILITY = register(
         record_model="lots.donor",
         meanings=frozenset({Meaning.RESPONSIBILITY}),
         build=_donor_determination,
+        acts=lambda get_model: table(get_model, "lots", "Donor").filter(
+            eligibility_decided_at__isnull=False
+        ),
+        act_time="eligibility_decided_at",
     )
 )
 

@@ -129,6 +129,8 @@ RECALL_OPENING = register(
         record_model="recalls.recall",
         meanings=_RESPONSIBILITY,
         build=_opening,
+        acts=lambda get_model: table(get_model, "recalls", "Recall").all(),
+        act_time="opened_at",
     )
 )
 RECALL_WIDENING = register(
@@ -138,6 +140,8 @@ RECALL_WIDENING = register(
         record_model="recalls.recallscope",
         meanings=_RESPONSIBILITY,
         build=_widening,
+        acts=lambda get_model: table(get_model, "recalls", "RecallScope").filter(round__gt=1),
+        act_time="added_at",
     )
 )
 RECALL_CLOSING = register(
@@ -147,5 +151,9 @@ RECALL_CLOSING = register(
         record_model="recalls.recall",
         meanings=_RESPONSIBILITY,
         build=_closing,
+        acts=lambda get_model: table(get_model, "recalls", "Recall").filter(
+            closed_at__isnull=False
+        ),
+        act_time="closed_at",
     )
 )

@@ -44,6 +44,9 @@ class Built:
 Builder = Callable[[int, datetime.datetime, ModelLookup], Built]
 
 
+Acts = Callable[[ModelLookup], QuerySet[Any]]
+
+
 @dataclass(frozen=True)
 class SignedKind:
     code: str
@@ -51,6 +54,10 @@ class SignedKind:
     record_model: str  # "<app_label>.<model_name>", lower case, as in ContentType
     meanings: frozenset[str]
     build: Builder
+    # Every record that must carry a signature of this kind, and the field holding the time of
+    # the act (the signature's `signed_at`): how a deleted signature is found.
+    acts: Acts
+    act_time: str
 
 
 KINDS: dict[str, SignedKind] = {}

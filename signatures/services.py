@@ -14,14 +14,17 @@ from the database as the act left it, hashes it and writes the `Signature` row.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Model
+from django.db.migrations.recorder import MigrationRecorder
+from django.db.models import Exists, Model, OuterRef
 
 from signatures.models import Signature
-from signatures.registry import RecordMissing, kind_get, record_label, signed_content
+from signatures.registry import KINDS, RecordMissing, kind_get, record_label, signed_content
 from traceability.errors import DomainError, Problem
 from traceability.services import verify_password
 from traceability.signatures import MISSING, Difference, Meaning, content_hash, differences
@@ -255,6 +258,66 @@ def _superseding_signature(signature: Signature) -> int | None:
     if content_hash(latest.content) != latest.content_sha256:
         return None
     return latest.pk if latest.content.get("state") == current["state"] else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Acts without a signature
+
+
+@dataclass(frozen=True)
+class MissingSignature:
+    """A signed act (a lot decision, a determination, a recall opening...) with no Signature
+    row: deleted, or signed before this record existed (`legacy`)."""
+
+    kind: str
+    record: str
+    at: datetime.datetime
+    legacy: bool
+
+    def describe(self) -> str:
+        when = self.at.astimezone(datetime.UTC).isoformat()
+        what = "signed before signatures were recorded" if self.legacy else "missing"
+        return f"{self.record}: the {self.kind} of {when} has no signature ({what})"
+
+
+def _cutover() -> datetime.datetime | None:
+    """When the Signature record was installed: acts before it were signed with digests only."""
+    applied: datetime.datetime | None = (
+        MigrationRecorder.Migration.objects.filter(app="signatures", name="0001_initial")
+        .values_list("applied", flat=True)
+        .first()
+    )
+    return applied
+
+
+def signatures_missing(*, kind: str | None = None) -> Iterator[MissingSignature]:
+    """Every act that must carry a signature and carries none (same kind, record and time), one
+    indexed anti-join per kind, read in chunks."""
+    cutover = _cutover()
+    for signed_kind in KINDS.values():
+        if kind is not None and signed_kind.code != kind:
+            continue
+        app_label, model = signed_kind.record_model.split(".")
+        record_type = ContentType.objects.get_by_natural_key(app_label, model)
+        signed = Signature.objects.filter(
+            kind=signed_kind.code,
+            record_type=record_type,
+            record_id=OuterRef("pk"),
+            signed_at=OuterRef(signed_kind.act_time),
+        )
+        rows = (
+            signed_kind.acts(apps.get_model)
+            .filter(~Exists(signed))
+            .order_by("pk")
+            .values_list("pk", signed_kind.act_time)
+        )
+        for record_id, at in rows.iterator(chunk_size=1000):
+            yield MissingSignature(
+                kind=signed_kind.code,
+                record=record_label(signed_kind.record_model, record_id),
+                at=at,
+                legacy=cutover is not None and at < cutover,
+            )
 
 
 __all__ = ["Meaning", "Signer", "Status", "Verification", "sign", "signature_verify"]

@@ -182,7 +182,8 @@ def run(*args: str) -> str:
 
 
 def test_the_command_passes_when_every_signature_holds(signed):
-    output = run()
+    # The factories decide donors through the ORM, unsigned: look at lot decisions only.
+    output = run("--kind", "lot_release")
     assert "1 signature(s): 1 valid, 0 superseded, 0 invalid." in output
 
 
@@ -204,3 +205,15 @@ def test_the_command_fails_naming_the_broken_signature_and_the_difference(signed
         run("--signature", str(signature.pk))
     with pytest.raises(CommandError, match="--record"):
         run("--record", "lot 12")
+
+
+def test_the_command_finds_a_deleted_signature(signed, quality_manager):
+    lot, signature = signed
+    assert "0 signed act(s) without their signature" in run("--kind", "lot_release")
+    tamper("DELETE FROM signatures_signature WHERE id = %s", [signature.pk])
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="1 missing"):
+        call_command("signatures_verify", "--kind", "lot_release", stdout=out)
+    change = LotStatusChange.objects.get(lot=lot)
+    assert f"lots.lotstatuschange:{change.pk}: the lot_release of" in out.getvalue()
+    assert "has no signature (missing)" in out.getvalue()

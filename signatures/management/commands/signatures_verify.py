@@ -4,9 +4,12 @@
     manage.py signatures_verify --record lots.lot:12  # the signatures about lot 12
     manage.py signatures_verify --signature 7 --kind lot_release
 
-Prints one line per signature that is not valid (naming each difference), then a summary; exits
-1 when any is invalid. Superseded signatures (their record changed and a later signature on it
-holds) are listed but do not fail. Reads in chunks: memory stays flat whatever the count.
+Prints one line per signature that is not valid (naming each difference), and, unless one
+signature or record is asked for, one line per signed act that has no signature at all (a deleted
+row); then a summary. Exits 1 when any is invalid or missing. Acts signed before the Signature
+record existed and not backfilled are counted, not failed. Superseded signatures (their record
+changed and a later signature on it holds) are listed but do not fail. Reads in chunks: memory
+stays flat whatever the count.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from django.db.models import Q
 
 from signatures.filters import REFERENCE
 from signatures.selectors import signature_list
-from signatures.services import Status, signature_verify
+from signatures.services import Status, signature_verify, signatures_missing
 
 
 class Command(BaseCommand):
@@ -62,5 +65,20 @@ class Command(BaseCommand):
             f"{total} signature(s): {counts[Status.VALID]} valid, "
             f"{counts[Status.SUPERSEDED]} superseded, {counts[Status.INVALID]} invalid."
         )
-        if counts[Status.INVALID]:
-            raise CommandError(f"{counts[Status.INVALID]} signature(s) failed verification.")
+        missing = legacy = 0
+        if options["signature"] is None and not options["record"]:
+            for act in signatures_missing(kind=options["kind"] or None):
+                if act.legacy:
+                    legacy += 1
+                    continue
+                missing += 1
+                self.stdout.write(self.style.ERROR(act.describe()))
+            self.stdout.write(
+                f"{missing} signed act(s) without their signature; {legacy} signed before "
+                "signatures were recorded (legacy digest only)."
+            )
+        failed = counts[Status.INVALID] + missing
+        if failed:
+            raise CommandError(
+                f"{counts[Status.INVALID]} signature(s) failed verification, {missing} missing."
+            )
