@@ -3,7 +3,8 @@
 It holds the recall report (PDF), the exposures and notices (the same CSV as their own endpoints),
 the clinics' acknowledgements, the stock dispositions, the patient contact attempts (outcome, who
 and when: never the patient's contact details nor the attempt's free-text note, which may quote
-them), and the signatures (opening, each widening, closing, and the lots' signed status changes),
+them), and the signatures (opening, each widening, closing, and the lots' signed status changes;
+and the recall's electronic signature records with their content and signature hashes),
 plus `manifest.json` and `SHA256SUMS` with the SHA-256 and size of every other file, so
 `sha256sum -c SHA256SUMS` proves the pack whole.
 
@@ -35,6 +36,7 @@ from recalls.reports import (
     recall_report_pdf,
 )
 from recalls.selectors import acknowledgement_list, disposition_list
+from signatures.models import Signature
 
 SPOOL_BYTES = 8 * 1024 * 1024
 READ_BLOCK = 64 * 1024
@@ -79,6 +81,19 @@ SIGNATURE_COLUMNS = [
     "meaning",
     "reason",
     "digest",
+]
+
+ELECTRONIC_SIGNATURE_COLUMNS = [
+    "signature_id",
+    "kind",
+    "subject",
+    "printed_name",
+    "signed_at",
+    "meaning",
+    "reason",
+    "content_sha256",
+    "signature_sha256",
+    "backfilled",
 ]
 
 
@@ -234,6 +249,33 @@ def signatures_csv(*, recall: Recall) -> Iterator[str]:
     return csv_lines(SIGNATURE_COLUMNS, signature_rows(recall))
 
 
+def electronic_signatures_csv(*, recall: Recall) -> Iterator[str]:
+    """The recall's `signatures.Signature` records (opening, widening, closing), each with the
+    SHA-256 of the signed content and of the signature, to check with
+    `GET /api/v1/signatures/{id}/verify/` or `manage.py signatures_verify`. One query."""
+    rows = Signature.objects.filter(subject=f"recalls.recall:{recall.pk}").order_by(
+        "signed_at", "pk"
+    )
+    return csv_lines(
+        ELECTRONIC_SIGNATURE_COLUMNS,
+        (
+            [
+                row.pk,
+                row.kind,
+                row.subject,
+                row.printed_name,
+                row.signed_at,
+                row.meaning,
+                row.reason,
+                row.content_sha256,
+                row.signature_sha256,
+                row.backfilled,
+            ]
+            for row in rows.iterator(chunk_size=CSV_CHUNK_SIZE)
+        ),
+    )
+
+
 class _HashingWriter:
     """Counts and hashes what goes into one member of the ZIP."""
 
@@ -308,6 +350,11 @@ def recall_evidence_pack(
                 _encoded(contact_attempts_csv(recall=recall, clinic_ids=clinic_ids)),
             ),
             _add(archive, f"{folder}/signatures.csv", _encoded(signatures_csv(recall=recall))),
+            _add(
+                archive,
+                f"{folder}/electronic-signatures.csv",
+                _encoded(electronic_signatures_csv(recall=recall)),
+            ),
         ]
         manifest = {
             "recall": recall.reference,

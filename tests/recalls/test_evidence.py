@@ -23,6 +23,7 @@ from recalls.evidence import (
     ACKNOWLEDGEMENT_COLUMNS,
     CONTACT_ATTEMPT_COLUMNS,
     DISPOSITION_COLUMNS,
+    ELECTRONIC_SIGNATURE_COLUMNS,
     SIGNATURE_COLUMNS,
 )
 from recalls.reports import EXPOSURE_COLUMNS, NOTICE_COLUMNS
@@ -43,6 +44,7 @@ FILES = {
     "dispositions.csv",
     "contact-attempts.csv",
     "signatures.csv",
+    "electronic-signatures.csv",
     "manifest.json",
     "SHA256SUMS",
 }
@@ -155,6 +157,11 @@ def test_the_pack_carries_the_report_and_each_record_of_the_recall(world, recall
     assert "lot_status_change" in acts
     assert signatures[0]["digest"] == recall.opened_signature_digest
     assert signatures[-1]["reason"] == "Done"
+    signed = rows(files, "electronic-signatures.csv")
+    assert list(signed[0]) == ELECTRONIC_SIGNATURE_COLUMNS
+    assert {row["subject"] for row in signed} == {f"recalls.recall:{recall.pk}"}
+    assert len(signed) == 2  # opening and closing
+    assert all(len(row["content_sha256"]) == 64 for row in signed)
 
 
 def test_no_file_of_the_pack_carries_a_patients_contact_details(world, recall):
