@@ -90,6 +90,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Each user's roles are read at most once per request (providers.access).
+    "providers.access.AccessMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a lock-out flagged during the request into the answer.
@@ -220,8 +222,8 @@ REST_FRAMEWORK = {
     # Deny by default: signed in, holding an active role; writes only for quality managers unless
     # a view says otherwise (clinic staff views name their own classes).
     "DEFAULT_PERMISSION_CLASSES": [
-        "traceability.permissions.HasActiveRole",
-        "traceability.permissions.QualityManagerWrites",
+        "providers.permissions.HasActiveRole",
+        "providers.permissions.QualityManagerWrites",
     ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "traceability.api.Pagination",
