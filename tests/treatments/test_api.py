@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 
 from lots.models import AuthorisationStatus, Lot, LotStatus, Product, ProductAuthorisation
 from providers.models import Clinic, ClinicPractitioner, Practitioner, Role
-from stock.models import StockBalance, StockMovement, StockState
+from stock.models import MovementKind, StockBalance, StockMovement, StockState
 from stock.services import stock_receive
 from tests.api_helpers import API, assert_list_queries_fixed, error_codes, error_fields
 from tests.factories import (
@@ -438,6 +438,9 @@ def test_treatment_record_by_lot_id_draws_stock_and_records_consent(site):
                 "gtin": site.lot.product.gtin,
             },
             "units": 2,
+            "stock_movement": StockMovement.objects.get(
+                lot=site.lot, kind=MovementKind.TREATMENT
+            ).pk,
         }
     ]
     assert body["consent"]["taken_by"] == site.clinician.username
