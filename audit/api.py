@@ -197,11 +197,19 @@ class AuditEventsExportApi(Api):
     permission_classes = NETWORK_PERMISSIONS
     renderer_classes = [JSONRenderer, CsvRenderer]
 
-    def handle_exception(self, exc: Exception) -> Response:
-        # Errors are JSON in the one error shape, whatever format was asked for.
+    def _answer_json(self) -> None:
         self.request.accepted_renderer = JSONRenderer()
         self.request.accepted_media_type = JSONRenderer.media_type
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # Errors are JSON in the one error shape, whatever format was asked for.
+        self._answer_json()
         return super().handle_exception(exc)
+
+    def options(self, request: Request, *args: Any, **kwargs: Any) -> Response:  # type: ignore[override]
+        # Only GET streams CSV: the OPTIONS metadata is JSON whatever format was asked for.
+        self._answer_json()
+        return super().options(request, *args, **kwargs)
 
     @extend_schema(
         summary="The audit events of a date range as CSV, oldest first",

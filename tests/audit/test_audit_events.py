@@ -281,3 +281,10 @@ def test_the_export_reads_through_a_server_side_cursor(auditor, lot, monkeypatch
     export(client_for(auditor))
 
     assert chunk_sizes == [2000]
+
+
+def test_the_export_answers_options_in_json_even_when_csv_is_asked_for(auditor):
+    response = client_for(auditor).options(f"{EXPORT}?format=csv", HTTP_ACCEPT="text/csv")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/json")
