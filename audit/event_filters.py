@@ -12,12 +12,7 @@ from drf_spectacular.utils import extend_schema_field
 from pghistory.models import Events
 
 from audit.selectors import audit_event_list, audited_record_types
-from traceability import api_fields
-from traceability.api_fields import IdFilter
-
-# The project's date-time filter (refusing UTC offsets PostgreSQL cannot take) is being added to
-# traceability.api_fields; until it lands, django-filter's own.
-IsoDateTimeFilter = getattr(api_fields, "IsoDateTimeFilter", django_filters.IsoDateTimeFilter)
+from traceability.api_fields import IdFilter, IsoDateTimeFilter
 
 
 @extend_schema_field(OpenApiTypes.STR)

@@ -6,7 +6,7 @@ import django_filters
 from django.db.models import QuerySet
 
 from audit.models import ContactDataRead
-from traceability.api_fields import IdFilter
+from traceability.api_fields import IdFilter, IsoDateTimeFilter
 
 
 class ContactDataReadFilter(django_filters.FilterSet):
@@ -15,10 +15,10 @@ class ContactDataReadFilter(django_filters.FilterSet):
     patient = IdFilter(
         method="filter_patient", help_text="Patient id: the reads that showed this patient."
     )
-    at_after = django_filters.IsoDateTimeFilter(
+    at_after = IsoDateTimeFilter(
         field_name="at", lookup_expr="gte", help_text="Read at or after this ISO 8601 date-time."
     )
-    at_before = django_filters.IsoDateTimeFilter(
+    at_before = IsoDateTimeFilter(
         field_name="at", lookup_expr="lte", help_text="Read at or before this ISO 8601 date-time."
     )
 

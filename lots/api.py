@@ -67,6 +67,7 @@ from traceability.api_fields import (
     WRITE_ERRORS,
     CodeRelatedField,
     ErrorItemSerializer,
+    OptionalChoiceField,
     TextChoiceField,
     error_responses,
     id_field,
@@ -106,6 +107,9 @@ class ProductAuthorisationOutputSerializer(serializers.ModelSerializer[ProductAu
 
 class ProductOutputSerializer(serializers.ModelSerializer[Product]):
     manufacturer = ManufacturerRefSerializer(read_only=True)
+    tissue = OptionalChoiceField(
+        choices=Tissue.choices, read_only=True, help_text="Human-derived products only; else null."
+    )
     permitted_routes = serializers.ListField(
         child=serializers.ChoiceField(choices=Route.choices), read_only=True
     )
@@ -143,6 +147,11 @@ class MarkerOutputSerializer(serializers.ModelSerializer[Marker]):
 
 
 class QcSpecificationOutputSerializer(serializers.ModelSerializer[QcSpecification]):
+    expected_outcome = OptionalChoiceField(
+        choices=QcOutcome.choices,
+        read_only=True,
+        help_text="For qualitative tests; null for measured ones.",
+    )
     description = serializers.CharField(source="describe", read_only=True)
 
     class Meta:
@@ -250,6 +259,11 @@ class LotOutputSerializer(serializers.ModelSerializer[Lot]):
 class LotQcResultOutputSerializer(serializers.ModelSerializer[LotQcResult]):
     test = serializers.CharField(source="test.code", read_only=True)
     test_name = serializers.CharField(source="test.name", read_only=True)
+    outcome = OptionalChoiceField(
+        choices=QcOutcome.choices,
+        read_only=True,
+        help_text="For qualitative tests; null for measured ones.",
+    )
     specification = serializers.SerializerMethodField(
         help_text="What the result must show (the product's own specification or the default)."
     )
@@ -421,11 +435,10 @@ class ProductCreateInputSerializer(serializers.Serializer[Any]):
     manufacturer = id_field(Manufacturer.objects.all(), help_text="Manufacturer id.")
     name = serializers.CharField(max_length=200)
     source_kind = TextChoiceField(choices=SourceKind.choices)
-    tissue = TextChoiceField(
+    tissue = OptionalChoiceField(
         choices=Tissue.choices,
-        allow_blank=True,
         default="",
-        help_text="Human-derived products only; empty otherwise.",
+        help_text="Human-derived products only; null or empty otherwise.",
     )
     permitted_routes = serializers.ListField(
         child=TextChoiceField(choices=Route.choices), max_length=len(Route.choices) * 2
@@ -518,8 +531,10 @@ class QcResultInputSerializer(serializers.Serializer[Any]):
         default=None,
         help_text="For quantitative tests.",
     )
-    outcome = TextChoiceField(
-        choices=QcOutcome.choices, allow_blank=True, default="", help_text="For qualitative tests."
+    outcome = OptionalChoiceField(
+        choices=QcOutcome.choices,
+        default="",
+        help_text="For qualitative tests; null or empty for measured ones.",
     )
     tested_on = serializers.DateField()
     laboratory = serializers.CharField(max_length=200)

@@ -33,6 +33,7 @@ from traceability.api_fields import (
     CREATE_ERRORS,
     INTEGER_MAX,
     LIST_ERRORS,
+    StorableDateTimeField,
     TextChoiceField,
     id_field,
 )
@@ -45,7 +46,7 @@ TEXT_MAX_LENGTH = 2000
 # Fields the stock and treatment APIs share
 
 
-class OffsetDateTimeField(serializers.DateTimeField):
+class OffsetDateTimeField(StorableDateTimeField):
     """An ISO 8601 date and time that states its UTC offset (`2025-06-01T10:30:00+02:00` or
     `...Z`). A time without one is refused rather than guessed: a clinic's tablet and the server
     need not share a time zone, and a treatment time is evidence."""

@@ -15,6 +15,7 @@ from django.apps import apps
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from lots.models import Certificate, CertificateKind, Lot, LotDonor, LotStatus
 from providers.models import Role
@@ -354,6 +355,71 @@ def test_an_unknown_api_path_is_a_404_in_the_error_shape(qm_client):
     assert error_codes(response) == ["not_found"]
 
 
+@pytest.mark.parametrize("path", ["/traces/forward/", "/traces/backward/", "/audit/events/export/"])
+@pytest.mark.parametrize(
+    ("query", "headers"), [("?format=csv", {}), ("", {"HTTP_ACCEPT": "text/csv"})]
+)
+def test_options_on_a_view_that_streams_csv_answers_json_metadata(auditor, path, query, headers):
+    client = APIClient()
+    client.force_authenticate(auditor)
+    response = client.options(f"{API}{path}{query}", **headers)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert "text/csv" in response.json()["renders"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/traces/forward/?lot=1",
+        "/traces/backward/?patient=1",
+        "/audit/events/export/?at_after=2025-01-01T00:00:00Z&at_before=2025-01-02T00:00:00Z",
+    ],
+)
+@pytest.mark.parametrize("value", ["xml", "AAA", "csv2"])
+def test_an_unknown_format_parameter_is_a_400_naming_it(auditor, path, value):
+    client = APIClient()
+    client.force_authenticate(auditor)
+    response = client.get(f"{API}{path}&format={value}")
+    assert response.status_code == 400, response.content[:300]
+    assert response["Content-Type"] == "application/json"
+    assert error_codes(response) == ["invalid_choice"]
+    assert response.json()["errors"][0]["field"] == "format"
+
+
+@pytest.mark.parametrize("path", ["/lots/", "/traces/forward/", "/treatments/"])
+def test_a_query_with_more_fields_than_django_reads_is_a_400_in_the_error_shape(
+    qm_client, settings, path
+):
+    query = "&".join(["lot=1"] * (settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1))
+    response = qm_client.get(f"{API}{path}?{query}")
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert error_codes(response) == ["too_many_fields"]
+
+
+def test_a_malformed_request_outside_the_api_keeps_djangos_page(client, settings):
+    query = "&".join(["next=/"] * (settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1))
+    response = client.get(f"/admin/login/?{query}")
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+@pytest.mark.parametrize("path", ["/no-such-thing/", "/lots/abc/hold/", "/recalls/1.5/close/"])
+def test_a_write_to_an_unknown_api_path_is_a_404_in_the_error_shape_not_a_csrf_page(
+    quality_manager, method, path
+):
+    # Django's CSRF check guards forms signed in by a session cookie; an API path that names
+    # no endpoint changes nothing, so the caller learns it is unknown, in the one error shape.
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(quality_manager)
+    response = getattr(client, method)(API + path, {"reason": "x"}, format="json")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert error_codes(response) == ["not_found"]
+
+
 @pytest.mark.parametrize(("method", "path"), [*JSON_WRITES, ("post", "/certificates/")])
 def test_a_method_an_endpoint_does_not_offer_is_405_in_the_error_shape(
     qm_client, world, method, path
@@ -676,6 +742,91 @@ def test_clinic_list_filters_with_bytes_that_are_not_utf8_never_fail(staff_clien
     assert response.status_code in (200, 400), response.content[:500]
     if response.status_code == 400:
         error_codes(response)
+
+
+# Date and time values that parse, but that PostgreSQL cannot take as they stand (it reads UTC
+# offsets up to 15:59:59 in whole seconds) or that leave Python's years 1 to 9999 once turned to
+# UTC or a clinic's local time. Each is a 400 naming the field, never a 500.
+UNSTORABLE_DATETIMES = {
+    "2025-01-01T00:00:00+17:00": "datetime_offset_out_of_range",
+    "2025-01-01T00:00:00-16:00": "datetime_offset_out_of_range",
+    "2025-01-01T00:00:00+05:30:15.5": "datetime_offset_out_of_range",
+    "0001-01-01T00:00:00+05:00": "datetime_out_of_range",
+    "0001-01-01T00:00:00Z": "datetime_out_of_range",
+    "9999-12-31T23:59:59-05:00": "datetime_out_of_range",
+    "9999-12-31T23:59:59Z": "datetime_out_of_range",
+}
+DATETIME_FILTERS = [
+    ("/treatments/", "performed_after"),
+    ("/treatments/", "performed_before"),
+    ("/audit/contact-reads/", "at_after"),
+    ("/audit/contact-reads/", "at_before"),
+]
+
+
+@pytest.mark.parametrize(("value", "code"), sorted(UNSTORABLE_DATETIMES.items()))
+@pytest.mark.parametrize(("path", "name"), DATETIME_FILTERS)
+def test_date_time_filters_refuse_values_postgresql_cannot_take(
+    staff_client, clinic_world, path, name, value, code
+):
+    response = staff_client.get(API + path, {name: value})
+    assert response.status_code == 400, response.content[:500]
+    assert error_codes(response) == [code]
+    assert response.json()["errors"][0]["field"] == name
+
+
+@pytest.mark.parametrize(("value", "code"), sorted(UNSTORABLE_DATETIMES.items()))
+@pytest.mark.parametrize("path", ["/audit/events/", "/audit/events/export/"])
+@pytest.mark.parametrize("name", ["at_after", "at_before"])
+def test_audit_search_refuses_date_times_postgresql_cannot_take(auditor, path, name, value, code):
+    client = APIClient()
+    client.force_authenticate(auditor)
+    params = {"at_after": "2025-01-01T00:00:00Z", "at_before": "2025-01-02T00:00:00Z", name: value}
+    response = client.get(API + path, params)
+    assert response.status_code == 400, response.content[:500]
+    assert error_codes(response) == [code]
+    assert response.json()["errors"][0]["field"] == name
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2025-01-01T00:00:00+15:59", "2025-01-01T00:00:00-15:59:59", "0001-01-02T00:00:00Z"],
+)
+@pytest.mark.parametrize(("path", "name"), DATETIME_FILTERS)
+def test_date_time_filters_take_every_offset_postgresql_can(
+    staff_client, clinic_world, path, name, value
+):
+    response = staff_client.get(API + path, {name: value})
+    assert response.status_code == 200, response.content[:500]
+
+
+@pytest.mark.parametrize(("value", "code"), sorted(UNSTORABLE_DATETIMES.items()))
+@pytest.mark.parametrize(
+    "path", [("performed_at",), ("consent", "taken_at")], ids=lambda p: ".".join(p)
+)
+def test_treatment_times_postgresql_cannot_take_are_refused_naming_the_field(
+    staff_client, clinic_world, path, value, code
+):
+    body = json.dumps(with_value(valid_treatment(clinic_world[1]), path, value)).encode()
+    before = clinic_row_counts()
+    response = send(staff_client, "post", f"{API}/treatments/", body, "application/json")
+    assert_clinic_refused_and_unchanged(response, before)
+    assert response.status_code == 400
+    assert error_codes(response) == [code]
+    assert response.json()["errors"][0]["field"] == ".".join(path)
+
+
+@pytest.mark.parametrize(("value", "code"), sorted(UNSTORABLE_DATETIMES.items()))
+def test_a_receipt_time_postgresql_cannot_take_is_refused_naming_the_field(
+    staff_client, clinic_world, value, code
+):
+    body = json.dumps({**valid_receipt(clinic_world[1]), "received_at": value}).encode()
+    before = clinic_row_counts()
+    response = send(staff_client, "post", f"{API}/receipts/", body, "application/json")
+    assert_clinic_refused_and_unchanged(response, before)
+    assert response.status_code == 400
+    assert error_codes(response) == [code]
+    assert response.json()["errors"][0]["field"] == "received_at"
 
 
 TRACE_PARAMETERS = {

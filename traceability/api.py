@@ -11,10 +11,14 @@ import logging
 from typing import Any
 
 import psycopg.errors
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, OperationalError
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
@@ -110,6 +114,27 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return response
 
 
+# It changes nothing, so Django's CSRF check (for session-signed forms) has nothing to guard here:
+# without the exemption a write to an unknown API path would answer the HTML CSRF page, a 403.
+@csrf_exempt
 def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
     problem = Problem("not_found", f"No API endpoint at {request.path}.", None)
     return JsonResponse({"errors": [problem.as_dict()]}, status=404)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's answer to a request it refuses before any view runs (SuspiciousOperation: more
+    query or form fields than DATA_UPLOAD_MAX_NUMBER_FIELDS, a malformed header). Under /api/ it
+    is the one error shape; elsewhere Django's own page."""
+    if not request.path.startswith("/api/"):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, TooManyFieldsSent):
+        problem = Problem(
+            "too_many_fields",
+            f"A request is read with at most {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} query or "
+            "form fields.",
+            None,
+        )
+    else:
+        problem = Problem("bad_request", "The request is malformed.", None)
+    return JsonResponse({"errors": [problem.as_dict()]}, status=400)

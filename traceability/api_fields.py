@@ -1,25 +1,62 @@
 """Input fields and filters the API views share, and the error shape for the OpenAPI schema.
 
-Every value that reaches a query is checked here first: PostgreSQL refuses NUL characters in text
-and numbers beyond its integer range, and either would surface as a 500 instead of a 400 naming the
-field.
+Every value that reaches a query is checked here first: PostgreSQL refuses NUL characters in text,
+numbers beyond its integer range and UTC offsets beyond 15:59:59, and any of them would surface as
+a 500 instead of a 400 naming the field.
 """
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import django_filters
 from django import forms
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import ProhibitNullCharactersValidator
 from django.db.models import Model, QuerySet
+from django_filters.fields import IsoDateTimeField
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import empty, get_error_detail
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 INTEGER_MAX = 2**31 - 1  # PostgreSQL integer (PositiveIntegerField, IntegerField)
 BIGINT_MAX = 2**63 - 1  # PostgreSQL bigint (the BigAutoField primary keys)
+
+# PostgreSQL reads a UTC offset of less than 16 hours in whole seconds ("time zone displacement out
+# of range" beyond it); Python's parser takes up to 23:59:59.999999. Every real zone lies within
+# -12:00 and +14:00.
+UTC_OFFSET_LIMIT = datetime.timedelta(hours=16)
+# Python's datetime spans the years 1 to 9999. A day's margin keeps every accepted instant
+# representable in any time zone too (a clinic's local date), where it would otherwise overflow.
+DATETIME_EARLIEST = datetime.datetime(1, 1, 2, tzinfo=datetime.UTC)
+DATETIME_LATEST = datetime.datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=datetime.UTC)
+
+
+def validate_storable_datetime(value: datetime.datetime) -> None:
+    """Refuse a date and time that PostgreSQL or Python cannot take as it stands: a UTC offset of
+    16 hours or more or with a fraction of a second (`datetime_offset_out_of_range`), or an
+    instant too near the ends of the years 1 to 9999 (`datetime_out_of_range`). Every date-time
+    filter and input field of the API runs it; a naive value counts as UTC."""
+    offset = value.utcoffset()
+    if offset is not None and (abs(offset) >= UTC_OFFSET_LIMIT or offset.microseconds):
+        raise DjangoValidationError(
+            "Give a UTC offset from -15:59 to +15:59 (every time zone's lies within).",
+            code="datetime_offset_out_of_range",
+        )
+    try:
+        instant = value.astimezone(datetime.UTC) if offset is not None else value
+    except OverflowError:
+        instant = None
+    if instant is None or not (
+        DATETIME_EARLIEST <= instant.replace(tzinfo=datetime.UTC) <= DATETIME_LATEST
+    ):
+        raise DjangoValidationError(
+            "Give a date and time from 0001-01-02 to 9999-12-30 (UTC).",
+            code="datetime_out_of_range",
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -46,6 +83,25 @@ class TextChoiceField(serializers.ChoiceField):
         return super().to_internal_value(data)
 
 
+class OptionalChoiceField(TextChoiceField):
+    """A choice that may be left out (a product's tissue, a QC result's outcome), which the
+    database keeps as blank text. It answers null, so the schema lists the choices or null and
+    never a bare `""`; as input it takes null or `""` alike and hands the service `""`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["allow_null"] = True
+        if not kwargs.get("read_only"):
+            kwargs.setdefault("allow_blank", True)
+        super().__init__(**kwargs)
+
+    def run_validation(self, data: Any = empty) -> Any:
+        value = super().run_validation(data)
+        return "" if value is None else value
+
+    def to_representation(self, value: Any) -> Any:
+        return None if value in ("", None) else super().to_representation(value)
+
+
 class CodeRelatedField(serializers.SlugRelatedField[Any]):
     """A related object by its code (`hiv-1-2`, `endotoxin`). The code is checked as text (no NUL,
     bounded length) before it is looked up, so the lookup cannot fail inside the database."""
@@ -59,6 +115,19 @@ class CodeRelatedField(serializers.SlugRelatedField[Any]):
         code = self._text.run_validation(data)
         found: Model = super().to_internal_value(code)
         return found
+
+
+class StorableDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 date and time that PostgreSQL can store and Python can convert to any zone
+    (validate_storable_datetime), checked as given, before it is turned into the server's zone."""
+
+    def enforce_timezone(self, value: datetime.datetime) -> datetime.datetime:
+        try:
+            validate_storable_datetime(value)
+        except DjangoValidationError as error:
+            raise serializers.ValidationError(get_error_detail(error)) from error
+        result: datetime.datetime = super().enforce_timezone(value)
+        return result
 
 
 def request_text(value: str, *, field: str, max_length: int) -> str:
@@ -108,6 +177,17 @@ class IsoDateFilter(django_filters.DateFilter):
     """A date filter that accepts only ISO 8601 dates (YYYY-MM-DD)."""
 
     field_class = _IsoDateField
+
+
+class _StorableIsoDateTimeField(IsoDateTimeField):
+    default_validators = [validate_storable_datetime]
+
+
+class IsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    """An ISO 8601 date-time filter that refuses values PostgreSQL cannot take (a UTC offset of 16
+    hours or more) or Python cannot convert (validate_storable_datetime)."""
+
+    field_class = _StorableIsoDateTimeField
 
 
 class _StrictBooleanField(forms.Field):

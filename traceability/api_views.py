@@ -8,15 +8,19 @@ list URL is a separate method of the same class that calls the create service, n
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Model, QuerySet
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound, ParseError
+from rest_framework.exceptions import ErrorDetail, NotFound, ParseError, ValidationError
 from rest_framework.generics import ListAPIView
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import JSONParser
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from traceability.api import Pagination
@@ -37,14 +41,48 @@ class JsonParser(JSONParser):
             raise ParseError("JSON parse error - nested too deeply.") from error
 
 
+class ContentNegotiation(DefaultContentNegotiation):
+    """DRF's, except that an unknown `?format=` is a 400 naming the parameter, like any other bad
+    query parameter, rather than a bare 404 (the schema lists the formats as the parameter's enum;
+    an `Accept` header nothing matches stays a 406); and OPTIONS is answered in JSON whatever
+    format was asked for, as a view that streams a file (CSV) has nothing to render it with."""
+
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        offered = list(renderers)
+        if request.method == "OPTIONS":
+            for renderer in offered:
+                if isinstance(renderer, JSONRenderer):
+                    return renderer, renderer.media_type
+        selected: tuple[BaseRenderer, str] = super().select_renderer(
+            request, offered, format_suffix
+        )
+        return selected
+
+    def filter_renderers(
+        self, renderers: Iterable[BaseRenderer], format: str
+    ) -> list[BaseRenderer]:
+        offered = list(renderers)
+        found = [renderer for renderer in offered if renderer.format == format]
+        if not found:
+            names = ", ".join(sorted(str(renderer.format) for renderer in offered))
+            raise ValidationError(
+                {"format": [ErrorDetail(f"Use one of: {names}.", code="invalid_choice")]}
+            )
+        return found
+
+
 class Api(APIView):
     permission_classes = ROLE_PERMISSIONS
     parser_classes = [JsonParser]
+    content_negotiation_class = ContentNegotiation
 
 
 class ListApi(ListAPIView[Any]):
     permission_classes = ROLE_PERMISSIONS
     parser_classes = [JsonParser]
+    content_negotiation_class = ContentNegotiation
     pagination_class = Pagination
     filter_backends = [DjangoFilterBackend]
 

@@ -5,6 +5,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from recalls.views import recall_acknowledgement_page
 from traceability.api import api_not_found
 
+handler400 = "traceability.api.bad_request"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

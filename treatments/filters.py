@@ -5,7 +5,7 @@ from __future__ import annotations
 import django_filters
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from traceability.api_fields import IdFilter, StrictBooleanFilter
+from traceability.api_fields import IdFilter, IsoDateTimeFilter, StrictBooleanFilter
 from treatments.models import AdverseEvent, ConsentText, Patient, Treatment, TreatmentLine
 
 SERIOUS = (
@@ -42,12 +42,12 @@ class TreatmentFilter(django_filters.FilterSet):
     practitioner = IdFilter(field_name="practitioner_id", help_text="Practitioner id.")
     # A treatment names a lot at most once (treatment_line_unique_lot): the join repeats no row.
     lot = IdFilter(field_name="lines__lot_id", help_text="Lot id: treatments that used it.")
-    performed_after = django_filters.IsoDateTimeFilter(
+    performed_after = IsoDateTimeFilter(
         field_name="performed_at",
         lookup_expr="gte",
         help_text="Performed at or after this ISO 8601 date-time.",
     )
-    performed_before = django_filters.IsoDateTimeFilter(
+    performed_before = IsoDateTimeFilter(
         field_name="performed_at",
         lookup_expr="lte",
         help_text="Performed at or before this ISO 8601 date-time.",

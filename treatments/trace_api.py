@@ -32,12 +32,12 @@ from lots.api import (
     ManufacturerRefSerializer,
     ProductRefSerializer,
 )
-from lots.models import Donor, Lot, Product, QcSpecification
+from lots.models import Donor, Lot, Product, QcSpecification, Tissue
 from lots.selectors import current_certificates
 from stock.api import ClinicRefSerializer, LotRefSerializer
 from stock.models import StockBalance
 from traceability.api import Pagination
-from traceability.api_fields import BIGINT_MAX, ErrorSerializer
+from traceability.api_fields import BIGINT_MAX, ErrorSerializer, OptionalChoiceField
 from traceability.api_views import Api, get_or_404, validated
 from traceability.permissions import CLINIC_STAFF_PERMISSIONS
 from treatments.api import (
@@ -51,7 +51,9 @@ from treatments.models import AdverseEvent, Treatment, TreatmentLine
 from treatments.selectors import ForwardScope, patient_list, trace_backward, trace_forward
 
 CSV_CHUNK_ROWS = 2000
-LOT_IDS_MAX = 1000
+# Django reads at most DATA_UPLOAD_MAX_NUMBER_FIELDS (1000) query fields; the other parameters take
+# at most 8, so this many repeated `lot` ids always fit (separated by commas they count as one).
+LOT_IDS_MAX = 990
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): patient
 # references, names and lot numbers are free text, so such cells are prefixed with a quote.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -62,8 +64,8 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 class CsvRenderer(BaseRenderer):
     """Announces text/csv to content negotiation (`?format=csv`, `Accept: text/csv`). The trace
-    views stream the CSV themselves, and their errors are always JSON, so nothing is rendered
-    here."""
+    views stream the CSV themselves, and everything else they answer is JSON (errors here, the
+    OPTIONS metadata by traceability.api_views.ContentNegotiation), so nothing is rendered here."""
 
     media_type = "text/csv"
     format = "csv"
@@ -440,6 +442,10 @@ class TraceDonorSerializer(serializers.ModelSerializer[Donor]):
 
 
 class TraceProductSerializer(serializers.ModelSerializer[Product]):
+    tissue = OptionalChoiceField(
+        choices=Tissue.choices, read_only=True, help_text="Human-derived products only; else null."
+    )
+
     class Meta:
         model = Product
         fields = ["id", "name", "gtin", "source_kind", "tissue"]

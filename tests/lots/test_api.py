@@ -46,6 +46,7 @@ from tests.factories import (
     releasable_lot,
     store_certificate,
 )
+from tests.openapi_helpers import assert_matches_schema
 from traceability.errors import DomainError
 
 # Passwords are incidental here except for signatures, which work the same with any hasher.
@@ -1053,5 +1054,74 @@ def test_lot_detail_shows_every_recorded_qc_result_passing(qm_client):
     record_passing_qc(lot)
     body = qm_client.get(f"{API}/lots/{lot.pk}/").json()
     assert body["qc_results"] and all(r["passes"] for r in body["qc_results"])
-    assert {r["outcome"] for r in body["qc_results"]} - {""} <= set(QcOutcome.values)
+    assert {r["outcome"] for r in body["qc_results"]} - {None} <= set(QcOutcome.values)
     assert timezone.localdate() <= datetime.date.fromisoformat(body["expires_on"])
+
+
+# ---------------------------------------------------------------------------------------------
+# A choice left out (a product's tissue, a QC outcome) answers null, as the schema says, never ""
+
+
+def test_a_product_without_a_tissue_answers_null_as_the_schema_says(auditor):
+    plant = ProductFactory(source_kind=SourceKind.PLANT, tissue="")
+    client = client_for(auditor)
+
+    listed = client.get(f"{API}/products/")
+    detail = client.get(f"{API}/products/{plant.pk}/")
+
+    assert listed.json()["results"][0]["tissue"] is None
+    assert detail.json()["tissue"] is None
+    assert_matches_schema(listed, "get", "/api/v1/products/")
+    assert_matches_schema(detail, "get", "/api/v1/products/{product_id}/")
+
+
+@pytest.mark.parametrize("tissue", ["", None])
+def test_product_create_takes_no_tissue_as_blank_or_null_and_answers_null(qm_client, tissue):
+    body = product_body(ManufacturerFactory(), source_kind="synthetic", tissue=tissue)
+    response = qm_client.post(f"{API}/products/", body, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["tissue"] is None
+    assert Product.objects.get().tissue == ""
+    assert_matches_schema(response, "post", "/api/v1/products/")
+
+
+def test_a_default_specification_without_an_expected_outcome_answers_null(auditor):
+    response = client_for(auditor).get(f"{API}/qc-tests/")
+    by_code = {test["code"]: test for test in response.json()["results"]}
+    assert by_code["endotoxin"]["default_specification"]["expected_outcome"] is None
+    assert by_code["sterility"]["default_specification"]["expected_outcome"] == "not_detected"
+    assert_matches_schema(response, "get", "/api/v1/qc-tests/")
+
+
+def test_a_measured_qc_result_answers_a_null_outcome_in_the_lot_detail(qm_client, quality_manager):
+    lot = releasable_lot(quality_manager=quality_manager)
+    response = qm_client.get(f"{API}/lots/{lot.pk}/")
+    qc = {result["test"]: result for result in response.json()["qc_results"]}
+    assert qc["endotoxin"]["outcome"] is None
+    assert qc["sterility"]["outcome"] == "not_detected"
+    assert_matches_schema(response, "get", "/api/v1/lots/{lot_id}/")
+
+
+def test_lot_donor_add_answers_the_lot_as_the_schema_says(qm_client):
+    lot = LotFactory()
+    record_passing_qc(lot)
+    response = qm_client.post(
+        f"{API}/lots/{lot.pk}/donors/", {"donor": DonorFactory().pk, "reason": "late"}, "json"
+    )
+    assert response.status_code == 200, response.content
+    assert {result["outcome"] for result in response.json()["qc_results"]} >= {None}
+    assert_matches_schema(response, "post", "/api/v1/lots/{lot_id}/donors/")
+
+
+@pytest.mark.parametrize("outcome", ["", None])
+def test_a_measured_qc_result_takes_no_outcome_as_blank_or_null_and_answers_null(
+    qm_client, outcome
+):
+    lot = LotFactory()
+    body = {"test": "endotoxin", "numeric_value": "0.25", "outcome": outcome,
+            "tested_on": "2025-01-02", "laboratory": "QC lab"}  # fmt: skip
+    response = qm_client.post(f"{API}/lots/{lot.pk}/qc-results/", body, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["outcome"] is None
+    assert LotQcResult.objects.get().outcome == ""
+    assert_matches_schema(response, "post", "/api/v1/lots/{lot_id}/qc-results/")

@@ -13,10 +13,11 @@ from django.db import connection
 from django.http import StreamingHttpResponse
 from django.test.utils import CaptureQueriesContext
 
-from lots.models import CertificateKind, Lot
+from lots.models import CertificateKind, Lot, SourceKind
 from lots.services import certificate_upload
 from tests.api_helpers import API, error_codes, error_fields
 from tests.factories import TODAY, ClinicFactory, pdf_bytes
+from tests.openapi_helpers import assert_matches_schema, generated_schema
 from tests.treatments.test_api import (
     Site,
     client_for,
@@ -191,6 +192,28 @@ def test_forward_trace_takes_several_lots_repeated_or_comma_separated(
         assert body["counts"]["treatments"] == 4
 
 
+def test_forward_trace_takes_as_many_repeated_lots_as_the_schema_allows(network, auditor):
+    """With every other parameter too: Django reads at most DATA_UPLOAD_MAX_NUMBER_FIELDS."""
+    parameters = generated_schema()["paths"]["/api/v1/traces/forward/"]["get"]["parameters"]
+    most = next(p for p in parameters if p["name"] == "lot")["schema"]["maxItems"]
+    lot = network["lot"]
+    others = {
+        "donor": lot.donors.first().pk,
+        "product": lot.product_id,
+        "manufacturer": lot.manufacturer_id,
+        "manufactured_from": "2000-01-01",
+        "manufactured_to": "2100-01-01",
+        "format": "json",
+        "limit": 10,
+        "offset": 0,
+    }
+    assert set(others) | {"lot"} == {p["name"] for p in parameters}
+    query = "&".join([f"lot={lot.pk}"] * most + [f"{name}={v}" for name, v in others.items()])
+    response = client_for(auditor).get(f"{API}/traces/forward/?{query}")
+    assert response.status_code == 200, response.content[:500]
+    assert response.json()["counts"]["lots"] == 1
+
+
 def test_forward_trace_pages_its_treatments(network, auditor):
     client = client_for(auditor)
     page = forward(client, lot=network["lot"].pk, limit=2, offset=1).json()
@@ -275,6 +298,19 @@ def test_forward_trace_errors_are_json_even_when_csv_was_asked_for(auditor):
     assert response.status_code == 400
     assert response["Content-Type"] == "application/json"
     assert error_codes(response) == ["trace_scope_missing"]
+
+
+@pytest.mark.parametrize("path", ["/traces/forward/", "/traces/backward/"])
+@pytest.mark.parametrize(
+    ("query", "headers"), [("?format=csv", {}), ("", {"HTTP_ACCEPT": "text/csv"})]
+)
+def test_trace_options_answer_json_metadata_even_when_csv_was_asked_for(
+    auditor, path, query, headers
+):
+    response = client_for(auditor).options(f"{API}{path}{query}", **headers)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["renders"] == ["application/json", "text/csv"]
 
 
 def test_an_unknown_format_is_refused_in_the_error_shape(auditor):
@@ -397,6 +433,17 @@ def test_backward_trace_of_a_patient_shows_every_lot_donor_test_and_certificate(
     }
     assert [c["kind"] for c in entry["manufacturer_certificates"]] == ["gmp"]
     assert entry["manufacturer_certificates"][0]["current"] is True
+
+
+def test_backward_trace_answers_as_the_schema_says_with_null_for_choices_left_out(history, auditor):
+    synthetic = history["lots"][0].product
+    synthetic.source_kind, synthetic.tissue = SourceKind.SYNTHETIC, ""
+    synthetic.save(update_fields=["source_kind", "tissue"])
+    response = backward(client_for(auditor), patient=history["site"].patient.pk)
+    entry = lot_entry(response.json(), history["lots"][1])
+    assert {r["outcome"] for r in entry["qc_results"] if r["numeric_value"] is not None} == {None}
+    assert lot_entry(response.json(), history["lots"][0])["product"]["tissue"] is None
+    assert_matches_schema(response, "get", "/api/v1/traces/backward/")
 
 
 def test_backward_trace_never_carries_contact_details(history, auditor):
