@@ -11,7 +11,7 @@ from django.apps import apps
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 from django.db import transaction
-from django.test import override_settings
+from django.test import RequestFactory, override_settings
 from django.utils import timezone
 from pghistory.models import Events
 
@@ -73,6 +73,11 @@ def _row_counts() -> dict[str, int]:
         get_user_model(),
     ]
     return {model._meta.label: model.objects.count() for model in models}
+
+
+def sign_in_request():
+    """django-axes checks every sign-in against the lock-out, which needs the request."""
+    return RequestFactory().post("/admin/login/")
 
 
 def _logins(output: str) -> dict[str, tuple[str, str]]:
@@ -145,7 +150,7 @@ def test_output_has_one_working_login_per_role_and_the_urls(seeded):
     first, second = _logins(seeded["first"]), _logins(seeded["second"])
     assert {username for username, _ in second.values()} == {u for u, _ in first.values()}
     for role, (username, password) in second.items():
-        user = authenticate(username=username, password=password)
+        user = authenticate(sign_in_request(), username=username, password=password)
         assert user is not None and user.is_staff, role
         assert Membership.objects.filter(user=user, role=role, active=True).exists(), role
         assert first[role][1] != password, "each run sets a fresh password"
@@ -423,4 +428,4 @@ def test_benchmark_demo_mode_times_a_recall_over_the_demo_data_and_leaves_it_as_
     assert Recall.objects.count() == recalls_before
     assert lot.status == LotStatus.RELEASED
     username, password = _logins(seeded["second"])[Role.QUALITY_MANAGER]
-    assert authenticate(username=username, password=password) is not None
+    assert authenticate(sign_in_request(), username=username, password=password) is not None
