@@ -31,6 +31,7 @@ from traceability.api_fields import (
     LIST_ERRORS,
     READ_ERRORS,
     WRITE_ERRORS,
+    OptionalEmailField,
     TextChoiceField,
     error_responses,
     id_field,
@@ -84,6 +85,7 @@ class MembershipOutputSerializer(serializers.ModelSerializer[Membership]):
 
 
 class AccountOutputSerializer(serializers.ModelSerializer[Account]):
+    email = OptionalEmailField(help_text="Null when none is on file.")
     memberships = MembershipOutputSerializer(many=True, read_only=True)
     practitioner = serializers.PrimaryKeyRelatedField[Any](read_only=True, allow_null=True)
     has_usable_password = serializers.BooleanField(

@@ -102,6 +102,19 @@ class OptionalChoiceField(TextChoiceField):
         return None if value in ("", None) else super().to_representation(value)
 
 
+class OptionalEmailField(serializers.EmailField):
+    """An e-mail address that may be left out, kept as blank text: answered as null, as the
+    schema's `email` format has no blank (output only)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["allow_null"] = True
+        kwargs["read_only"] = True
+        super().__init__(**kwargs)
+
+    def to_representation(self, value: Any) -> Any:
+        return None if value in ("", None) else super().to_representation(value)
+
+
 class CodeRelatedField(serializers.SlugRelatedField[Any]):
     """A related object by its code (`hiv-1-2`, `endotoxin`). The code is checked as text (no NUL,
     bounded length) before it is looked up, so the lookup cannot fail inside the database."""

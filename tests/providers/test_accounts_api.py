@@ -512,3 +512,18 @@ def test_an_account_holds_at_most_the_configured_number_of_tokens(clinician, set
 
     assert (refused.status_code, error_codes(refused)) == (403, ["token_limit_reached"])
     assert obtain("clinician").status_code == 201
+
+
+def test_an_account_without_an_e_mail_address_answers_null_as_the_schema_says(quality_manager):
+    from tests.openapi_helpers import assert_matches_schema
+
+    nobody = UserFactory(username="no.mail", email="")
+    client = client_for(quality_manager)
+
+    listed = client.get(f"{API}/users/")
+    detail = client.get(f"{API}/users/{nobody.pk}/")
+
+    assert {a["username"]: a["email"] for a in listed.json()["results"]}["no.mail"] is None
+    assert detail.json()["email"] is None
+    assert_matches_schema(listed, "get", "/api/v1/users/")
+    assert_matches_schema(detail, "get", "/api/v1/users/{user_id}/")
