@@ -28,6 +28,7 @@ from django.urls import reverse
 
 from audit.models import ReadVia
 from audit.services import contact_data_read_record
+from providers.access import access_for
 from providers.models import Clinic, Role
 from recalls.accounting import CONTACTING_ROLES, DISPOSING_ROLES
 from recalls.acknowledgements import ACKNOWLEDGING_ROLES
@@ -60,8 +61,7 @@ from recalls.selectors import (
 )
 from traceability.admin import ServiceAdmin, add_problems, can_view, can_write
 from traceability.errors import DomainError
-from treatments.admin import holds_any, memberships
-from treatments.selectors import visible_clinic_ids
+from treatments.admin import holds_any
 
 ACTION_TEMPLATE = "admin/recalls/recall/action.html"
 PATIENTS_TEMPLATE = "admin/recalls/recall/patients.html"
@@ -81,11 +81,8 @@ RECORD_LISTS = (
 def acting_clinic_ids(request: HttpRequest, roles: tuple[Role, ...]) -> set[int] | None:
     """The clinics at which the user holds one of `roles`: None for every clinic (a network-wide
     holder), otherwise their ids (empty when the user holds none of the roles)."""
-    wanted = {role.value for role in roles}
-    held = [clinic_id for role, clinic_id in memberships(request) if role in wanted]
-    if any(clinic_id is None for clinic_id in held):
-        return None
-    return {clinic_id for clinic_id in held if clinic_id is not None}
+    clinic_ids = access_for(request).clinic_ids(roles)
+    return None if clinic_ids is None else set(clinic_ids)
 
 
 def may_act_at(request: HttpRequest, roles: tuple[Role, ...], clinic_id: int) -> bool:
@@ -105,11 +102,8 @@ def clinics_of_recall_where(
 
 
 def request_clinic_ids(request: HttpRequest) -> list[int] | None:
-    """`visible_clinic_ids` once per request: None for network roles, else the user's clinics."""
-    if not hasattr(request, "_recall_clinic_ids"):
-        request._recall_clinic_ids = visible_clinic_ids(request.user)  # type: ignore[attr-defined]
-    clinic_ids: list[int] | None = request._recall_clinic_ids  # type: ignore[attr-defined]
-    return clinic_ids
+    """None for network roles, else the user's clinics (providers.access)."""
+    return access_for(request).visible_clinic_ids
 
 
 # ---------------------------------------------------------------------------------------------

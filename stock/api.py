@@ -171,7 +171,6 @@ class StockMovementOutputSerializer(serializers.ModelSerializer[StockMovement]):
             "occurred_at",
             "receipt",
             "counterpart_clinic",
-            "treatment_line",
         ]
         read_only_fields = fields
 

@@ -117,10 +117,10 @@ EXPECTED_OPERATIONS = {
     ("/api/v1/webhook-endpoints/{endpoint_id}/deactivate/", "post"),
     ("/api/v1/webhook-endpoints/{endpoint_id}/activate/", "post"),
     ("/api/v1/audit/contact-reads/", "get"),
-    ("/api/v1/signatures/", "get"),
-    ("/api/v1/signatures/{signature_id}/verify/", "get"),
     ("/api/v1/audit/events/", "get"),
     ("/api/v1/audit/events/export/", "get"),
+    ("/api/v1/signatures/", "get"),
+    ("/api/v1/signatures/{signature_id}/verify/", "get"),
 }
 
 
