@@ -3,7 +3,7 @@
 
     python3 dev.py run          migrate, seed demo data (one login per role), then serve on
                                 http://127.0.0.1:8000/ with a Celery worker and beat; Ctrl-C stops
-    python3 dev.py test [ARGS]  ruff check, ruff format --check, mypy, then pytest ARGS
+    python3 dev.py test [ARGS]  ruff check, ruff format --check, mypy, lint-imports, then pytest
     python3 dev.py install      create .venv with the runtime and development requirements
 
 Each creates `.venv` with this interpreter and installs the pinned requirements the first time (and
@@ -126,6 +126,8 @@ def test(pytest_args: list[str]) -> int:
         ([str(VENV_BIN / "ruff"), "check", "."], None),
         ([str(VENV_BIN / "ruff"), "format", "--check", "."], None),
         ([str(VENV_BIN / "mypy"), "."], typecheck_env),
+        # The layers (pyproject.toml, [tool.importlinter]): an app imports only what lies below.
+        ([str(VENV_BIN / "lint-imports")], None),
         ([str(VENV_PYTHON), "-m", "pytest", *pytest_args], None),
     ]
     failed = 0

@@ -24,8 +24,13 @@ from audit.selectors import (
     reader_clinic_ids,
     without_jit,
 )
-from traceability.admin import ServiceAdmin, can_view, is_network_user
-from treatments.admin import memberships, untracked_urls
+from providers.admin_base import (
+    ServiceAdmin,
+    can_view,
+    is_network_user,
+    memberships,
+    untracked_urls,
+)
 
 FIELDS = ("at", "user", "user_name", "clinic", "what", "via", "patient_count", "patient_ids")
 

@@ -31,11 +31,11 @@ from audit.selectors import (
     reader_clinic_ids,
     without_jit,
 )
-from stock.api import ClinicRefSerializer
-from traceability.api_fields import LIST_ERRORS, ErrorSerializer
-from traceability.api_views import Api, ListApi
-from traceability.permissions import NETWORK_PERMISSIONS, ROLE_PERMISSIONS, request_memberships
-from treatments.trace_api import CsvRenderer, csv_response
+from common.api_fields import LIST_ERRORS, ErrorSerializer
+from common.api_views import Api, ListApi
+from common.csv import CsvRenderer, csv_response
+from providers.api import ClinicRefSerializer
+from providers.permissions import NETWORK_PERMISSIONS, ROLE_PERMISSIONS, request_memberships
 
 
 class ReadsContactDataRecord(BasePermission):

@@ -12,7 +12,7 @@ from drf_spectacular.utils import extend_schema_field
 from pghistory.models import Events
 
 from audit.selectors import audit_event_list, audited_record_types
-from traceability.api_fields import IdFilter, IsoDateTimeFilter
+from common.api_fields import IdFilter, IsoDateTimeFilter
 
 
 @extend_schema_field(OpenApiTypes.STR)

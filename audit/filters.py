@@ -6,7 +6,7 @@ import django_filters
 from django.db.models import QuerySet
 
 from audit.models import ContactDataRead
-from traceability.api_fields import IdFilter, IsoDateTimeFilter
+from common.api_fields import IdFilter, IsoDateTimeFilter
 
 
 class ContactDataReadFilter(django_filters.FilterSet):

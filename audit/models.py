@@ -16,8 +16,8 @@ from django.db.models import F, Func, Q
 from django.utils import timezone
 from pghistory.models import Events
 
+from common.triggers import no_delete
 from providers.models import Clinic
-from traceability.triggers import no_delete
 
 
 class ReadVia(models.TextChoices):

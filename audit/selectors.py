@@ -21,8 +21,9 @@ from pghistory import core
 from pghistory.models import Events
 
 from audit.models import ContactDataRead
-from providers.models import NETWORK_ROLES, Membership, Role
-from traceability.admin import AUDIT_TRAIL_MASKS
+from common.admin import AUDIT_TRAIL_MASKS
+from providers.access import access_for
+from providers.models import NETWORK_ROLES, Role
 
 # Roles that read a clinic's record when held at that clinic.
 CLINIC_READER_ROLES = (Role.CLINIC_ADMINISTRATOR, *NETWORK_ROLES)
@@ -44,12 +45,8 @@ def reader_clinic_ids(memberships: Iterable[tuple[str, int | None]]) -> list[int
 
 
 def contact_data_read_clinic_ids(user: Any) -> list[int] | None:
-    """`reader_clinic_ids` of the user's active memberships."""
-    if not getattr(user, "is_authenticated", False) or not user.is_active:
-        return []
-    return reader_clinic_ids(
-        Membership.objects.filter(user=user, active=True).values_list("role", "clinic_id")
-    )
+    """`reader_clinic_ids` of the user's active memberships (providers.access)."""
+    return reader_clinic_ids(access_for(user).memberships)
 
 
 def contact_data_reads(*, user: Any) -> QuerySet[ContactDataRead]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from django.utils import timezone
 
@@ -14,7 +14,14 @@ from audit.models import ContactDataRead, ReadVia
 
 if TYPE_CHECKING:
     from providers.models import Clinic
-    from treatments.models import Patient
+
+
+class PatientLike(Protocol):
+    """A patient as far as the record needs one (treatments.models.Patient)."""
+
+    pk: Any
+    clinic_id: int
+
 
 contact_access_log = logging.getLogger("traceability.contact_access")
 
@@ -41,7 +48,7 @@ def contact_data_read_record(
     user: Any,
     what: str,
     via: ReadVia | str,
-    patients: Iterable[Patient] = (),
+    patients: Iterable[PatientLike] = (),
     clinic: Clinic | None = None,
     patient_ids: Iterable[int] = (),
 ) -> list[ContactDataRead]:

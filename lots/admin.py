@@ -1,5 +1,5 @@
 """Admin for products, donors, lots, QC results, certificates and signed lot decisions. Every write
-is a service call (see traceability.admin); signed decisions go through an intermediate page that
+is a service call (common.admin); signed decisions go through an intermediate page that
 asks for the password, the meaning and the reason."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from django.http.response import HttpResponseBase
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
+from common.admin import signature_form_data
 from lots import forms as lot_forms
 from lots import services
 from lots.models import (
@@ -35,15 +36,14 @@ from lots.models import (
     SourceRestriction,
 )
 from lots.selectors import RELEASABLE_FROM, lot_release_check
-from traceability.admin import (
+from providers.admin import ManufacturerAdmin
+from providers.admin_base import (
     ReadOnlyInline,
     ServiceAdmin,
     can_write,
     is_network_user,
-    signature_form_data,
     signature_page,
 )
-from treatments.admin import trace_forward_response
 
 RECORD: Any = ("Record", {"fields": ["audit_trail_link"]})
 SIGNATURE_TEMPLATE = "admin/lots/signature.html"
@@ -63,6 +63,10 @@ class ProductSpecificationInline(ReadOnlyInline):
     verbose_name_plural = "QC specifications specific to this product"
     select_related = ("test", "product")
     fields = ["test", "required", "min_value", "max_value", "expected_outcome"]
+
+
+# Pages about one lot that the apps above lots provide, by name (treatments: "trace_forward").
+LOT_PAGES: dict[str, Callable[..., HttpResponse]] = {}
 
 
 @admin.register(Product)
@@ -439,7 +443,10 @@ class LotAdmin(ServiceAdmin):
         lot = self.get_object(request, unquote(object_id))
         if lot is None:
             raise Http404
-        return trace_forward_response(self, request, lot=lot)
+        page = LOT_PAGES.get("trace_forward")
+        if page is None:
+            raise Http404
+        return page(self, request, lot=lot)
 
     def sign_view(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
         """The same signature page for one lot, from its change page."""
@@ -613,3 +620,24 @@ class LotStatusChangeAdmin(ServiceAdmin):
         "audit_trail_link",
     ]
     readonly_fields = ["audit_trail_link"]
+
+
+class ProductInline(ReadOnlyInline):
+    model = Product
+    select_related = ("manufacturer",)
+    fields = ["name", "gtin", "source_kind", "tissue", "permitted_routes"]
+
+
+class ManufacturerCertificateInline(ReadOnlyInline):
+    model = Certificate
+    fk_name = "manufacturer"
+    verbose_name_plural = "certificates (manufacturer and lot)"
+    select_related = ("lot__product", "superseded_by", "manufacturer")
+    fields = ["kind", "number", "lot", "issuer", "valid_from", "valid_until", "superseded_by"]
+
+
+ManufacturerAdmin.inlines = [
+    *ManufacturerAdmin.inlines,
+    ProductInline,
+    ManufacturerCertificateInline,
+]

@@ -20,6 +20,22 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from common.api_fields import (
+    BIGINT_MAX,
+    CREATE_ERRORS,
+    INTEGER_MAX,
+    LIST_ERRORS,
+    READ_ERRORS,
+    WRITE_ERRORS,
+    CodeRelatedField,
+    ErrorItemSerializer,
+    OptionalChoiceField,
+    TextChoiceField,
+    error_responses,
+    id_field,
+    request_text,
+)
+from common.api_views import Api, ListApi, get_or_404, validated
 from lots import services
 from lots.filters import CertificateFilter, DonorFilter, LotFilter, ProductFilter
 from lots.models import (
@@ -58,22 +74,6 @@ from lots.selectors import (
     qc_specifications_for,
 )
 from providers.models import Manufacturer
-from traceability.api_fields import (
-    BIGINT_MAX,
-    CREATE_ERRORS,
-    INTEGER_MAX,
-    LIST_ERRORS,
-    READ_ERRORS,
-    WRITE_ERRORS,
-    CodeRelatedField,
-    ErrorItemSerializer,
-    OptionalChoiceField,
-    TextChoiceField,
-    error_responses,
-    id_field,
-    request_text,
-)
-from traceability.api_views import Api, ListApi, get_or_404, validated
 
 logger = logging.getLogger(__name__)
 

@@ -10,6 +10,8 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from common.api_fields import IdFilter, IsoDateFilter, StrictBooleanFilter
+from common.validators import normalise_gtin
 from lots.models import (
     Certificate,
     CertificateKind,
@@ -21,8 +23,6 @@ from lots.models import (
     SourceKind,
     Tissue,
 )
-from traceability.api_fields import IdFilter, IsoDateFilter, StrictBooleanFilter
-from traceability.validators import normalise_gtin
 
 
 class _GtinField(forms.CharField):

@@ -1,5 +1,5 @@
 """Admin forms for products, donors, lots, QC results and certificates. Each one is a service call
-(traceability.admin.ServiceForm); the signature forms collect what a signed decision needs."""
+(common.admin.ServiceForm); the signature forms collect what a signed decision needs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.contrib.admin.widgets import FilteredSelectMultiple
 
+from common.admin import ServiceForm
 from lots import services
 from lots.models import (
     Certificate,
@@ -24,7 +25,6 @@ from lots.models import (
     SignatureMeaning,
 )
 from lots.selectors import current_certificates
-from traceability.admin import ServiceForm
 
 REASON_HELP = "Why; kept in the audit trail with your name."
 

@@ -15,14 +15,14 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import F, Q
 
-from providers.models import Manufacturer
-from traceability.triggers import no_delete
-from traceability.validators import (
+from common.triggers import no_delete
+from common.validators import (
     validate_donor_code,
     validate_gtin,
     validate_isbt_din,
     validate_jurisdiction,
 )
+from providers.models import Manufacturer
 
 
 class SourceKind(models.TextChoices):

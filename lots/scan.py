@@ -14,8 +14,8 @@ import biip
 from biip import ParseError
 from biip.gs1_messages import GS1Message
 
+from common.errors import DomainError, Problem
 from lots.models import Lot, Product
-from traceability.errors import DomainError, Problem
 
 GS = "\x1d"
 

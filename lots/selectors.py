@@ -10,6 +10,7 @@ from decimal import Decimal
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
+from common.errors import Problem
 from lots.models import (
     MANUFACTURER_CERTIFICATE_KINDS,
     NEONATAL_TISSUES,
@@ -28,7 +29,6 @@ from lots.models import (
     QcSpecification,
     RegulatoryBasis,
 )
-from traceability.errors import Problem
 
 RELEASABLE_FROM = (LotStatus.QUARANTINED, LotStatus.ON_HOLD)
 

@@ -23,6 +23,10 @@ from django.utils import timezone
 from pypdf import PdfReader
 from pypdf.errors import PyPdfError
 
+from common.errors import DomainError, Problem
+from common.services import history, require_reason, validate_instance
+from common.signatures import Meaning
+from common.validators import normalise_gtin, validate_jurisdiction
 from lots.models import (
     MANUFACTURER_CERTIFICATE_KINDS,
     AuthorisationStatus,
@@ -50,10 +54,6 @@ from lots.selectors import RELEASABLE_FROM, lot_release_check, required_markers_
 from providers.models import Manufacturer, Role
 from providers.selectors import require_role
 from signatures.services import Signer, sign, signer_authenticate
-from traceability.errors import DomainError, Problem
-from traceability.services import history, require_reason, validate_instance
-from traceability.signatures import Meaning
-from traceability.validators import normalise_gtin, validate_jurisdiction
 
 # ---------------------------------------------------------------------------------------------
 # Products
@@ -805,3 +805,34 @@ def lot_hold(
         meaning=meaning,
         reason=reason,
     )
+
+
+def lots_mark_recalled(
+    *, lots: list[Lot], actor: Any, at: datetime.datetime, reason: str, record_digest: str
+) -> None:
+    """Mark lots recalled, each with a status change that carries the recall's signature digest.
+
+    Called by a recall (recalls.services) inside its transaction, with the lots locked; the
+    recall's own signature covers these lots, so no password is asked again here."""
+    Lot.objects.filter(pk__in=[lot.pk for lot in lots]).update(
+        status=LotStatus.RECALLED, status_changed_at=at
+    )
+    LotStatusChange.objects.bulk_create(
+        [
+            LotStatusChange(
+                lot=lot,
+                action=LotAction.RECALL,
+                from_status=lot.status,
+                to_status=LotStatus.RECALLED,
+                signed_by=actor,
+                signer_name=actor.get_full_name() or actor.get_username(),
+                signed_at=at,
+                meaning=SignatureMeaning.RESPONSIBILITY,
+                reason=reason,
+                record_digest=record_digest,
+            )
+            for lot in lots
+        ]
+    )
+    for lot in lots:
+        lot.status = LotStatus.RECALLED

@@ -27,6 +27,7 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
+from common.signatures import Meaning
 from signatures.registry import (
     Acts,
     Built,
@@ -38,7 +39,6 @@ from signatures.registry import (
     register,
     table,
 )
-from traceability.signatures import Meaning
 
 _MANUFACTURER_CERTIFICATES = ("gmp", "iso13485")
 

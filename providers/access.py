@@ -27,8 +27,8 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
+from common.errors import DomainError, Problem
 from providers.models import Clinic, Membership, Role
-from traceability.errors import DomainError, Problem
 
 NETWORK_READERS = frozenset({Role.QUALITY_MANAGER.value, Role.AUDITOR.value})
 CONTACT_READERS = frozenset({Role.CLINIC_ADMINISTRATOR.value, Role.CLINICIAN.value})

@@ -24,11 +24,11 @@ from django.utils import timezone
 from knox.models import get_token_model
 from knox.settings import knox_settings
 
+from common.errors import DomainError, Problem
+from common.lockout import lockout_problem, lockout_reset, signing_allowed, signing_failed
+from common.services import history, require_reason, validate_instance
 from providers.access import access_for, access_forget
 from providers.models import NETWORK_ROLES, Account, Clinic, Membership, Role
-from traceability.errors import DomainError, Problem
-from traceability.lockout import lockout_problem, lockout_reset, signing_allowed, signing_failed
-from traceability.services import history, require_reason, validate_instance
 
 logger = logging.getLogger(__name__)
 

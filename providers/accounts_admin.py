@@ -17,11 +17,12 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.http import HttpRequest
 
+from common.admin import ServiceForm
+from common.lockout import is_locked_out
 from providers import accounts
 from providers.access import access_for
+from providers.admin_base import ReadOnlyInline, ServiceAdmin
 from providers.models import Account, Membership
-from traceability.admin import ReadOnlyInline, ServiceAdmin, ServiceForm
-from traceability.lockout import is_locked_out
 
 REASON_HELP = "Why the account changes; kept in the audit trail with your name."
 

@@ -23,10 +23,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from providers import accounts
-from providers.models import Account, Clinic, Membership, Role
-from providers.permissions import ACCOUNT_PERMISSIONS, SIGNED_IN_PERMISSIONS
-from traceability.api_fields import (
+from common.api_fields import (
     CREATE_ERRORS,
     LIST_ERRORS,
     READ_ERRORS,
@@ -37,10 +34,13 @@ from traceability.api_fields import (
     id_field,
     request_text,
 )
-from traceability.api_views import Api, ListApi, get_or_404, validated
-from traceability.errors import DomainError, Problem
-from traceability.lockout import lockout_problem
-from traceability.throttling import AnonymousRateThrottle, TokenObtainRateThrottle
+from common.api_views import Api, ListApi, get_or_404, validated
+from common.errors import DomainError, Problem
+from common.lockout import lockout_problem
+from common.throttling import AnonymousRateThrottle, TokenObtainRateThrottle
+from providers import accounts
+from providers.models import Account, Clinic, Membership, Role
+from providers.permissions import ACCOUNT_PERMISSIONS, SIGNED_IN_PERMISSIONS
 
 REASON_MAX_LENGTH = 2000
 PASSWORD_MAX_LENGTH = 128  # Django's own forms' limit; Argon2 hashes any length

@@ -1,9 +1,9 @@
 """Admin for manufacturers, clinics, practitioners and memberships. Every write is a service call
-(see traceability.admin)."""
+(common.admin)."""
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from django import forms
 from django.contrib import admin
@@ -11,12 +11,13 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from lots.models import Certificate, Product
+from common.admin import ServiceForm, changed_fields
 from providers import (
     accounts,
     accounts_admin,  # noqa: F401 - registers the account admin
     services,
 )
+from providers.admin_base import ReadOnlyInline, ServiceAdmin, can_view
 from providers.models import (
     Clinic,
     ClinicContact,
@@ -27,14 +28,7 @@ from providers.models import (
     Practitioner,
     known_time_zones,
 )
-from traceability.admin import (
-    ReadOnlyInline,
-    ServiceAdmin,
-    ServiceForm,
-    can_view,
-    changed_fields,
-)
-from traceability.permissions import request_memberships
+from providers.permissions import request_memberships
 
 REASON_HELP = "Why the record changes; kept in the audit trail with your name."
 
@@ -72,20 +66,6 @@ class ManufacturerUpdateForm(ServiceForm):
         )
 
 
-class ProductInline(ReadOnlyInline):
-    model = Product
-    select_related = ("manufacturer",)
-    fields = ["name", "gtin", "source_kind", "tissue", "permitted_routes"]
-
-
-class ManufacturerCertificateInline(ReadOnlyInline):
-    model = Certificate
-    fk_name = "manufacturer"
-    verbose_name_plural = "certificates (manufacturer and lot)"
-    select_related = ("lot__product", "superseded_by", "manufacturer")
-    fields = ["kind", "number", "lot", "issuer", "valid_from", "valid_until", "superseded_by"]
-
-
 @admin.register(Manufacturer)
 class ManufacturerAdmin(ServiceAdmin):
     list_display = ["legal_name", "country", "registration_number", "created_at"]
@@ -103,7 +83,8 @@ class ManufacturerAdmin(ServiceAdmin):
         (None, {"fields": ["legal_name", "country", "registration_number", "reason"]}),
         ("Record", {"fields": ["created_at", "audit_trail_link"]}),
     ]
-    inlines = [ProductInline, ManufacturerCertificateInline]
+    # lots.admin adds the manufacturer's products and certificates (lots lies above providers).
+    inlines: ClassVar[list[Any]] = []
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,6 +13,15 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from common.api_fields import (
+    CREATE_ERRORS,
+    LIST_ERRORS,
+    READ_ERRORS,
+    WRITE_ERRORS,
+    TextChoiceField,
+    id_field,
+)
+from common.api_views import Api, ListApi, get_or_404, validated
 from providers import services
 from providers.filters import ClinicFilter, ManufacturerFilter, PractitionerFilter
 from providers.models import (
@@ -28,20 +37,18 @@ from providers.models import (
 )
 from providers.permissions import CLINIC_STAFF_PERMISSIONS
 from providers.selectors import clinic_list, manufacturer_list, practitioner_list
-from traceability.api_fields import (
-    CREATE_ERRORS,
-    LIST_ERRORS,
-    READ_ERRORS,
-    WRITE_ERRORS,
-    TextChoiceField,
-    id_field,
-)
-from traceability.api_views import Api, ListApi, get_or_404, validated
 
 REASON_MAX_LENGTH = 2000
 
 # ---------------------------------------------------------------------------------------------
 # Output serializers
+
+
+class ClinicRefSerializer(serializers.ModelSerializer[Clinic]):
+    class Meta:
+        model = Clinic
+        fields = ["id", "name"]
+        read_only_fields = fields
 
 
 class ManufacturerOutputSerializer(serializers.ModelSerializer[Manufacturer]):

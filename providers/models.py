@@ -14,7 +14,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from traceability.validators import validate_jurisdiction
+from common.validators import validate_jurisdiction
 
 
 class Role(models.TextChoices):

@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 
 from django.db import models, transaction
 
+from common.errors import DomainError
+from common.services import history, require_reason, validate_instance
 from providers.accounts import membership_grant as membership_grant  # callers import them here too
 from providers.accounts import user_create as user_create
 from providers.models import (
@@ -23,8 +25,6 @@ from providers.models import (
     Role,
 )
 from providers.selectors import require_any_role, require_role
-from traceability.errors import DomainError
-from traceability.services import history, require_reason, validate_instance
 
 _Model = TypeVar("_Model", bound=models.Model)
 

@@ -9,6 +9,8 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from common.errors import DomainError
+from common.services import history
 from lots.models import Lot
 from providers.models import Clinic, Role
 from providers.selectors import require_any_role
@@ -26,8 +28,6 @@ from recalls.models import (
 )
 from stock.models import MovementKind, StockBalance, StockState
 from stock.services import Change, apply_changes
-from traceability.errors import DomainError
-from traceability.services import history
 from treatments.models import Patient
 
 DISPOSING_ROLES = (Role.CLINIC_ADMINISTRATOR, Role.QUALITY_MANAGER)

@@ -19,6 +19,8 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from common.errors import DomainError
+from common.services import history
 from providers.models import Clinic, Role
 from providers.selectors import require_any_role
 from recalls.models import (
@@ -30,8 +32,6 @@ from recalls.models import (
     RecallStatus,
 )
 from recalls.selectors import recall_clinic_ids
-from traceability.errors import DomainError
-from traceability.services import history
 
 ACKNOWLEDGING_ROLES = (Role.CLINIC_ADMINISTRATOR, Role.QUALITY_MANAGER)
 LINK_SALT = "recalls.acknowledgement-link"

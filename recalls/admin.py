@@ -5,7 +5,7 @@ disposition and a patient contact attempt (clinic staff for their own clinic, or
 manager). The evidence (CSV of exposures and of notices, the PDF report) streams from the same
 report functions as the API, scoped the same way.
 
-Every write is a service call and every DomainError is a form error (see traceability.admin);
+Every write is a service call and every DomainError is a form error (common.admin);
 auditors only read; nothing is deleted. Notices, acknowledgements, dispositions, contact attempts
 and expiry warnings are read-only here; webhook endpoints are kept by quality managers and their
 secret is never shown back.
@@ -27,6 +27,15 @@ from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 
+from common.admin import mask_in_audit_trail
+from providers.admin_base import (
+    ClinicWorkAdmin,
+    ServiceAdmin,
+    can_view,
+    contact_clinic_ids,
+    is_network_user,
+    untracked_urls,
+)
 from providers.models import Clinic
 from recalls import admin_views as views
 from recalls.admin_forms import (
@@ -49,8 +58,6 @@ from recalls.models import (
 )
 from recalls.selectors import recall_list
 from recalls.webhooks import mask_secret
-from traceability.admin import ServiceAdmin, can_view, is_network_user, mask_in_audit_trail
-from treatments.admin import ClinicWorkAdmin, contact_clinic_ids, untracked_urls
 
 # Records of one clinic's follow-up: clinic staff see none of other clinics' in a recall's trail.
 CLINIC_FOLLOW_UP_RECORDS = (Acknowledgement, StockDisposition, PatientContactAttempt)

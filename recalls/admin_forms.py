@@ -12,6 +12,7 @@ from django import forms
 from django.contrib.admin.widgets import AdminDateWidget, FilteredSelectMultiple
 from django.db.models import QuerySet
 
+from common.admin import ServiceForm
 from lots.models import Donor, Lot, Product
 from providers.models import Clinic, Manufacturer
 from recalls.accounting import recall_contact_attempt_record, recall_disposition_record
@@ -31,7 +32,6 @@ from recalls.models import (
 from recalls.outbox import recall_notice_resend
 from recalls.services import RecallScopeRequest, recall_open, recall_widen
 from recalls.webhooks import webhook_endpoint_create, webhook_endpoint_update
-from traceability.admin import ServiceForm
 from treatments.models import Patient
 
 SIGNATURE_HELP = "Re-enter your password to sign (21 CFR 11.200)."

@@ -1,6 +1,6 @@
 """The pages of one recall beyond Django's change form: the panels of its page, the follow-up pages
 (widen, acknowledge, disposition, close), a clinic's patients with the contact attempt form, and the
-evidence downloads. Each page is a function of the model admin (as traceability.admin's
+evidence downloads. Each page is a function of the model admin (as providers.admin_base's
 signature_page), wired into RecallAdmin's URLs; each reads through the scoped selectors and
 writes through one service, its refusals shown on the form.
 """
@@ -8,7 +8,6 @@ writes through one service, its refusals shown on the form.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
 from typing import Any
 
 from django import forms
@@ -28,7 +27,11 @@ from django.urls import reverse
 
 from audit.models import ReadVia
 from audit.services import contact_data_read_record
+from common.admin import add_problems
+from common.csv import csv_stream
+from common.errors import DomainError
 from providers.access import access_for
+from providers.admin_base import ServiceAdmin, can_view, can_write, holds_any
 from providers.models import Clinic, Role
 from recalls.accounting import CONTACTING_ROLES, DISPOSING_ROLES
 from recalls.acknowledgements import ACKNOWLEDGING_ROLES
@@ -59,9 +62,6 @@ from recalls.selectors import (
     recall_patient_list,
     stock_to_account_for,
 )
-from traceability.admin import ServiceAdmin, add_problems, can_view, can_write
-from traceability.errors import DomainError
-from treatments.admin import holds_any
 
 ACTION_TEMPLATE = "admin/recalls/recall/action.html"
 PATIENTS_TEMPLATE = "admin/recalls/recall/patients.html"
@@ -406,7 +406,7 @@ def exposures_csv_view(
 ) -> StreamingHttpResponse:
     recall = recall_or_404(model_admin, request, object_id)
     rows = exposures_csv(recall=recall, clinic_ids=request_clinic_ids(request))
-    return _csv_response(rows, f"{recall.reference}-exposures.csv")
+    return csv_stream(rows, f"{recall.reference}-exposures.csv")
 
 
 def notices_csv_view(
@@ -414,7 +414,7 @@ def notices_csv_view(
 ) -> StreamingHttpResponse:
     recall = recall_or_404(model_admin, request, object_id)
     rows = notices_csv(recall=recall, clinic_ids=request_clinic_ids(request))
-    return _csv_response(rows, f"{recall.reference}-notices.csv")
+    return csv_stream(rows, f"{recall.reference}-notices.csv")
 
 
 def report_pdf_view(
@@ -438,10 +438,3 @@ def _url(name: str, recall: Recall) -> str:
 
 def _percent(share: float | None) -> str:
     return "n/a" if share is None else f"{share * 100:.0f} %"
-
-
-def _csv_response(rows: Iterator[str], filename: str) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response["Cache-Control"] = "no-store"
-    return response

@@ -23,8 +23,21 @@ from rest_framework.response import Response
 
 from audit.models import ReadVia
 from audit.services import contact_data_read_record
+from common.api_fields import (
+    BIGINT_MAX,
+    CREATE_ERRORS,
+    INTEGER_MAX,
+    LIST_ERRORS,
+    READ_ERRORS,
+    WRITE_ERRORS,
+    TextChoiceField,
+    id_field,
+)
+from common.api_views import Api, ListApi, get_or_404, validated
+from common.csv import csv_stream
 from lots.models import Donor, Lot, Product
 from providers.models import Clinic, Manufacturer
+from providers.permissions import CLINIC_STAFF_PERMISSIONS
 from recalls import services
 from recalls.accounting import recall_contact_attempt_record, recall_disposition_record
 from recalls.acknowledgements import recall_acknowledge
@@ -55,18 +68,6 @@ from recalls.selectors import (
     stock_to_account_for,
 )
 from recalls.services import RecallScopeRequest
-from traceability.api_fields import (
-    BIGINT_MAX,
-    CREATE_ERRORS,
-    INTEGER_MAX,
-    LIST_ERRORS,
-    READ_ERRORS,
-    WRITE_ERRORS,
-    TextChoiceField,
-    id_field,
-)
-from traceability.api_views import Api, ListApi, get_or_404, validated
-from traceability.permissions import CLINIC_STAFF_PERMISSIONS
 from treatments.models import Patient, PatientContact
 from treatments.selectors import visible_clinic_ids
 
@@ -788,7 +789,7 @@ class RecallExposuresCsvApi(_FileApi):
     def get(self, request: Request, recall_id: int) -> StreamingHttpResponse:
         recall = _recall(request, recall_id)
         rows = exposures_csv(recall=recall, clinic_ids=visible_clinic_ids(request.user))
-        return _csv_response(rows, f"{recall.reference}-exposures.csv")
+        return csv_stream(rows, f"{recall.reference}-exposures.csv")
 
 
 class RecallNoticesCsvApi(_FileApi):
@@ -800,14 +801,7 @@ class RecallNoticesCsvApi(_FileApi):
     def get(self, request: Request, recall_id: int) -> StreamingHttpResponse:
         recall = _recall(request, recall_id)
         rows = notices_csv(recall=recall, clinic_ids=visible_clinic_ids(request.user))
-        return _csv_response(rows, f"{recall.reference}-notices.csv")
-
-
-def _csv_response(rows: Any, filename: str) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response["Cache-Control"] = "no-store"
-    return response
+        return csv_stream(rows, f"{recall.reference}-notices.csv")
 
 
 class RecallReportPdfApi(_FileApi):

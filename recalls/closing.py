@@ -9,6 +9,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from common.errors import DomainError, Problem
+from common.services import history, require_reason
+from common.signatures import Meaning
 from lots.models import SignatureMeaning
 from providers.models import Role
 from providers.selectors import require_role
@@ -16,9 +19,6 @@ from recalls.acknowledgements import recall_lock, require_open
 from recalls.models import Acknowledgement, Recall, RecallLot, RecallStatus
 from recalls.selectors import recall_clinic_ids, stock_to_account_for
 from signatures.services import sign, signer_authenticate
-from traceability.errors import DomainError, Problem
-from traceability.services import history, require_reason
-from traceability.signatures import Meaning
 
 
 def recall_close_problems(recall: Recall) -> list[Problem]:

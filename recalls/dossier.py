@@ -24,6 +24,7 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from pghistory.models import Events
 
+from common.csv import csv_lines
 from lots.models import (
     MANUFACTURER_CERTIFICATE_KINDS,
     Certificate,
@@ -35,7 +36,7 @@ from lots.models import (
 )
 from lots.selectors import qc_result_passes, qc_specifications_for
 from recalls.models import RecallLot
-from recalls.reports import CSV_CHUNK_SIZE, csv_lines
+from recalls.reports import CSV_CHUNK_SIZE
 from stock.models import MovementKind, Receipt, StockBalance, StockMovement
 from treatments.models import AdverseEvent, TreatmentLine
 

@@ -26,15 +26,10 @@ from typing import IO, Any
 from django.conf import settings
 from django.utils import timezone
 
+from common.csv import csv_lines
 from lots.models import LotAction, LotStatusChange
 from recalls.models import PatientContactAttempt, Recall, RecallLot
-from recalls.reports import (
-    CSV_CHUNK_SIZE,
-    csv_lines,
-    exposures_csv,
-    notices_csv,
-    recall_report_pdf,
-)
+from recalls.reports import CSV_CHUNK_SIZE, exposures_csv, notices_csv, recall_report_pdf
 from recalls.selectors import acknowledgement_list, disposition_list
 from signatures.models import Signature
 

@@ -12,13 +12,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 
+from common.api_fields import READ_ERRORS
+from common.api_views import Api, get_or_404
 from lots.models import Lot
 from providers.permissions import NETWORK_PERMISSIONS
 from recalls.dossier import lot_dossier_pdf, lot_treatments_csv
 from recalls.evidence import evidence_pack_name, recall_evidence_pack
 from recalls.selectors import recall_list
-from traceability.api_fields import READ_ERRORS
-from traceability.api_views import Api, get_or_404
 from treatments.selectors import visible_clinic_ids
 
 RECALL_ID = OpenApiParameter("recall_id", OpenApiTypes.INT, OpenApiParameter.PATH)

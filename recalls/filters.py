@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import django_filters
 
+from common.api_fields import IdFilter, StrictBooleanFilter
 from recalls.models import (
     Channel,
     Notification,
@@ -13,7 +14,6 @@ from recalls.models import (
     RecallDepth,
     RecallStatus,
 )
-from traceability.api_fields import IdFilter, StrictBooleanFilter
 
 
 class RecallFilter(django_filters.FilterSet):

@@ -15,9 +15,9 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from common.triggers import no_delete
 from lots.models import Certificate, Donor, Lot, Product
 from providers.models import Clinic, ClinicContact, Manufacturer, Practitioner
-from traceability.triggers import no_delete
 from treatments.models import Patient, Treatment, TreatmentLine
 
 

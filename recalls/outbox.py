@@ -13,6 +13,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from common.errors import DomainError, Problem
+from common.services import history
 from providers.models import Role
 from providers.selectors import require_role
 from recalls.models import (
@@ -22,8 +24,6 @@ from recalls.models import (
     NotificationStatus,
     RecallStatus,
 )
-from traceability.errors import DomainError, Problem
-from traceability.services import history
 
 
 @transaction.atomic

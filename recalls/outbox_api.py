@@ -13,7 +13,16 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from common.api_fields import (
+    CREATE_ERRORS,
+    LIST_ERRORS,
+    READ_ERRORS,
+    WRITE_ERRORS,
+    id_field,
+)
+from common.api_views import Api, ListApi, get_or_404, validated
 from providers.models import Clinic
+from providers.permissions import NETWORK_PERMISSIONS
 from recalls.delivery import delivery_window
 from recalls.filters import NoticeFilter
 from recalls.models import Notification, NotificationStatus, WebhookEndpoint
@@ -26,15 +35,6 @@ from recalls.webhooks import (
     webhook_endpoint_register,
     webhook_endpoint_rotate,
 )
-from traceability.api_fields import (
-    CREATE_ERRORS,
-    LIST_ERRORS,
-    READ_ERRORS,
-    WRITE_ERRORS,
-    id_field,
-)
-from traceability.api_views import Api, ListApi, get_or_404, validated
-from traceability.permissions import NETWORK_PERMISSIONS
 
 REASON_MAX_LENGTH = 500
 

@@ -4,9 +4,7 @@ report. None of them carries patient contact details; patients appear by pseudon
 
 from __future__ import annotations
 
-import csv
-import datetime
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
@@ -14,6 +12,7 @@ from django.db.models import OuterRef, Subquery
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from common.csv import csv_lines
 from recalls.models import Acknowledgement, Recall, RecallLot
 from recalls.selectors import (
     RecallEffectiveness,
@@ -62,33 +61,6 @@ NOTICE_COLUMNS = [
     "last_reminded_at",
     "clinic_acknowledged_at",
 ]
-
-
-class _Echo:
-    """A file-like object whose write returns the line, so csv.writer yields text to stream."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def _cell(value: Any) -> Any:
-    """Times as ISO 8601 UTC; text that a spreadsheet would run as a formula is quoted."""
-    if value is None:
-        return ""
-    if isinstance(value, datetime.datetime):
-        return value.astimezone(datetime.UTC).isoformat()
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
-def csv_lines(header: list[str], rows: Iterable[list[Any]]) -> Iterator[str]:
-    """The CSV text of `header` and `rows`, line by line for a streamed response; every cell
-    through the formula guard (`_cell`)."""
-    writer = csv.writer(_Echo())
-    yield writer.writerow(header)
-    for row in rows:
-        yield writer.writerow([_cell(value) for value in row])
 
 
 def exposures_csv(*, recall: Recall, clinic_ids: list[int] | None) -> Iterator[str]:

@@ -31,7 +31,9 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
-from providers.models import Clinic, Membership, Role
+from common.errors import DomainError
+from providers.access import access_for
+from providers.models import Clinic
 from recalls.models import (
     Acknowledgement,
     ContactOutcome,
@@ -48,7 +50,6 @@ from recalls.models import (
     StockDisposition,
     WebhookEndpoint,
 )
-from traceability.errors import DomainError
 from treatments.models import Patient
 from treatments.selectors import visible_clinic_ids
 
@@ -56,7 +57,6 @@ from treatments.selectors import visible_clinic_ids
 FINAL_OUTCOMES = (ContactOutcome.REACHED, ContactOutcome.DECEASED)
 # Who sees a patient's contact details: the staff of the patient's own clinic (never network
 # roles: HIPAA's minimum necessary, and DESIGN's "auditors see references only").
-CONTACT_READER_ROLES = (Role.CLINIC_ADMINISTRATOR, Role.CLINICIAN)
 FAILED_NOTICES_SHOWN = 200
 
 
@@ -208,9 +208,7 @@ class RecallPatientList:
 
 
 def may_read_contacts(user: Any, clinic: Clinic) -> bool:
-    return Membership.objects.filter(
-        user_id=user.pk, active=True, clinic=clinic, role__in=CONTACT_READER_ROLES
-    ).exists()
+    return access_for(user).may_read_contact(clinic.pk)
 
 
 def recall_patient_list(*, recall: Recall, clinic: Clinic, user: Any) -> RecallPatientList:

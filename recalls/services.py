@@ -15,7 +15,11 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from lots.models import Lot, LotAction, LotStatus, LotStatusChange, SignatureMeaning
+from common.errors import DomainError, Problem
+from common.services import history
+from common.signatures import Meaning
+from lots.models import Lot, SignatureMeaning
+from lots.services import lots_mark_recalled
 from providers.models import ClinicContact, Role
 from providers.selectors import require_role
 from recalls.models import (
@@ -34,9 +38,6 @@ from recalls.models import (
 from signatures.services import Signer, sign, signer_authenticate
 from stock.models import MovementKind, StockBalance, StockState
 from stock.services import Change, apply_changes
-from traceability.errors import DomainError, Problem
-from traceability.services import history
-from traceability.signatures import Meaning
 from treatments.models import Treatment, TreatmentLine
 from treatments.selectors import ForwardScope
 
@@ -341,28 +342,13 @@ def _add_round(
 def _mark_recalled(
     *, recall: Recall, lots: list[Lot], actor: Any, at: datetime.datetime, digest: str
 ) -> None:
-    Lot.objects.filter(pk__in=[lot.pk for lot in lots]).update(
-        status=LotStatus.RECALLED, status_changed_at=at
+    lots_mark_recalled(
+        lots=lots,
+        actor=actor,
+        at=at,
+        reason=f"{recall.reference}: {recall.reason}",
+        record_digest=digest,
     )
-    LotStatusChange.objects.bulk_create(
-        [
-            LotStatusChange(
-                lot=lot,
-                action=LotAction.RECALL,
-                from_status=lot.status,
-                to_status=LotStatus.RECALLED,
-                signed_by=actor,
-                signer_name=actor.get_full_name() or actor.get_username(),
-                signed_at=at,
-                meaning=SignatureMeaning.RESPONSIBILITY,
-                reason=f"{recall.reference}: {recall.reason}",
-                record_digest=digest,
-            )
-            for lot in lots
-        ]
-    )
-    for lot in lots:
-        lot.status = LotStatus.RECALLED
 
 
 def _freeze_stock(

@@ -18,8 +18,8 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from common.signatures import Meaning
 from signatures.registry import Built, ModelLookup, SignedKind, one, plain, register, table
-from traceability.signatures import Meaning
 
 
 def recall_state(recall_id: int, get_model: ModelLookup) -> dict[str, Any]:

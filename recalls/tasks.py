@@ -9,7 +9,7 @@ from typing import Any
 from celery import Task, shared_task
 from django.conf import settings
 
-from recalls import delivery
+from recalls import delivery, expiry
 from recalls.models import Notification, NotificationStatus
 
 DELIVERY_TIME_LIMIT = settings.RECALL_DELIVERY_TIME_LIMIT_SECONDS
@@ -76,4 +76,16 @@ def recall_reminders_send() -> dict[str, Any]:
         "reminded": len(report.reminded),
         "escalated": len(report.escalated),
         "failed": len(report.failed),
+    }
+
+
+@shared_task(name="recalls.expiry_watch", soft_time_limit=240, time_limit=300)
+def expiry_watch() -> dict[str, int]:
+    """Beat, daily: warn clinics of stock expiring within 90/60/30 days and the quality managers
+    of manufacturer certificates expiring within 60 days, each warning once per threshold."""
+    report = expiry.expiry_watch()
+    return {
+        "stock_warnings": report.stock_warnings,
+        "certificate_warnings": report.certificate_warnings,
+        "unsent": len(report.unsent),
     }

@@ -15,12 +15,12 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
+from common.errors import DomainError
 from recalls.acknowledgements import (
     acknowledgement_link_resolve,
     recall_acknowledge_by_link,
 )
 from recalls.models import Acknowledgement, Notification, RecallLot, RecallStock
-from traceability.errors import DomainError
 
 TEMPLATE = "recalls/acknowledge.html"
 FORM_ERRORS = {"name_required", "name_invalid"}

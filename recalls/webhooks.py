@@ -22,11 +22,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from common.errors import DomainError, Problem
+from common.services import history, validate_instance
 from providers.models import Clinic, Role
 from providers.selectors import require_role
 from recalls.models import WEBHOOK_KEY_PREFIX, WEBHOOK_SECRET_RULE, WebhookEndpoint
-from traceability.errors import DomainError, Problem
-from traceability.services import history, validate_instance
 
 EDITABLE_FIELDS = frozenset({"name", "url", "secret", "clinic", "active"})
 SECRET_BYTES = 32

@@ -12,13 +12,13 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from common.api_fields import LIST_ERRORS, READ_ERRORS
+from common.api_views import Api, ListApi, get_or_404
 from providers.permissions import NETWORK_PERMISSIONS
 from signatures.filters import SignatureFilter
 from signatures.models import Signature
 from signatures.selectors import signature_list
 from signatures.services import signature_verify
-from traceability.api_fields import LIST_ERRORS, READ_ERRORS
-from traceability.api_views import Api, ListApi, get_or_404
 
 
 class SignatureOutputSerializer(serializers.ModelSerializer[Signature]):

@@ -8,8 +8,8 @@ import django_filters
 from django.db.models import Q, QuerySet
 from rest_framework.exceptions import ValidationError
 
+from common.api_fields import IdFilter, IsoDateFilter
 from signatures.models import Signature
-from traceability.api_fields import IdFilter, IsoDateFilter
 
 REFERENCE = re.compile(r"^([a-z_][a-z0-9_]{0,99})\.([a-z_][a-z0-9_]{0,99}):([1-9][0-9]{0,18})$")
 

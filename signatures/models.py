@@ -16,7 +16,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import Q
 
-from traceability.signatures import Meaning
+from common.signatures import Meaning
 
 _SHA256_HEX = r"^[0-9a-f]{64}$"
 

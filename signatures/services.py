@@ -6,7 +6,7 @@ A signed act is two calls inside the caller's transaction:
     ...the act's own writes...
     sign(signer=signer, kind="lot_release", record=change, meaning=..., reason=..., at=...)
 
-`signer_authenticate` re-checks the password (`traceability.services.verify_password`, which also
+`signer_authenticate` re-checks the password (`common.services.verify_password`, which also
 counts failed attempts) and is the only way to get a `Signer`; `sign` reads the signed content
 from the database as the act left it, hashes it and writes the `Signature` row.
 """
@@ -23,11 +23,11 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.migrations.recorder import MigrationRecorder
 from django.db.models import Exists, Model, OuterRef
 
+from common.errors import DomainError, Problem
+from common.services import verify_password
+from common.signatures import MISSING, Difference, Meaning, content_hash, differences
 from signatures.models import Signature
 from signatures.registry import KINDS, RecordMissing, kind_get, record_label, signed_content
-from traceability.errors import DomainError, Problem
-from traceability.services import verify_password
-from traceability.signatures import MISSING, Difference, Meaning, content_hash, differences
 
 
 @dataclass(frozen=True)

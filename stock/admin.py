@@ -14,20 +14,20 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
+from common.admin import add_problems
+from common.errors import DomainError
 from lots.models import Lot
-from stock import forms as stock_forms
-from stock.models import Receipt, StockBalance, StockMovement, StockState
-from stock.selectors import receipt_list, stock_balance_list, stock_movement_list
-from stock.services import STOCK_ROLES
-from traceability.admin import add_problems
-from traceability.errors import DomainError
-from treatments.admin import (
+from providers.admin_base import (
     ClinicWorkAdmin,
     LotFilter,
     clinics_where,
     holds_any,
     untracked_urls,
 )
+from stock import forms as stock_forms
+from stock.models import Receipt, StockBalance, StockMovement, StockState
+from stock.selectors import receipt_list, stock_balance_list, stock_movement_list
+from stock.services import STOCK_ROLES
 
 
 @admin.register(Receipt)

@@ -16,9 +16,20 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from common.api_fields import (
+    CREATE_ERRORS,
+    INTEGER_MAX,
+    LIST_ERRORS,
+    StorableDateTimeField,
+    TextChoiceField,
+    id_field,
+)
+from common.api_views import Api, ListApi, validated
 from lots.api import ProductRefSerializer
 from lots.models import Lot
+from providers.api import ClinicRefSerializer
 from providers.models import Clinic
+from providers.permissions import CLINIC_STAFF_PERMISSIONS
 from stock import services
 from stock.filters import ReceiptFilter, StockBalanceFilter, StockMovementFilter
 from stock.models import (
@@ -29,16 +40,6 @@ from stock.models import (
     StockState,
 )
 from stock.selectors import receipt_list, stock_balance_list, stock_movement_list
-from traceability.api_fields import (
-    CREATE_ERRORS,
-    INTEGER_MAX,
-    LIST_ERRORS,
-    StorableDateTimeField,
-    TextChoiceField,
-    id_field,
-)
-from traceability.api_views import Api, ListApi, validated
-from traceability.permissions import CLINIC_STAFF_PERMISSIONS
 
 TEXT_MAX_LENGTH = 2000
 
@@ -78,13 +79,6 @@ def reason_field(**kwargs: Any) -> serializers.CharField:
         help_text="Why: kept with the ledger.",
         **kwargs,
     )
-
-
-class ClinicRefSerializer(serializers.ModelSerializer[Clinic]):
-    class Meta:
-        model = Clinic
-        fields = ["id", "name"]
-        read_only_fields = fields
 
 
 class LotRefSerializer(serializers.ModelSerializer[Lot]):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import django_filters
 
+from common.api_fields import IdFilter, IsoDateFilter
 from stock.models import (
     MovementKind,
     Receipt,
@@ -12,7 +13,6 @@ from stock.models import (
     StockMovement,
     StockState,
 )
-from traceability.api_fields import IdFilter, IsoDateFilter
 
 
 class ReceiptFilter(django_filters.FilterSet):

@@ -1,4 +1,4 @@
-"""Admin forms for the stock ledger: a receipt is a service form (traceability.admin.ServiceForm);
+"""Admin forms for the stock ledger: a receipt is a service form (common.admin.ServiceForm);
 a transfer, a write-off and a quarantine decision are small forms on a balance row whose
 `record` calls the service."""
 
@@ -9,10 +9,10 @@ from typing import Any
 from django import forms
 from django.contrib.admin.widgets import AdminSplitDateTime
 
+from common.admin import ServiceForm
 from providers.models import Clinic
 from stock import services
 from stock.models import MovementKind, Receipt, StockBalance
-from traceability.admin import ServiceForm
 
 REASON_HELP = "Why; kept in the ledger and the audit trail with your name."
 

@@ -8,12 +8,12 @@ from typing import Any
 from django.db import connection
 from django.db.models import QuerySet
 
+from providers.access import access_for
 from stock.models import Receipt, StockBalance, StockMovement
-from treatments.selectors import visible_clinic_ids
 
 
 def _scoped(queryset: QuerySet[Any], user: Any) -> QuerySet[Any]:
-    clinic_ids = visible_clinic_ids(user)
+    clinic_ids = access_for(user).visible_clinic_ids
     return queryset if clinic_ids is None else queryset.filter(clinic_id__in=clinic_ids)
 
 

@@ -13,6 +13,8 @@ from django.db import connection, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from common.errors import DomainError, Problem
+from common.services import history, require_reason, validate_instance
 from lots.models import Lot, LotStatus
 from providers.models import Clinic, Role
 from providers.selectors import require_any_role
@@ -25,8 +27,6 @@ from stock.models import (
     StockMovement,
     StockState,
 )
-from traceability.errors import DomainError, Problem
-from traceability.services import history, require_reason, validate_instance
 
 STOCK_ROLES = (Role.CLINIC_ADMINISTRATOR, Role.QUALITY_MANAGER)
 

@@ -84,11 +84,11 @@ _signing_failures_seen = 0
 @pytest.fixture(autouse=True)
 def _forget_signing_attempts(django_db_blocker):
     """A wrong signing password is recorded on a connection of its own and committed (see
-    traceability.lockout), so no test transaction rolls it back: those a test left are forgotten
+    common.lockout), so no test transaction rolls it back: those a test left are forgotten
     before the next one starts (before, not after: at teardown the test's transaction may still
     hold a lock on them), or one test's wrong passwords would lock out the next test's user."""
     global _signing_failures_seen
-    from traceability import lockout
+    from common import lockout
 
     if lockout.recorded_failures != _signing_failures_seen:
         from axes.models import AccessAttempt

@@ -37,6 +37,7 @@ from rest_framework.test import APIClient
 from audit.api import ReadsContactDataRecord
 from audit.selectors import CLINIC_READER_ROLES
 from providers.access import Access, access_for
+from providers.admin_base import ClinicWorkAdmin, RoleAccessMixin, ServiceAdmin
 from providers.models import Role
 from providers.permissions import (
     AccountKeepers,
@@ -51,8 +52,6 @@ from recalls.accounting import CONTACTING_ROLES, DISPOSING_ROLES
 from recalls.acknowledgements import ACKNOWLEDGING_ROLES
 from stock.services import STOCK_ROLES
 from tests.access_walk_scenario import ANONYMOUS, CALLERS, Scenario, build_scenario
-from traceability.admin import RoleAccessMixin, ServiceAdmin
-from treatments.admin import ClinicWorkAdmin
 from treatments.services import TREATING_ROLES
 
 pytestmark = pytest.mark.django_db  # ordered with the database tests, before any flush

@@ -1048,8 +1048,8 @@ def test_a_request_aborted_by_a_concurrent_change_is_a_503_to_retry_not_a_500(cl
     import psycopg
     from django.db import OperationalError, transaction
 
+    from common.api import exception_handler
     from providers.models import Clinic
-    from traceability.api import exception_handler
 
     params = connection.get_connection_params()
     params.pop("cursor_factory", None)

@@ -14,14 +14,14 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
+from common.errors import DomainError
+from common.lockout import SIGNING_AGENT
+from common.services import verify_password
 from lots.models import Eligibility
 from lots.services import donor_eligibility_decide
 from providers import accounts
 from tests.api_helpers import API, error_codes
 from tests.factories import PASSWORD, DonorFactory
-from traceability.errors import DomainError
-from traceability.lockout import SIGNING_AGENT
-from traceability.services import verify_password
 
 pytestmark = [pytest.mark.django_db]
 

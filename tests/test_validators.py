@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from traceability.validators import (
+from common.validators import (
     isbt_din_check_character,
     jurisdiction_chain,
     normalise_gtin,

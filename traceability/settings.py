@@ -7,8 +7,8 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
-from celery.schedules import crontab
 
+from recalls.schedule import BEAT_SCHEDULE as RECALLS_BEAT_SCHEDULE
 from traceability.env import (
     BASE_DIR,
     VAR_DIR,
@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "treatments.apps.TreatmentsConfig",
     "recalls.apps.RecallsConfig",
     "audit.apps.AuditConfig",
+    "demo.apps.DemoConfig",
     "axes",
 ]
 
@@ -156,7 +157,7 @@ AUTH_PASSWORD_VALIDATORS = [
 
 # Lock-out after repeated wrong passwords (django-axes), on every password check: the admin's and
 # any page's sign-in (AxesStandaloneBackend runs before each authenticate()), the API's token
-# sign-in, and the password re-entered to sign (traceability.lockout). The account is locked,
+# sign-in, and the password re-entered to sign (common.lockout). The account is locked,
 # whatever address the attempts come from: AXES_FAILURE_LIMIT wrong passwords in a row lock it for
 # AXES_COOLOFF_MINUTES (a wrong one meanwhile starts the cool-off again); an administrator lifts it
 # early in the admin (Axes > Access attempts) or with `manage.py axes_reset_username USERNAME`.
@@ -175,7 +176,7 @@ AXES_RESET_ON_SUCCESS = True
 # Only the lock-out parameters (the account) in its log lines, and no banner on every command.
 AXES_VERBOSE = False
 AXES_HTTP_RESPONSE_CODE = 403
-AXES_LOCKOUT_CALLABLE = "traceability.lockout.lockout_response"
+AXES_LOCKOUT_CALLABLE = "common.lockout.lockout_response"
 # Behind a reverse proxy, the client's address is the proxy's unless told where to read it.
 AXES_IPWARE_META_PRECEDENCE_ORDER = tuple(env_list("AXES_CLIENT_IP_HEADERS", ["REMOTE_ADDR"]))
 if AXES_FAILURE_LIMIT < 1:
@@ -226,16 +227,16 @@ REST_FRAMEWORK = {
         "providers.permissions.QualityManagerWrites",
     ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "traceability.api.Pagination",
+    "DEFAULT_PAGINATION_CLASS": "common.api.Pagination",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "traceability.api.exception_handler",
+    "EXCEPTION_HANDLER": "common.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # Requests per caller and period (second, minute, hour, day); past it a 429 with Retry-After.
     # Anonymous callers are counted by address, signed-in ones by account; the token sign-in has
     # its own tight rate on top of the lock-out.
     "DEFAULT_THROTTLE_CLASSES": [
-        "traceability.throttling.AnonymousRateThrottle",
-        "traceability.throttling.UserRateThrottle",
+        "common.throttling.AnonymousRateThrottle",
+        "common.throttling.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anonymous": env_str("API_THROTTLE_ANONYMOUS", "60/minute"),
@@ -306,22 +307,8 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240)
 CELERY_BEAT_SCHEDULE_FILENAME = env_str(
     "CELERY_BEAT_SCHEDULE_FILENAME", str(VAR_DIR / "celerybeat-schedule")
 )
-# Periodic work (Celery beat): notices stuck with a dead worker go back to the queue, unacknowledged
-# recalls are reminded and escalated, and expiring stock and certificates are warned of once a day.
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
-    "recalls-notifications-requeue-stale": {
-        "task": "recalls.notifications_requeue_stale",
-        "schedule": 60.0,
-    },
-    "recalls-reminders-send": {
-        "task": "recalls.recall_reminders_send",
-        "schedule": 15 * 60.0,
-    },
-    "lots-expiry-watch": {
-        "task": "lots.expiry_watch",
-        "schedule": crontab(hour=6, minute=0),
-    },
-}
+# Periodic work (Celery beat): each app's own schedule.
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {**RECALLS_BEAT_SCHEDULE}
 CELERY_TIMEZONE = "UTC"
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

@@ -2,10 +2,10 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from common.api import api_not_found
 from recalls.views import recall_acknowledgement_page
-from traceability.api import api_not_found
 
-handler400 = "traceability.api.bad_request"
+handler400 = "common.api.bad_request"
 
 urlpatterns = [
     path("admin/", admin.site.urls),

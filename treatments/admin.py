@@ -9,7 +9,6 @@ details records the read (`audit.services.contact_data_read_record`, DESIGN rule
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin
@@ -24,11 +23,20 @@ from django.utils.html import format_html
 
 from audit.models import ReadVia
 from audit.services import contact_data_read_record
+from lots.admin import LOT_PAGES
 from lots.models import Lot
-from providers.access import access_for
+from providers.admin_base import (
+    ClinicWorkAdmin,
+    LotFilter,
+    ReadOnlyInline,
+    ServiceAdmin,
+    can_view,
+    clinics_where,
+    contact_clinic_ids,
+    holds_any,
+)
 from providers.models import Clinic, Practitioner, Role
 from stock.models import StockState
-from traceability.admin import ReadOnlyInline, ServiceAdmin, can_view
 from treatments import forms as treatment_forms
 from treatments.models import (
     AdverseEvent,
@@ -50,34 +58,6 @@ from treatments.services import TREATING_ROLES
 
 # Who may read a patient's contact details: the staff of the patient's own clinic.
 CONTACT_ROLES = (Role.CLINIC_ADMINISTRATOR, Role.CLINICIAN)
-
-
-# ---------------------------------------------------------------------------------------------
-# Access
-
-
-def memberships(request: HttpRequest) -> frozenset[tuple[str, int | None]]:
-    """The user's active (role, clinic id) pairs (providers.access, read once per request)."""
-    return access_for(request).memberships
-
-
-def clinics_where(request: HttpRequest, roles: tuple[Role, ...]) -> QuerySet[Clinic]:
-    """The clinics at which the user holds one of `roles`: every clinic for a network-wide
-    holder, otherwise the clinics of the memberships."""
-    clinic_ids = access_for(request).clinic_ids(roles)
-    if clinic_ids is None:
-        return Clinic.objects.all()
-    return Clinic.objects.filter(pk__in=sorted(clinic_ids))
-
-
-def holds_any(request: HttpRequest, roles: tuple[Role, ...]) -> bool:
-    return access_for(request).holds_anywhere(roles)
-
-
-def contact_clinic_ids(request: HttpRequest) -> set[int]:
-    """Clinics whose patients' contact details the user may read. Network roles are never among
-    them: contact roles are always held at a clinic."""
-    return set(access_for(request).contact_clinic_ids)
 
 
 def may_read_contact(request: HttpRequest, patient: Patient) -> bool:
@@ -107,79 +87,6 @@ def shows_contact_history(response: HttpResponse) -> bool:
     events = getattr(response, "context_data", {}).get("events", [])
     prefix = f"{PatientContact._meta.label} #"
     return any(row["record"].startswith(prefix) for row in events)
-
-
-class ClinicWorkAdmin(ServiceAdmin):
-    """Records of a clinic's daily work. Rows are scoped with `list_selector` (or
-    `visible_clinic_ids` along `clinic_field`); users holding one of `write_roles` at some clinic
-    may add, and the service checks the role at the record's own clinic."""
-
-    write_roles: tuple[Role, ...] = ()
-    clinic_field = "clinic_id"
-    list_selector: Callable[..., QuerySet[Any]] | None = None
-    rows_scoped_to_clinics = True
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        if self.list_selector is not None:
-            queryset = self.list_selector(user=request.user)
-        else:
-            queryset = self.model._default_manager.all()
-            clinic_ids = visible_clinic_ids(request.user)
-            if clinic_ids is not None:
-                queryset = queryset.filter(**{f"{self.clinic_field}__in": clinic_ids})
-        if isinstance(self.list_select_related, list | tuple):
-            # The change list adds list_select_related only to a query without joins, and the
-            # selectors' queries have theirs: add what the columns need here.
-            queryset = queryset.select_related(*self.list_select_related)
-        ordering = self.get_ordering(request)
-        return queryset.order_by(*ordering) if ordering else queryset
-
-    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return (
-            self.add_form is not None and can_view(request) and holds_any(request, self.write_roles)
-        )
-
-    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        if db_field.name == "clinic":
-            kwargs["queryset"] = clinics_where(request, self.write_roles)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
-
-    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
-        initial = super().get_changeform_initial_data(request)
-        clinics = list(clinics_where(request, self.write_roles).values_list("pk", flat=True)[:2])
-        if len(clinics) == 1:
-            initial.setdefault("clinic", str(clinics[0]))
-        return initial
-
-
-class LotFilter(admin.SimpleListFilter):
-    """Filter by lot, offering the lots of the rows the user can see, by number (one query;
-    Django's related filter would read each lot's product to label it)."""
-
-    title = "lot"
-    parameter_name = "lot__id__exact"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> Any:
-        return (
-            model_admin.get_queryset(request)
-            .filter(lot__isnull=False)
-            .order_by("lot__lot_number")
-            .values_list("lot_id", "lot__lot_number")
-            .distinct()
-        )
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        value = self.value()
-        return queryset.filter(lot_id=value) if value else queryset
-
-
-def untracked_urls(model_admin: ServiceAdmin) -> list[URLPattern]:
-    """The admin's URLs without the audit trail page, for models that keep no history table."""
-    return admin.ModelAdmin.get_urls(model_admin)
-
-
-# ---------------------------------------------------------------------------------------------
-# Patients and their contact details
 
 
 class PatientContactInline(ReadOnlyInline):
@@ -398,10 +305,6 @@ class ConsentTextAdmin(ServiceAdmin):
     readonly_fields = ["audit_trail_link"]
 
 
-# ---------------------------------------------------------------------------------------------
-# Treatments
-
-
 class TreatmentLineInline(ReadOnlyInline):
     model = TreatmentLine
     verbose_name_plural = "lots used"
@@ -607,10 +510,6 @@ class AdverseEventAdmin(ClinicWorkAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
-# ---------------------------------------------------------------------------------------------
-# Traces
-
-
 def trace_forward_response(model_admin: Any, request: HttpRequest, *, lot: Lot) -> HttpResponse:
     """Every treatment, patient reference, practitioner and clinic that a lot reached, the stock
     still on hand and the adverse events reported: one query per kind of row."""
@@ -684,3 +583,6 @@ def trace_back_response(
         ],
     }
     return TemplateResponse(request, "admin/treatments/trace_back.html", context)
+
+
+LOT_PAGES["trace_forward"] = trace_forward_response

@@ -20,13 +20,7 @@ from rest_framework.response import Response
 
 from audit.models import ReadVia
 from audit.services import contact_data_read_record
-from lots.api import ProductRefSerializer
-from lots.models import Lot, LotStatus, Route
-from lots.scan import scan_resolve
-from providers.models import Clinic, Practitioner, Role
-from providers.selectors import clinic_list
-from stock.api import ClinicRefSerializer, LotRefSerializer, OffsetDateTimeField
-from traceability.api_fields import (
+from common.api_fields import (
     CREATE_ERRORS,
     INTEGER_MAX,
     LIST_ERRORS,
@@ -37,13 +31,20 @@ from traceability.api_fields import (
     error_responses,
     id_field,
 )
-from traceability.api_views import Api, ListApi, get_or_404, validated
-from traceability.errors import DomainError, Problem
-from traceability.permissions import (
+from common.api_views import Api, ListApi, get_or_404, validated
+from common.errors import DomainError, Problem
+from lots.api import ProductRefSerializer
+from lots.models import Lot, LotStatus, Route
+from lots.scan import scan_resolve
+from providers.api import ClinicRefSerializer
+from providers.models import Clinic, Practitioner, Role
+from providers.permissions import (
     CLINIC_STAFF_PERMISSIONS,
     HasActiveRole,
     request_memberships,
 )
+from providers.selectors import clinic_list
+from stock.api import LotRefSerializer, OffsetDateTimeField
 from treatments import services
 from treatments.filters import (
     SERIOUS,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import django_filters
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from traceability.api_fields import IdFilter, IsoDateTimeFilter, StrictBooleanFilter
+from common.api_fields import IdFilter, IsoDateTimeFilter, StrictBooleanFilter
 from treatments.models import AdverseEvent, ConsentText, Patient, Treatment, TreatmentLine
 
 SERIOUS = (

@@ -1,5 +1,5 @@
 """Admin forms for patients, treatments and adverse events. Each one is a service call
-(traceability.admin.ServiceForm): the form collects the arguments, the service decides."""
+(common.admin.ServiceForm): the form collects the arguments, the service decides."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from django import forms
 from django.contrib.admin.widgets import AdminDateWidget, AdminSplitDateTime
 from django.db.models import QuerySet
 
+from common.admin import ServiceForm
+from common.errors import DomainError
 from lots.models import Lot
 from lots.scan import scan_resolve
-from traceability.admin import ServiceForm
-from traceability.errors import DomainError
 from treatments import services
 from treatments.models import AdverseEvent, ConsentText, Patient, Treatment
 

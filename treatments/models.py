@@ -9,10 +9,10 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from common.triggers import no_delete
 from lots.models import Lot, Route
 from providers.models import Clinic, Practitioner
 from stock.models import StockMovement
-from traceability.triggers import no_delete
 
 
 @pghistory.track()

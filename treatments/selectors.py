@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db.models import Prefetch, Q, QuerySet
 
+from common.errors import DomainError
 from lots.models import (
     MANUFACTURER_CERTIFICATE_KINDS,
     Donor,
@@ -22,7 +23,6 @@ from lots.models import (
 from lots.selectors import current_certificates
 from providers.access import access_for
 from stock.models import StockBalance
-from traceability.errors import DomainError
 from treatments.models import AdverseEvent, Patient, Treatment, TreatmentLine
 
 

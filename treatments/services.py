@@ -13,14 +13,14 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from common.errors import DomainError, Problem
+from common.services import history, validate_instance
+from common.validators import jurisdiction_chain
 from lots.models import Lot, LotStatus, ProductAuthorisation, RegulatoryBasis, SourceRestriction
 from providers.models import Clinic, ClinicPractitioner, Licence, Practitioner, Role
 from providers.selectors import require_any_role
 from stock.models import MovementKind, StockBalance, StockState
 from stock.services import Change, apply_changes
-from traceability.errors import DomainError, Problem
-from traceability.services import history, validate_instance
-from traceability.validators import jurisdiction_chain
 from treatments.models import (
     COSMETIC_INDICATIONS,
     AdverseEvent,

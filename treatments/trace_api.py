@@ -10,8 +10,7 @@ own clinics); patient contact details never appear in a trace.
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 from django.db.models import Count, Q, Sum
@@ -21,10 +20,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
-from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from common.api import Pagination
+from common.api_fields import BIGINT_MAX, ErrorSerializer, OptionalChoiceField
+from common.api_views import Api, get_or_404, validated
+from common.csv import CsvRenderer, csv_response
 from lots.api import (
     DonorMarkerResultOutputSerializer,
     LotCertificateOutputSerializer,
@@ -34,12 +37,10 @@ from lots.api import (
 )
 from lots.models import Donor, Lot, Product, QcSpecification, Tissue
 from lots.selectors import current_certificates
-from stock.api import ClinicRefSerializer, LotRefSerializer
+from providers.api import ClinicRefSerializer
+from providers.permissions import CLINIC_STAFF_PERMISSIONS
+from stock.api import LotRefSerializer
 from stock.models import StockBalance
-from traceability.api import Pagination
-from traceability.api_fields import BIGINT_MAX, ErrorSerializer, OptionalChoiceField
-from traceability.api_views import Api, get_or_404, validated
-from traceability.permissions import CLINIC_STAFF_PERMISSIONS
 from treatments.api import (
     PatientOutputSerializer,
     PatientRefSerializer,
@@ -54,60 +55,9 @@ CSV_CHUNK_ROWS = 2000
 # Django reads at most DATA_UPLOAD_MAX_NUMBER_FIELDS (1000) query fields; the other parameters take
 # at most 8, so this many repeated `lot` ids always fit (separated by commas they count as one).
 LOT_IDS_MAX = 990
-# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): patient
-# references, names and lot numbers are free text, so such cells are prefixed with a quote.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 # ---------------------------------------------------------------------------------------------
 # CSV
-
-
-class CsvRenderer(BaseRenderer):
-    """Announces text/csv to content negotiation (`?format=csv`, `Accept: text/csv`). The trace
-    views stream the CSV themselves, and everything else they answer is JSON (errors here, the
-    OPTIONS metadata by traceability.api_views.ContentNegotiation), so nothing is rendered here."""
-
-    media_type = "text/csv"
-    format = "csv"
-    charset = "utf-8"
-
-    def render(
-        self,
-        data: Any,
-        accepted_media_type: str | None = None,
-        renderer_context: Mapping[str, Any] | None = None,
-    ) -> bytes:
-        raise NotImplementedError("trace views stream their CSV; see csv_response()")
-
-
-class _Echo:
-    """A file-like object whose write() hands the line back, for csv.writer (Django's recipe)."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value
-
-
-def csv_response(
-    filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]
-) -> StreamingHttpResponse:
-    writer = csv.writer(_Echo())
-
-    def lines() -> Iterator[str]:
-        yield writer.writerow(header)
-        for row in rows:
-            yield writer.writerow([_cell(value) for value in row])
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
 
 
 class _TraceApi(Api):

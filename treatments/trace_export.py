@@ -19,11 +19,11 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 
+from common.api_fields import READ_ERRORS
+from common.api_views import Api, get_or_404
 from lots.models import Lot
 from lots.selectors import qc_result_passes
 from providers.permissions import CLINIC_STAFF_PERMISSIONS
-from traceability.api_fields import READ_ERRORS
-from traceability.api_views import Api, get_or_404
 from treatments.models import Patient
 from treatments.selectors import patient_list, trace_backward
 from treatments.trace_api import _Evidence

@@ -4,7 +4,7 @@ import django.contrib.postgres.fields
 import django.core.validators
 import lots.models
 import re
-import traceability.validators
+import common.validators
 from django.db import migrations, models
 
 
@@ -61,8 +61,8 @@ class Migration(migrations.Migration):
             name='Donor',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.CharField(max_length=32, unique=True, validators=[traceability.validators.validate_donor_code])),
-                ('isbt_din', models.CharField(blank=True, help_text='13 characters and the ISO 7064 MOD 37-2 check character.', max_length=14, null=True, unique=True, validators=[traceability.validators.validate_isbt_din], verbose_name='ISBT 128 DIN')),
+                ('code', models.CharField(max_length=32, unique=True, validators=[common.validators.validate_donor_code])),
+                ('isbt_din', models.CharField(blank=True, help_text='13 characters and the ISO 7064 MOD 37-2 check character.', max_length=14, null=True, unique=True, validators=[common.validators.validate_isbt_din], verbose_name='ISBT 128 DIN')),
                 ('tissue', models.CharField(choices=[('adipose', 'Adipose'), ('bone_marrow', 'Bone marrow'), ('umbilical_cord', 'Umbilical cord'), ('placenta', 'Placenta'), ('amniotic', 'Amniotic'), ('other', 'Other')], max_length=20)),
                 ('collection_date', models.DateField()),
                 ('specimen_date', models.DateField(help_text='Within 7 days of recovery.')),
@@ -83,8 +83,8 @@ class Migration(migrations.Migration):
                 ('pgh_created_at', models.DateTimeField(auto_now_add=True)),
                 ('pgh_label', models.TextField(help_text='The event label.')),
                 ('id', models.BigIntegerField()),
-                ('code', models.CharField(max_length=32, validators=[traceability.validators.validate_donor_code])),
-                ('isbt_din', models.CharField(blank=True, help_text='13 characters and the ISO 7064 MOD 37-2 check character.', max_length=14, null=True, validators=[traceability.validators.validate_isbt_din], verbose_name='ISBT 128 DIN')),
+                ('code', models.CharField(max_length=32, validators=[common.validators.validate_donor_code])),
+                ('isbt_din', models.CharField(blank=True, help_text='13 characters and the ISO 7064 MOD 37-2 check character.', max_length=14, null=True, validators=[common.validators.validate_isbt_din], verbose_name='ISBT 128 DIN')),
                 ('tissue', models.CharField(choices=[('adipose', 'Adipose'), ('bone_marrow', 'Bone marrow'), ('umbilical_cord', 'Umbilical cord'), ('placenta', 'Placenta'), ('amniotic', 'Amniotic'), ('other', 'Other')], max_length=20)),
                 ('collection_date', models.DateField()),
                 ('specimen_date', models.DateField(help_text='Within 7 days of recovery.')),
@@ -290,7 +290,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('name', models.CharField(max_length=200)),
-                ('gtin', models.CharField(blank=True, help_text='GS1 GTIN-14 with a valid check digit.', max_length=14, null=True, unique=True, validators=[traceability.validators.validate_gtin])),
+                ('gtin', models.CharField(blank=True, help_text='GS1 GTIN-14 with a valid check digit.', max_length=14, null=True, unique=True, validators=[common.validators.validate_gtin])),
                 ('source_kind', models.CharField(choices=[('human', 'Human-derived'), ('animal', 'Animal-derived'), ('plant', 'Plant-derived'), ('synthetic', 'Synthetic / engineered')], max_length=20)),
                 ('tissue', models.CharField(blank=True, choices=[('adipose', 'Adipose'), ('bone_marrow', 'Bone marrow'), ('umbilical_cord', 'Umbilical cord'), ('placenta', 'Placenta'), ('amniotic', 'Amniotic'), ('other', 'Other')], help_text='Human-derived products only.', max_length=20)),
                 ('permitted_routes', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(choices=[('injection', 'Injection (intradermal / subcutaneous)'), ('topical', 'Topical'), ('microneedling', 'Microneedling'), ('intravenous', 'Intravenous'), ('intra_articular', 'Intra-articular'), ('inhalation', 'Inhalation')], max_length=20), size=None)),
@@ -306,7 +306,7 @@ class Migration(migrations.Migration):
             name='ProductAuthorisation',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('jurisdiction', models.CharField(max_length=6, validators=[traceability.validators.validate_jurisdiction])),
+                ('jurisdiction', models.CharField(max_length=6, validators=[common.validators.validate_jurisdiction])),
                 ('status', models.CharField(choices=[('allowed', 'Allowed'), ('banned', 'Banned'), ('investigational', 'Investigational use only')], max_length=20)),
                 ('note', models.TextField(blank=True)),
             ],
@@ -321,7 +321,7 @@ class Migration(migrations.Migration):
                 ('pgh_created_at', models.DateTimeField(auto_now_add=True)),
                 ('pgh_label', models.TextField(help_text='The event label.')),
                 ('id', models.BigIntegerField()),
-                ('jurisdiction', models.CharField(max_length=6, validators=[traceability.validators.validate_jurisdiction])),
+                ('jurisdiction', models.CharField(max_length=6, validators=[common.validators.validate_jurisdiction])),
                 ('status', models.CharField(choices=[('allowed', 'Allowed'), ('banned', 'Banned'), ('investigational', 'Investigational use only')], max_length=20)),
                 ('note', models.TextField(blank=True)),
             ],
@@ -337,7 +337,7 @@ class Migration(migrations.Migration):
                 ('pgh_label', models.TextField(help_text='The event label.')),
                 ('id', models.BigIntegerField()),
                 ('name', models.CharField(max_length=200)),
-                ('gtin', models.CharField(blank=True, help_text='GS1 GTIN-14 with a valid check digit.', max_length=14, null=True, validators=[traceability.validators.validate_gtin])),
+                ('gtin', models.CharField(blank=True, help_text='GS1 GTIN-14 with a valid check digit.', max_length=14, null=True, validators=[common.validators.validate_gtin])),
                 ('source_kind', models.CharField(choices=[('human', 'Human-derived'), ('animal', 'Animal-derived'), ('plant', 'Plant-derived'), ('synthetic', 'Synthetic / engineered')], max_length=20)),
                 ('tissue', models.CharField(blank=True, choices=[('adipose', 'Adipose'), ('bone_marrow', 'Bone marrow'), ('umbilical_cord', 'Umbilical cord'), ('placenta', 'Placenta'), ('amniotic', 'Amniotic'), ('other', 'Other')], help_text='Human-derived products only.', max_length=20)),
                 ('permitted_routes', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(choices=[('injection', 'Injection (intradermal / subcutaneous)'), ('topical', 'Topical'), ('microneedling', 'Microneedling'), ('intravenous', 'Intravenous'), ('intra_articular', 'Intra-articular'), ('inhalation', 'Inhalation')], max_length=20), size=None)),

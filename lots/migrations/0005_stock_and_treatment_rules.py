@@ -3,7 +3,7 @@
 import django.db.models.deletion
 import pgtrigger.compiler
 import pgtrigger.migrations
-import traceability.validators
+import common.validators
 from django.db import migrations, models
 
 
@@ -22,7 +22,7 @@ class Migration(migrations.Migration):
                 ('pgh_created_at', models.DateTimeField(auto_now_add=True)),
                 ('pgh_label', models.TextField(help_text='The event label.')),
                 ('id', models.BigIntegerField()),
-                ('jurisdiction', models.CharField(max_length=6, validators=[traceability.validators.validate_jurisdiction])),
+                ('jurisdiction', models.CharField(max_length=6, validators=[common.validators.validate_jurisdiction])),
                 ('source_kind', models.CharField(choices=[('human', 'Human-derived'), ('animal', 'Animal-derived'), ('plant', 'Plant-derived'), ('synthetic', 'Synthetic / engineered')], max_length=20)),
                 ('scope', models.CharField(choices=[('all_uses', 'All uses'), ('cosmetic_uses', 'Cosmetic uses')], max_length=20)),
                 ('note', models.TextField(blank=True)),
@@ -35,7 +35,7 @@ class Migration(migrations.Migration):
             name='SourceRestriction',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('jurisdiction', models.CharField(max_length=6, validators=[traceability.validators.validate_jurisdiction])),
+                ('jurisdiction', models.CharField(max_length=6, validators=[common.validators.validate_jurisdiction])),
                 ('source_kind', models.CharField(choices=[('human', 'Human-derived'), ('animal', 'Animal-derived'), ('plant', 'Plant-derived'), ('synthetic', 'Synthetic / engineered')], max_length=20)),
                 ('scope', models.CharField(choices=[('all_uses', 'All uses'), ('cosmetic_uses', 'Cosmetic uses')], max_length=20)),
                 ('note', models.TextField(blank=True)),

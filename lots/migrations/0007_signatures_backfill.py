@@ -86,7 +86,7 @@ def legacy_digest(apps, change):
 def backfill(apps, schema_editor):
     from signatures.registry import kind_get, record_label, signed_content
     from signatures.services import manifest_hash
-    from traceability.signatures import content_hash
+    from common.signatures import content_hash
 
     LotStatusChange = apps.get_model("lots", "LotStatusChange")
     Signature = apps.get_model("signatures", "Signature")

@@ -3,7 +3,7 @@
 import django.db.models.deletion
 import pgtrigger.compiler
 import pgtrigger.migrations
-import traceability.validators
+import common.validators
 from django.conf import settings
 from django.db import migrations, models
 
@@ -24,7 +24,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('name', models.CharField(max_length=200, unique=True)),
                 ('address', models.TextField()),
-                ('jurisdiction', models.CharField(help_text='ISO 3166 code: DE, US-TX.', max_length=6, validators=[traceability.validators.validate_jurisdiction])),
+                ('jurisdiction', models.CharField(help_text='ISO 3166 code: DE, US-TX.', max_length=6, validators=[common.validators.validate_jurisdiction])),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
             ],
             options={
@@ -67,7 +67,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigIntegerField()),
                 ('name', models.CharField(max_length=200)),
                 ('address', models.TextField()),
-                ('jurisdiction', models.CharField(help_text='ISO 3166 code: DE, US-TX.', max_length=6, validators=[traceability.validators.validate_jurisdiction])),
+                ('jurisdiction', models.CharField(help_text='ISO 3166 code: DE, US-TX.', max_length=6, validators=[common.validators.validate_jurisdiction])),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
             ],
             options={
@@ -79,7 +79,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('number', models.CharField(max_length=50)),
-                ('jurisdiction', models.CharField(max_length=6, validators=[traceability.validators.validate_jurisdiction])),
+                ('jurisdiction', models.CharField(max_length=6, validators=[common.validators.validate_jurisdiction])),
                 ('valid_from', models.DateField()),
                 ('valid_until', models.DateField()),
             ],
@@ -95,7 +95,7 @@ class Migration(migrations.Migration):
                 ('pgh_label', models.TextField(help_text='The event label.')),
                 ('id', models.BigIntegerField()),
                 ('number', models.CharField(max_length=50)),
-                ('jurisdiction', models.CharField(max_length=6, validators=[traceability.validators.validate_jurisdiction])),
+                ('jurisdiction', models.CharField(max_length=6, validators=[common.validators.validate_jurisdiction])),
                 ('valid_from', models.DateField()),
                 ('valid_until', models.DateField()),
             ],
@@ -108,7 +108,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('legal_name', models.CharField(max_length=200, unique=True)),
-                ('country', models.CharField(max_length=2, validators=[traceability.validators.validate_jurisdiction])),
+                ('country', models.CharField(max_length=2, validators=[common.validators.validate_jurisdiction])),
                 ('registration_number', models.CharField(blank=True, help_text='FDA establishment (FEI) or national registration number.', max_length=50)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
             ],
@@ -124,7 +124,7 @@ class Migration(migrations.Migration):
                 ('pgh_label', models.TextField(help_text='The event label.')),
                 ('id', models.BigIntegerField()),
                 ('legal_name', models.CharField(max_length=200)),
-                ('country', models.CharField(max_length=2, validators=[traceability.validators.validate_jurisdiction])),
+                ('country', models.CharField(max_length=2, validators=[common.validators.validate_jurisdiction])),
                 ('registration_number', models.CharField(blank=True, help_text='FDA establishment (FEI) or national registration number.', max_length=50)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
             ],

@@ -45,7 +45,7 @@ def _printed_name(user):
 def backfill(apps, schema_editor):
     from signatures.registry import kind_get, record_label, signed_content
     from signatures.services import manifest_hash
-    from traceability.signatures import content_hash
+    from common.signatures import content_hash
 
     Recall = apps.get_model("recalls", "Recall")
     RecallScope = apps.get_model("recalls", "RecallScope")

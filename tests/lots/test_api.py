@@ -11,6 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from common.errors import DomainError
 from lots.models import (
     Certificate,
     CertificateKind,
@@ -47,7 +48,6 @@ from tests.factories import (
     store_certificate,
 )
 from tests.openapi_helpers import assert_matches_schema
-from traceability.errors import DomainError
 
 # Passwords are incidental here except for signatures, which work the same with any hasher.
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]

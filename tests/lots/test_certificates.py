@@ -15,10 +15,10 @@ from django.utils import timezone
 from pghistory.models import Events
 from pypdf import PdfWriter
 
+from common.errors import DomainError
 from lots.models import Certificate, CertificateKind
 from lots.services import certificate_upload
 from tests.factories import LotFactory, ManufacturerFactory, pdf_bytes
-from traceability.errors import DomainError
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
 

@@ -12,6 +12,7 @@ import pytest
 from django.db import IntegrityError, ProgrammingError, connection, transaction
 from django.db.models import ProtectedError
 
+from common.errors import DomainError
 from lots.models import (
     Certificate,
     CertificateKind,
@@ -37,7 +38,6 @@ from tests.factories import (
     releasable_lot,
     store_certificate,
 )
-from traceability.errors import DomainError
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
 

@@ -11,6 +11,7 @@ from django.apps import apps
 from django.db import ProgrammingError, transaction
 from pghistory.models import Events
 
+from common.errors import DomainError
 from lots.models import (
     DonorMarkerResult,
     LotQcResult,
@@ -30,7 +31,6 @@ from lots.services import (
     product_authorisation_set,
 )
 from tests.factories import PASSWORD, DonorFactory, ProductFactory, releasable_lot
-from traceability.errors import DomainError
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
 

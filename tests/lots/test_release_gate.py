@@ -14,6 +14,7 @@ import pytest
 from django.utils import timezone
 from pghistory.models import Events
 
+from common.errors import DomainError
 from lots.models import (
     CertificateKind,
     Donor,
@@ -53,7 +54,6 @@ from tests.factories import (
     releasable_lot,
     store_certificate,
 )
-from traceability.errors import DomainError
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
 

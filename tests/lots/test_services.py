@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from common.errors import DomainError
 from lots.models import (
     AuthorisationStatus,
     Donor,
@@ -46,7 +47,6 @@ from tests.factories import (
     UserFactory,
     eligible_donor,
 )
-from traceability.errors import DomainError
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
 

@@ -8,6 +8,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from knox.models import AuthToken
 
+from common.errors import DomainError
 from providers import accounts
 from providers.models import AccountEvent, ClinicPractitioner, Membership, MembershipEvent, Role
 from providers.selectors import user_has_role
@@ -20,7 +21,6 @@ from tests.factories import (
     PractitionerFactory,
     UserFactory,
 )
-from traceability.errors import DomainError
 
 pytestmark = [pytest.mark.django_db]
 

@@ -108,7 +108,7 @@ def test_the_service_checks_the_role_too_when_the_membership_lapses_mid_request(
     quality_manager, monkeypatch
 ):
     # The permission class passes; the service's own check is what refuses.
-    from traceability import permissions
+    from providers import permissions
 
     monkeypatch.setattr(
         permissions.QualityManagerWrites, "has_permission", lambda self, request, view: True

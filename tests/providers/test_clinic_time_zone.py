@@ -11,12 +11,12 @@ from django.urls import reverse
 from pghistory.models import Events
 from rest_framework.test import APIClient
 
+from common.errors import DomainError
 from providers.models import Clinic, ClinicEvent, Role
 from providers.services import clinic_create, clinic_update
 from tests.admin_helpers import admin_client as admin_browser
 from tests.api_helpers import API, error_codes, error_fields, row_counts
 from tests.factories import ClinicFactory, MembershipFactory, UserFactory
-from traceability.errors import DomainError
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
 

@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 from pghistory.models import Events
 
+from common.errors import DomainError
 from providers.models import Clinic, ClinicContact, Licence, Manufacturer, Membership, Role
 from providers.selectors import require_role, user_has_role, user_roles
 from providers.services import (
@@ -30,7 +31,6 @@ from tests.factories import (
     PractitionerFactory,
     UserFactory,
 )
-from traceability.errors import DomainError
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
 

@@ -820,7 +820,7 @@ def test_beat_runs_the_requeue_every_minute_reminders_every_quarter_hour_and_exp
 
     assert schedule["recalls.notifications_requeue_stale"] == 60.0
     assert schedule["recalls.recall_reminders_send"] == 15 * 60.0
-    assert schedule["lots.expiry_watch"] == crontab(hour=6, minute=0)
+    assert schedule["recalls.expiry_watch"] == crontab(hour=6, minute=0)
     app.loader.import_default_modules()
     assert set(schedule) <= set(app.tasks)
 

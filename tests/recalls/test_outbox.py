@@ -14,6 +14,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from standardwebhooks import Webhook
 
+from common.errors import DomainError
 from recalls import delivery
 from recalls.delivery import Outcome
 from recalls.models import (
@@ -35,7 +36,6 @@ from tests.recalls.conftest import (
     recalled_lot,
     webhook_endpoint,
 )
-from traceability.errors import DomainError
 
 pytestmark = pytest.mark.django_db
 

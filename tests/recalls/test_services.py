@@ -12,6 +12,7 @@ from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from common.errors import DomainError
 from lots.models import LotStatus
 from providers.models import Role
 from recalls.accounting import recall_contact_attempt_record, recall_disposition_record
@@ -42,7 +43,6 @@ from tests.factories import (
     treat,
 )
 from tests.recalls.scenario import build_world, mark_sent, open_recall
-from traceability.errors import DomainError
 
 pytestmark = pytest.mark.django_db
 

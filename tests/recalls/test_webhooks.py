@@ -10,12 +10,12 @@ import os
 import pytest
 from pghistory.models import Events
 
+from common.errors import DomainError
+from common.services import validate_instance
 from recalls.models import WebhookEndpoint
 from recalls.webhooks import mask_secret, webhook_endpoint_create, webhook_endpoint_update
 from tests.factories import ClinicFactory
 from tests.recalls.scenario import all_row_counts
-from traceability.errors import DomainError
-from traceability.services import validate_instance
 
 pytestmark = pytest.mark.django_db
 

@@ -11,6 +11,8 @@ import pytest
 from django.db import InternalError, ProgrammingError, transaction
 from django.utils import timezone
 
+from common.errors import DomainError
+from common.signatures import content_hash
 from lots.models import (
     CertificateKind,
     Donor,
@@ -38,8 +40,6 @@ from tests.factories import (
     store_certificate,
 )
 from tests.signatures.helpers import tamper
-from traceability.errors import DomainError
-from traceability.signatures import content_hash
 
 pytestmark = [pytest.mark.django_db]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from common.errors import DomainError
 from recalls.closing import recall_close
 from recalls.models import Recall, RecallLot, RecallScope
 from recalls.services import RecallScopeRequest, recall_widen
@@ -12,7 +13,6 @@ from signatures.services import signature_verify
 from tests.factories import PASSWORD, released_lot
 from tests.recalls.scenario import build_world, mark_sent, open_recall
 from tests.signatures.helpers import tamper
-from traceability.errors import DomainError
 
 pytestmark = [pytest.mark.django_db]
 

@@ -9,10 +9,10 @@ from decimal import Decimal
 
 import pytest
 
+from common.errors import DomainError
 from stock.models import Receipt, StockBalance, StockMovement
 from stock.services import stock_receive
 from tests.factories import clinic_ready, released_lot
-from traceability.errors import DomainError
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("reference_data")]
 

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from django.db import connection, transaction
 
+from common.errors import DomainError
 from stock.models import MovementKind, StockBalance, StockMovement, StockState
 from stock.selectors import stock_balances_disagreeing
 from stock.services import (
@@ -27,7 +28,6 @@ from stock.services import (
     stock_write_off,
 )
 from tests.factories import clinic_ready, receive, released_lot, treat
-from traceability.errors import DomainError
 from treatments.models import Treatment, TreatmentLine
 
 pytestmark = [

@@ -12,6 +12,7 @@ import pytest
 from django.db import IntegrityError, ProgrammingError, connection, transaction
 from django.utils import timezone
 
+from common.errors import DomainError
 from lots.models import Lot, LotStatus
 from providers.models import Role
 from stock.models import (
@@ -30,7 +31,6 @@ from stock.services import (
     stock_write_off,
 )
 from tests.factories import MembershipFactory, clinic_ready, receive, released_lot
-from traceability.errors import DomainError
 
 pytestmark = pytest.mark.django_db
 

@@ -18,6 +18,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from common.errors import DomainError
 from lots.models import Lot
 from providers.models import Role
 from stock.models import StockBalance, StockState
@@ -32,7 +33,6 @@ from tests.factories import (
     released_lot,
     treat,
 )
-from traceability.errors import DomainError
 from treatments.models import AdverseEvent, Treatment
 from treatments.services import ConsentRequest, adverse_event_record
 

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 from pghistory.models import Events
 
-from lots.management.demo_data import CLINIC_TIME_ZONES, CLINICS
+from demo.data import CLINIC_TIME_ZONES, CLINICS
 from providers.models import Clinic
 from treatments.models import AdverseEvent, Treatment
 

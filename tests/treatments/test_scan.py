@@ -8,9 +8,9 @@ import datetime
 
 import pytest
 
+from common.errors import DomainError
 from lots.scan import GS, Scan, scan_parse, scan_resolve
 from tests.factories import LotFactory, ProductFactory
-from traceability.errors import DomainError
 
 # The published example: ]d2 01 09506000134352 17 270630 10 EXO-LOT-0001 GS 21 SN000123
 RAW = "]d2" + "0109506000134352" + "17270630" + "10EXO-LOT-0001" + GS + "21SN000123"

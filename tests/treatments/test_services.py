@@ -10,6 +10,7 @@ import datetime
 import pytest
 from django.utils import timezone
 
+from common.errors import DomainError
 from lots.models import (
     AuthorisationStatus,
     Lot,
@@ -42,7 +43,6 @@ from tests.factories import (
     released_lot,
     treat,
 )
-from traceability.errors import DomainError
 from treatments.models import AdverseEvent, Patient, PatientContact, Treatment, TreatmentLine
 from treatments.services import (
     ConsentRequest,

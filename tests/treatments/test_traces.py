@@ -13,6 +13,7 @@ import hashlib
 import pytest
 from django.utils import timezone
 
+from common.errors import DomainError
 from lots.models import Certificate, CertificateKind, Lot, LotDonor, LotStatus
 from stock.models import StockState
 from tests.factories import (
@@ -26,7 +27,6 @@ from tests.factories import (
     store_certificate,
     treat,
 )
-from traceability.errors import DomainError
 from treatments.selectors import ForwardScope, trace_backward, trace_forward
 from treatments.services import adverse_event_record
 

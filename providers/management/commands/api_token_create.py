@@ -12,8 +12,8 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from common.errors import DomainError
 from providers.accounts import token_create
-from traceability.errors import DomainError
 
 
 class Command(BaseCommand):

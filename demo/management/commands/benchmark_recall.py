@@ -38,7 +38,7 @@ from recalls.services import RecallScopeRequest, recall_open
 from stock.models import StockBalance, StockMovement
 
 PASSWORD = "benchmark-password"  # noqa: S105 - a throwaway user of the benchmark data set
-DEMO_QUALITY_MANAGER = "demo-quality"  # lots.management.demo_data.USERS
+DEMO_QUALITY_MANAGER = "demo-quality"  # demo.data.USERS
 FAST_HASHER = "django.contrib.auth.hashers.MD5PasswordHasher"
 
 

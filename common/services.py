@@ -12,8 +12,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.http import HttpRequest
 
-from traceability.errors import DomainError, Problem, problems_from_validation_error
-from traceability.lockout import lockout_problem, signing_allowed, signing_failed, signing_succeeded
+from common.errors import DomainError, Problem, problems_from_validation_error
+from common.lockout import lockout_problem, signing_allowed, signing_failed, signing_succeeded
 
 Actor = AbstractBaseUser | AnonymousUser
 
@@ -46,7 +46,7 @@ def history(actor: Any, reason: str = "", **extra: Any) -> Iterator[None]:
 def verify_password(actor: Any, password: str, *, request: HttpRequest | None = None) -> None:
     """The second signature component (21 CFR 11.200): the signer re-enters the password.
 
-    Wrong passwords count towards the account's lock-out (traceability.lockout, django-axes):
+    Wrong passwords count towards the account's lock-out (common.lockout, django-axes):
     after AXES_FAILURE_LIMIT in a row the account is locked for the cool-off period, and every
     signature (and sign-in) is refused with `account_locked`, the right password too. `request`,
     when the caller has one, lends its client address to the record of a failure."""

@@ -23,9 +23,8 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from traceability.api import Pagination
-from traceability.api_fields import BIGINT_MAX
-from traceability.permissions import ROLE_PERMISSIONS
+from common.api import Pagination
+from common.api_fields import BIGINT_MAX
 
 M = TypeVar("M", bound=Model)
 
@@ -74,13 +73,14 @@ class ContentNegotiation(DefaultContentNegotiation):
 
 
 class Api(APIView):
-    permission_classes = ROLE_PERMISSIONS
+    """Permissions: settings' DEFAULT_PERMISSION_CLASSES (providers.permissions), unless a
+    view names others."""
+
     parser_classes = [JsonParser]
     content_negotiation_class = ContentNegotiation
 
 
 class ListApi(ListAPIView[Any]):
-    permission_classes = ROLE_PERMISSIONS
     parser_classes = [JsonParser]
     content_negotiation_class = ContentNegotiation
     pagination_class = Pagination

@@ -25,7 +25,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from traceability.errors import DomainError, Problem, problems_from_validation_error
+from common.errors import DomainError, Problem, problems_from_validation_error
 
 logger = logging.getLogger(__name__)
 

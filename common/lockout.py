@@ -2,7 +2,7 @@
 
 Sign-in (the admin's login page, any page's, the API's token sign-in) goes through Django's
 `authenticate()`, where axes' backend refuses a locked account and its signal handler counts each
-failure. The password re-entered to sign (`traceability.services.verify_password`) is checked by
+failure. The password re-entered to sign (`common.services.verify_password`) is checked by
 the services themselves, which may run in a request, an admin page, a management command or a
 task, and always inside the service's transaction. So this module counts those failures too, under
 the same account, with two twists:
@@ -32,7 +32,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from traceability.errors import Problem
+from common.errors import Problem
 
 logger = logging.getLogger(__name__)
 

@@ -10,6 +10,9 @@ Rules live in services (STYLE "Where rules live"), so the admin is a thin client
 - every tracked record links to its audit trail: the pghistory events with who, when and why;
 - a signed decision (21 CFR Part 11) asks for the password, the meaning and the reason on an
   intermediate page and reports each record's outcome.
+
+These bases ask providers.access who may see and do what; every admin of the apps
+above builds on them.
 """
 
 from __future__ import annotations
@@ -23,19 +26,18 @@ from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.db import models
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from pghistory.models import Events
 
+from common.admin import ServiceForm, _event_row, add_problems
+from common.errors import DomainError
 from providers.access import access_for
+from providers.models import Clinic, Role
 from providers.selectors import clinic_list
-from traceability.errors import DomainError
-
-# ---------------------------------------------------------------------------------------------
-# Access
 
 # Apps whose records each belong to one clinic: clinic staff see only their own clinics' rows.
 CLINIC_RECORD_APPS = ("stock", "treatments")
@@ -94,57 +96,6 @@ class ReadOnlyInline(RoleAccessMixin, admin.TabularInline):  # type: ignore[type
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return self.fields or ()
-
-
-# ---------------------------------------------------------------------------------------------
-# Forms that are service calls
-
-
-def add_problems(form: forms.BaseForm, error: DomainError) -> None:
-    """Show each problem next to the field it names, or above the form if no field shows it. A
-    form whose fields are named apart from the service's arguments (`lines[0].units`) says where
-    each goes with a `problem_field` method."""
-    locate = getattr(form, "problem_field", None)
-    for problem in error.problems:
-        field = locate(problem.field) if locate is not None else problem.field
-        form.add_error(
-            field if field in form.fields else None, f"{problem.message} ({problem.code})"
-        )
-
-
-class ServiceForm(forms.ModelForm):  # type: ignore[type-arg]
-    """A model form whose validation is a service call.
-
-    The service validates (model validators, constraints, role) and writes in its own transaction
-    with the acting user and the reason in the history context; the form only collects the
-    arguments. So nothing a service refuses is ever written by the admin, and a refusal is a form
-    error, never a server error. `actor` is set by `ServiceAdmin.get_form` per request.
-    """
-
-    actor: Any = None
-
-    def call_service(self, data: dict[str, Any]) -> models.Model:
-        raise NotImplementedError
-
-    def _post_clean(self) -> None:
-        # Replaces ModelForm's instance construction and model validation: the service does both.
-        if self.errors:
-            return
-        try:
-            self.instance = self.call_service(self.cleaned_data)
-        except DomainError as error:
-            add_problems(self, error)
-
-    def _save_m2m(self) -> None:
-        """The service stored the relations already."""
-
-
-def changed_fields(form: forms.ModelForm, names: tuple[str, ...]) -> dict[str, Any]:  # type: ignore[type-arg]
-    return {name: form.cleaned_data[name] for name in names if name in form.changed_data}
-
-
-# ---------------------------------------------------------------------------------------------
-# The admin base
 
 
 class ServiceAdmin(RoleAccessMixin, admin.ModelAdmin):  # type: ignore[type-arg]
@@ -308,10 +259,6 @@ class ServiceAdmin(RoleAccessMixin, admin.ModelAdmin):  # type: ignore[type-arg]
         return format_html('<a href="{}">Who changed what, when and why</a>', url)
 
 
-# ---------------------------------------------------------------------------------------------
-# Signed decisions
-
-
 def signature_page(
     model_admin: ServiceAdmin,
     request: HttpRequest,
@@ -352,50 +299,94 @@ def signature_page(
     return TemplateResponse(request, template, context)
 
 
-def signature_form_data(request: HttpRequest) -> Any:
-    """The POST data once the signature page itself was submitted; None when an admin action
-    has just been chosen and the page must be shown first."""
-    return request.POST if "signature" in request.POST else None
+def memberships(request: HttpRequest) -> frozenset[tuple[str, int | None]]:
+    """The user's active (role, clinic id) pairs (providers.access, read once per request)."""
+    return access_for(request).memberships
 
 
-# Fields whose values no audit trail shows in full (a webhook's signing secret): model label ->
-# field -> how to show a value. An event reaches several trails (its own record's and, with
-# ?related=1, those of the records it refers to), so the masking is done here, once for all.
-AUDIT_TRAIL_MASKS: dict[str, dict[str, Callable[[Any], str]]] = {}
+def clinics_where(request: HttpRequest, roles: tuple[Role, ...]) -> QuerySet[Clinic]:
+    """The clinics at which the user holds one of `roles`: every clinic for a network-wide
+    holder, otherwise the clinics of the memberships."""
+    clinic_ids = access_for(request).clinic_ids(roles)
+    if clinic_ids is None:
+        return Clinic.objects.all()
+    return Clinic.objects.filter(pk__in=sorted(clinic_ids))
 
 
-def mask_in_audit_trail(model: type[models.Model], field: str, mask: Callable[[Any], str]) -> None:
-    """Show `field` of `model` through `mask` on every audit trail page."""
-    AUDIT_TRAIL_MASKS.setdefault(model._meta.label, {})[field] = mask
+def holds_any(request: HttpRequest, roles: tuple[Role, ...]) -> bool:
+    return access_for(request).holds_anywhere(roles)
 
 
-def _masked(event: Events, changes: list[tuple[str, Any, Any]]) -> list[tuple[str, Any, Any]]:
-    masks = AUDIT_TRAIL_MASKS.get(str(event.pgh_obj_model), {})
-    if not masks:
-        return changes
-
-    def shown(name: str, value: Any) -> Any:
-        return value if value is None or name not in masks else masks[name](value)
-
-    return [(name, shown(name, old), shown(name, new)) for name, old, new in changes]
+def contact_clinic_ids(request: HttpRequest) -> set[int]:
+    """Clinics whose patients' contact details the user may read. Network roles are never among
+    them: contact roles are always held at a clinic."""
+    return set(access_for(request).contact_clinic_ids)
 
 
-def _event_row(event: Events, users: dict[Any, str]) -> dict[str, Any]:
-    context = dict(event.pgh_context or {})
-    user_id = context.pop("user", None)
-    changes = event.pgh_diff or {}
-    return {
-        "at": event.pgh_created_at,
-        "label": event.pgh_label,
-        "record": f"{event.pgh_obj_model} #{event.pgh_obj_id}",
-        "user": users.get(user_id, "system" if user_id is None else f"user #{user_id}"),
-        "reason": context.pop("reason", ""),
-        "url": context.pop("url", ""),
-        "extra": context,
-        "changes": _masked(
-            event,
-            [(name, values[0], values[1]) for name, values in sorted(changes.items())]
-            if changes
-            else [(name, None, value) for name, value in sorted((event.pgh_data or {}).items())],
-        ),
-    }
+class ClinicWorkAdmin(ServiceAdmin):
+    """Records of a clinic's daily work. Rows are scoped with `list_selector` (or
+    `visible_clinic_ids` along `clinic_field`); users holding one of `write_roles` at some clinic
+    may add, and the service checks the role at the record's own clinic."""
+
+    write_roles: tuple[Role, ...] = ()
+    clinic_field = "clinic_id"
+    list_selector: Callable[..., QuerySet[Any]] | None = None
+    rows_scoped_to_clinics = True
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        if self.list_selector is not None:
+            queryset = self.list_selector(user=request.user)
+        else:
+            queryset = self.model._default_manager.all()
+            clinic_ids = access_for(request).visible_clinic_ids
+            if clinic_ids is not None:
+                queryset = queryset.filter(**{f"{self.clinic_field}__in": clinic_ids})
+        if isinstance(self.list_select_related, list | tuple):
+            # The change list adds list_select_related only to a query without joins, and the
+            # selectors' queries have theirs: add what the columns need here.
+            queryset = queryset.select_related(*self.list_select_related)
+        ordering = self.get_ordering(request)
+        return queryset.order_by(*ordering) if ordering else queryset
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return (
+            self.add_form is not None and can_view(request) and holds_any(request, self.write_roles)
+        )
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "clinic":
+            kwargs["queryset"] = clinics_where(request, self.write_roles)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        initial = super().get_changeform_initial_data(request)
+        clinics = list(clinics_where(request, self.write_roles).values_list("pk", flat=True)[:2])
+        if len(clinics) == 1:
+            initial.setdefault("clinic", str(clinics[0]))
+        return initial
+
+
+class LotFilter(admin.SimpleListFilter):
+    """Filter by lot, offering the lots of the rows the user can see, by number (one query;
+    Django's related filter would read each lot's product to label it)."""
+
+    title = "lot"
+    parameter_name = "lot__id__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> Any:
+        return (
+            model_admin.get_queryset(request)
+            .filter(lot__isnull=False)
+            .order_by("lot__lot_number")
+            .values_list("lot_id", "lot__lot_number")
+            .distinct()
+        )
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(lot_id=value) if value else queryset
+
+
+def untracked_urls(model_admin: ServiceAdmin) -> list[URLPattern]:
+    """The admin's URLs without the audit trail page, for models that keep no history table."""
+    return admin.ModelAdmin.get_urls(model_admin)

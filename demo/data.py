@@ -11,6 +11,7 @@ from typing import Any
 
 from pypdf import PdfWriter
 
+from common.validators import isbt_din_check_character
 from lots.models import (
     AuthorisationStatus,
     CertificateKind,
@@ -23,7 +24,6 @@ from lots.models import (
     Tissue,
 )
 from providers.models import Profession, Role
-from traceability.validators import isbt_din_check_character
 
 
 def demo_pdf(title: str) -> io.BytesIO:

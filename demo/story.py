@@ -24,7 +24,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from lots.management.demo_data import CLINIC_TIME_ZONES, USERS
+from demo.data import CLINIC_TIME_ZONES, USERS
 from lots.models import Lot, LotStatus, Route
 from providers import services as provider_services
 from providers.models import Clinic, Practitioner, Role

@@ -6,9 +6,9 @@ synthetic, donors with complete, incomplete and reactive marker panels, lots in 
 lot whose release is refused for several reasons at once, three clinics (US-TX, US-CA, DE) with
 notification contacts, practitioners linked to them (one whose licence has lapsed), the DE ban on
 human-derived material for cosmetic use, an informed-consent text, and one login per role. Then
-(treatments.management.demo_story) months of deliveries and a few hundred treatments, a transfer, a
+(demo.story) months of deliveries and a few hundred treatments, a transfer, a
 wasted vial, a quarantined delivery and two adverse events, after which one lot is put on hold.
-Last (recalls.management.demo_recalls) an open patient-level recall that one of its two clinics has
+Last (demo.recalls) an open patient-level recall that one of its two clinics has
 acknowledged, and a finished recall drill with its timing report.
 
 Idempotent: every record is looked up by its natural key first, and the stock and treatment chapter
@@ -29,8 +29,9 @@ from django.db.models import Count
 from django.test.utils import override_settings
 from django.utils import timezone
 
-from lots import services as lot_services
-from lots.management.demo_data import (
+from common.errors import DomainError
+from common.services import history, validate_instance
+from demo.data import (
     CLINIC_STAFF,
     CLINICS,
     CONSENT_TEXT,
@@ -48,6 +49,9 @@ from lots.management.demo_data import (
     demo_pdf,
     isbt_din,
 )
+from demo.recalls import DemoRecalls
+from demo.story import DemoStory
+from lots import services as lot_services
 from lots.models import (
     Certificate,
     CertificateKind,
@@ -76,11 +80,7 @@ from providers.models import (
     Practitioner,
     Role,
 )
-from recalls.management.demo_recalls import DemoRecalls
 from stock.models import MovementKind, Receipt, StockMovement
-from traceability.errors import DomainError
-from traceability.services import history, validate_instance
-from treatments.management.demo_story import DemoStory
 from treatments.models import AdverseEvent, ConsentText, Patient, Treatment
 
 FAST_HASHER = "django.contrib.auth.hashers.MD5PasswordHasher"

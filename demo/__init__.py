@@ -1,0 +1,1 @@
+"""Demo data and benchmarks: above every domain app, imported by none."""
