@@ -24,11 +24,11 @@ from audit.selectors import (
     reader_clinic_ids,
     without_jit,
 )
+from providers.access import access_for
 from providers.admin_base import (
     ServiceAdmin,
     can_view,
     is_network_user,
-    memberships,
     untracked_urls,
 )
 
@@ -38,7 +38,7 @@ FIELDS = ("at", "user", "user_name", "clinic", "what", "via", "patient_count", "
 def reader_clinics(request: HttpRequest) -> list[int] | None:
     """The clinics whose reads the user sees (None: every clinic), from the request's cached
     memberships."""
-    return reader_clinic_ids(memberships(request))
+    return reader_clinic_ids(access_for(request).memberships)
 
 
 @admin.register(ContactDataRead)

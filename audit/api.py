@@ -34,8 +34,9 @@ from audit.selectors import (
 from common.api_fields import LIST_ERRORS, ErrorSerializer
 from common.api_views import Api, ListApi
 from common.csv import CsvRenderer, csv_response
+from providers.access import access_for
 from providers.api import ClinicRefSerializer
-from providers.permissions import NETWORK_PERMISSIONS, ROLE_PERMISSIONS, request_memberships
+from providers.permissions import NETWORK_PERMISSIONS, ROLE_PERMISSIONS
 
 
 class ReadsContactDataRecord(BasePermission):
@@ -49,7 +50,7 @@ class ReadsContactDataRecord(BasePermission):
     code = "role_required"
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        return reader_clinic_ids(request_memberships(request)) != []
+        return reader_clinic_ids(access_for(request).memberships) != []
 
 
 class ContactDataReadOutputSerializer(serializers.ModelSerializer[ContactDataRead]):

@@ -17,6 +17,7 @@ from providers import (
     accounts_admin,  # noqa: F401 - registers the account admin
     services,
 )
+from providers.access import access_for
 from providers.admin_base import ReadOnlyInline, ServiceAdmin, can_view
 from providers.models import (
     Clinic,
@@ -28,7 +29,6 @@ from providers.models import (
     Practitioner,
     known_time_zones,
 )
-from providers.permissions import request_memberships
 
 REASON_HELP = "Why the record changes; kept in the audit trail with your name."
 
@@ -320,7 +320,7 @@ def _keeper_clinic_ids(request: HttpRequest) -> list[int | None]:
     """Where the user may link practitioners: None stands for every clinic (a network quality
     manager), an id for a clinic the user administers."""
     keepers = {role.value for role in services.CLINIC_KEEPERS}
-    memberships = request_memberships(request)  # type: ignore[arg-type]
+    memberships = access_for(request).memberships
     return [clinic_id for role, clinic_id in memberships if role in keepers]
 
 

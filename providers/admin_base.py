@@ -299,11 +299,6 @@ def signature_page(
     return TemplateResponse(request, template, context)
 
 
-def memberships(request: HttpRequest) -> frozenset[tuple[str, int | None]]:
-    """The user's active (role, clinic id) pairs (providers.access, read once per request)."""
-    return access_for(request).memberships
-
-
 def clinics_where(request: HttpRequest, roles: tuple[Role, ...]) -> QuerySet[Clinic]:
     """The clinics at which the user holds one of `roles`: every clinic for a network-wide
     holder, otherwise the clinics of the memberships."""

@@ -19,11 +19,6 @@ from rest_framework.request import Request
 from providers.access import access_for
 
 
-def request_memberships(request: Request) -> frozenset[tuple[str, int | None]]:
-    """The requesting user's active roles as (role, clinic id or None for network-wide)."""
-    return access_for(request).memberships
-
-
 class HasActiveRole(BasePermission):
     """Signed in and holding at least one active role. Anonymous callers get `not_authenticated`
     (DRF raises it before this message is used); signed-in callers without a role get `no_role`."""

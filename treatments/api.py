@@ -36,12 +36,12 @@ from common.errors import DomainError, Problem
 from lots.api import ProductRefSerializer
 from lots.models import Lot, LotStatus, Route
 from lots.scan import scan_resolve
+from providers.access import access_for
 from providers.api import ClinicRefSerializer
 from providers.models import Clinic, Practitioner, Role
 from providers.permissions import (
     CLINIC_STAFF_PERMISSIONS,
     HasActiveRole,
-    request_memberships,
 )
 from providers.selectors import clinic_list
 from stock.api import LotRefSerializer, OffsetDateTimeField
@@ -443,7 +443,7 @@ class PatientContactApi(Api):
         patient = get_or_404(_patients(request), patient_id, what="patient")
         if not any(
             role in CONTACT_READERS and clinic_id == patient.clinic_id
-            for role, clinic_id in request_memberships(request)
+            for role, clinic_id in access_for(request).memberships
         ):
             raise DomainError.single(
                 "role_required",
