@@ -23,6 +23,7 @@ from providers.models import Clinic
 class ReadVia(models.TextChoices):
     API = "api", "API"
     ADMIN = "admin", "Admin"
+    PAGE = "page", "Clinic pages"
 
 
 class ContactDataRead(models.Model):

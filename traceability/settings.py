@@ -56,6 +56,8 @@ if PRODUCTION and DEBUG:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
+LOGIN_URL = "pages:sign-in"
+LOGIN_REDIRECT_URL = "pages:home"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -80,7 +82,9 @@ INSTALLED_APPS = [
     "treatments.apps.TreatmentsConfig",
     "recalls.apps.RecallsConfig",
     "audit.apps.AuditConfig",
+    "pages.apps.PagesConfig",
     "demo.apps.DemoConfig",
+    "django_htmx",
     "axes",
 ]
 
@@ -88,12 +92,15 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The browser's language (Accept-Language); the clinic pages apply a user's own choice.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Each user's roles are read at most once per request (providers.access).
     "providers.access.AccessMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a lock-out flagged during the request into the answer.
     "axes.middleware.AxesMiddleware",
@@ -112,6 +119,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+                "pages.context.page_context",
             ],
         },
     },
@@ -193,6 +202,8 @@ CACHES = {
 }
 
 LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("de", "Deutsch")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True

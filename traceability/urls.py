@@ -24,4 +24,5 @@ urlpatterns = [
         recall_acknowledgement_page,
         name="recall-acknowledge",
     ),
+    path("", include("pages.urls")),
 ]
