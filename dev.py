@@ -181,15 +181,26 @@ def serve() -> int:
             ensure_embedded_database(url)
             os.environ["DATABASE_URL"] = url
             say(f"embedded PostgreSQL running ({url})")
+        logins = ""
         for command in (
             [*manage, "migrate", "--noinput"],
             [*manage, "seed_demo"],
             [*manage, "collectstatic", "--noinput", "--verbosity", "0"],
         ):
             say(" ".join(command[1:]))
-            if (returncode := _wait(_start(command, children), children)) != 0:
+            # The seed's report ends with the demo logins: kept, and printed after "ready", below
+            # the worker's banners rather than above them.
+            seeding = command[-1] == "seed_demo"
+            child = _start(command, children, capture=seeding)
+            output = child.communicate()[0].decode() if seeding and child.stdout else ""
+            if (returncode := _wait(child, children)) != 0:
+                print(output, end="", flush=True)
                 say(f"`{' '.join(command[1:])}` failed with exit code {returncode}")
                 return 1
+            if seeding:
+                before, marker, after = output.partition("Demo logins")
+                print(before, end="", flush=True)
+                logins = marker + after
 
         celery = [sys.executable, "-m", "celery", "-A", "traceability"]
         _start([*celery, "worker", "--loglevel=INFO", "--concurrency=2"], children)
@@ -198,7 +209,10 @@ def serve() -> int:
         if not _wait_until_ready(web):
             say("the web server did not start")
             return 1
-        say(f"ready: admin {URL}/admin/   API docs {URL}/api/docs/   (Ctrl-C stops)")
+        say(f"ready: pages {URL}/   admin {URL}/admin/   API docs {URL}/api/docs/   (Ctrl-C stops)")
+        if logins:
+            time.sleep(2)  # let the worker's and beat's start-up banners come out first
+            print(f"\n{logins}", flush=True)
 
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
@@ -216,10 +230,18 @@ def serve() -> int:
             _stop_embedded_database()
 
 
-def _start(command: list[str], children: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+def _start(
+    command: list[str], children: list[subprocess.Popen[bytes]], *, capture: bool = False
+) -> subprocess.Popen[bytes]:
     # Own process group: a terminal's Ctrl-C reaches only this launcher, which stops the children in
     # order; and killpg() can take a Celery worker's pool down with it.
-    child = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL, process_group=0)
+    child = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE if capture else None,
+        process_group=0,
+    )
     children.append(child)
     return child
 

@@ -122,6 +122,9 @@ CLINIC_TIME_ZONES: dict[str, str] = {
     "de": "Europe/Berlin",
 }
 
+# The language each clinic's recall notices are written in (and its staff's pages default to).
+CLINIC_LANGUAGES: dict[str, str] = {"tx": "en", "ca": "en", "de": "de"}
+
 # The administrators of the other two clinics: they receive stock and record treatments in the
 # story, and have no login (clinic key, username, first name, last name).
 CLINIC_STAFF: list[tuple[str, str, str, str]] = [

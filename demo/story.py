@@ -24,7 +24,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from demo.data import CLINIC_TIME_ZONES, USERS
+from demo.data import CLINIC_LANGUAGES, CLINIC_TIME_ZONES, USERS
 from lots.models import Lot, LotStatus, Route
 from providers import services as provider_services
 from providers.models import Clinic, Practitioner, Role
@@ -221,6 +221,14 @@ class DemoStory:
                     clinic=clinic,
                     reason="the clinic's own time zone for its calendar days",
                     time_zone=zone,
+                )
+            language = CLINIC_LANGUAGES[key]
+            if clinic.language != language:
+                provider_services.clinic_update(
+                    actor=quality_manager,
+                    clinic=clinic,
+                    reason="the language of the clinic's recall notices",
+                    language=language,
                 )
 
     def _at(self, clinic_key: str, days_ago: int, time: datetime.time) -> datetime.datetime:

@@ -78,13 +78,21 @@ def clinic_create(
     jurisdiction: str,
     contacts: list[dict[str, str]],
     time_zone: str = "UTC",
+    language: str = "en",
 ) -> Clinic:
     """Record a clinic. `time_zone` (IANA, e.g. Europe/Berlin) is where its calendar days are
-    judged; it is never guessed from the jurisdiction, which may span several zones (US-TX)."""
+    judged; it is never guessed from the jurisdiction, which may span several zones (US-TX).
+    `language` is the one its recall notices are written in."""
     require_role(actor, Role.QUALITY_MANAGER)
     reason = "clinic created"
     clinic = _save(
-        Clinic(name=name.strip(), address=address, jurisdiction=jurisdiction, time_zone=time_zone),
+        Clinic(
+            name=name.strip(),
+            address=address,
+            jurisdiction=jurisdiction,
+            time_zone=time_zone,
+            language=language,
+        ),
         actor=actor,
         reason=reason,
     )
@@ -100,7 +108,7 @@ def clinic_create(
 def clinic_update(*, actor: Any, clinic: Clinic, reason: str, **fields: Any) -> Clinic:
     require_role(actor, Role.QUALITY_MANAGER)
     reason = require_reason(reason)
-    _assign(clinic, fields, {"name", "address", "jurisdiction", "time_zone"})
+    _assign(clinic, fields, {"name", "address", "jurisdiction", "time_zone", "language"})
     return _save(clinic, actor=actor, reason=reason)
 
 

@@ -186,13 +186,21 @@ def test_schema_documents_the_certificate_upload_as_multipart_and_the_file_as_pd
 
 
 @pytest.mark.django_db
-def test_docs_page_loads_for_a_signed_in_user_without_a_cdn(qm_client):
-    response = qm_client.get("/api/docs/")
+def test_docs_page_loads_for_a_signed_in_user_without_a_cdn(client, quality_manager):
+    client.force_login(quality_manager)
+    response = client.get("/api/docs/")
     assert response.status_code == 200
     page = response.content.decode()
     assert "swagger-ui" in page
     assert "cdn.jsdelivr.net" not in page and "unpkg.com" not in page
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in page
+
+
+@pytest.mark.django_db
+def test_docs_page_sends_a_visitor_who_is_not_signed_in_to_sign_in(client):
+    response = client.get("/api/docs/")
+    assert response.status_code == 302
+    assert response["Location"] == "/sign-in/?next=/api/docs/"
 
 
 def test_the_swagger_ui_assets_are_installed_locally():

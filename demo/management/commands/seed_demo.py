@@ -71,6 +71,7 @@ from lots.models import (
 from lots.selectors import required_markers_for
 from providers import services as provider_services
 from providers.models import (
+    AccountPreference,
     Clinic,
     ClinicContact,
     ClinicPractitioner,
@@ -96,7 +97,7 @@ class Command(BaseCommand):
         # at the end each is stored once with the configured one: one slow hash per user and run.
         with override_settings(PASSWORD_HASHERS=[FAST_HASHER, *settings.PASSWORD_HASHERS]):
             self._tell()
-        for user, password in self.logins.values():
+        for user, password in [*self.logins.values(), *self.clinic_logins.values()]:
             user.set_password(password)
             user.save(update_fields=["password"])
         self._print_logins()
@@ -104,6 +105,7 @@ class Command(BaseCommand):
     def _tell(self) -> None:
         self.today = timezone.localdate()
         self.logins = self._users()
+        self.clinic_logins: dict[str, tuple[Any, str]] = {}
         self.qm, self.qm_password = self.logins[Role.QUALITY_MANAGER]
         manufacturers = {
             key: self._manufacturer(name, country, registration, certificate)
@@ -218,6 +220,10 @@ class Command(BaseCommand):
                 )
             self._grant(self.qm, user, Role.CLINIC_ADMINISTRATOR, clinics[key])
             staff[key] = user
+        # The Berlin clinic's administrator signs in too, and reads the pages in German.
+        berlin = staff["de"]
+        self.clinic_logins[f"{clinics['de'].name}, Deutsch"] = (berlin, secrets.token_urlsafe(9))
+        AccountPreference.objects.update_or_create(user=berlin, defaults={"language": "de"})
         return staff
 
     def _practitioner(
@@ -540,5 +546,9 @@ class Command(BaseCommand):
         self.stdout.write(f"  {'role':<22} {'username':<20} password")
         for role, (user, password) in self.logins.items():
             self.stdout.write(f"  {Role(role).label:<22} {user.username:<20} {password}")
-        self.stdout.write(f"  Admin:    {site}/admin/")
+        for label, (user, password) in self.clinic_logins.items():
+            self.stdout.write(f"  {'Clinic administrator':<22} {user.username:<20} {password}")
+            self.stdout.write(f"    ({label})")
+        self.stdout.write(f"  Pages:    {site}/  (sign in with any login above)")
+        self.stdout.write(f"  Admin:    {site}/admin/  (back office)")
         self.stdout.write(f"  API docs: {site}/api/docs/")
