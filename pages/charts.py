@@ -94,7 +94,8 @@ def _marker(point: Point, index: int, title: str) -> str:
             f'<polygon points="{point.x},{point.y - 5} {point.x + 5},{point.y} '
             f'{point.x},{point.y + 5} {point.x - 5},{point.y}" fill="{colour}"/>'
         )
-    return f'<g class="marker" data-count="{point.count}">{shape}<title>{escape(title)}</title></g>'
+    data = f'data-count="{point.count}" data-x="{point.x}" data-y="{point.y}"'
+    return f'<g class="marker" {data}>{shape}<title>{escape(title)}</title></g>'
 
 
 def step_chart(

@@ -4,6 +4,7 @@ patient call list."""
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,14 +13,21 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from audit.models import ContactDataRead
+from lots.models import LotStatus
 from providers.access import access_for
 from recalls.closing import recall_close
 from recalls.models import (
     Acknowledgement,
     Notification,
+    NotificationStatus,
+    PatientContactAttempt,
     Recall,
+    RecallStatus,
+    StockDisposition,
 )
-from tests.factories import PASSWORD, clinic_ready, released_lot
+from stock.models import StockBalance
+from tests.factories import PASSWORD, PatientFactory, clinic_ready, receive, released_lot, treat
 from tests.pages.conftest import client_for
 from tests.recalls.conftest import affected_clinic, open_recall, recalled_lot
 
@@ -149,3 +157,354 @@ def test_the_recall_page_runs_the_same_queries_for_two_clinics_and_for_five(worl
     with CaptureQueriesContext(connection) as large:
         client.get(detail(recall))
     assert len(large) == len(small)
+
+
+# ---------------------------------------------------------------------------------------------
+# Opening: preview, then signature
+
+
+def _opening(lot: Any, **changes: Any) -> dict[str, Any]:
+    data = {
+        "lots": [lot.pk],
+        "recall_class": "II",
+        "depth": "patient",
+        "reason": "Sterility failure in retained samples",
+        "hazard": "Risk of infection at the injection site",
+        "instructions": "Stop use; keep the vials for collection.",
+    }
+    data.update(changes)
+    return data
+
+
+@pytest.fixture
+def scope_world(quality_manager) -> tuple[Any, Any, Any]:
+    """One lot at two clinics: A treated two patients (1 + 2 units) and holds 4 units; B treated
+    one patient (1 unit) and holds 6."""
+    lot = released_lot()
+    a, b = clinic_ready(), clinic_ready()
+    receive(a, lot, 7)
+    receive(b, lot, 7)
+    treat(a, lot, 1)
+    treat(a, lot, 2, patient=PatientFactory(clinic=a.clinic))
+    treat(b, lot, 1)
+    return lot, a, b
+
+
+def test_the_preview_counts_the_clinics_patients_and_units_the_scope_reaches(
+    scope_world, quality_manager
+):
+    lot, a, b = scope_world
+    response = client_for(quality_manager).post(NEW, {**_opening(lot), "action": "preview"})
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert '<dd id="reach-clinics">2</dd>' in page
+    assert '<dd id="reach-patients">3</dd>' in page
+    assert '<dd id="reach-units-used">4</dd>' in page
+    assert '<dd id="reach-units-held">10</dd>' in page
+    assert a.clinic.name in page and b.clinic.name in page
+    assert 'name="password"' in page
+    assert not Recall.objects.exists()  # a preview changes nothing
+
+
+def test_the_preview_runs_the_same_queries_for_one_lot_and_for_three(scope_world, quality_manager):
+    lot, a, b = scope_world
+    client = client_for(quality_manager)
+    with CaptureQueriesContext(connection) as one:
+        client.post(NEW, {**_opening(lot), "action": "preview"})
+    more = [released_lot(product=lot.product) for _ in range(2)]
+    for extra in more:
+        receive(a, extra, 2)
+        receive(b, extra, 1)
+    with CaptureQueriesContext(connection) as three:
+        client.post(
+            NEW, {**_opening(lot, lots=[lot.pk, *[m.pk for m in more]]), "action": "preview"}
+        )
+    assert len(three) == len(one)
+
+
+def test_the_quality_manager_opens_the_recall_after_the_preview(scope_world, quality_manager):
+    lot, a, _b = scope_world
+    response = client_for(quality_manager).post(
+        NEW, {**_opening(lot), "action": "sign", "password": PASSWORD}
+    )
+    recall = Recall.objects.get()
+    assert response.status_code == 302 and response["Location"] == detail(recall)
+    assert (recall.recall_class, recall.depth) == ("II", "patient")
+    lot.refresh_from_db()
+    assert lot.status == LotStatus.RECALLED
+    assert StockBalance.objects.get(clinic=a.clinic, lot=lot, state="blocked").quantity == 4
+
+
+def test_a_wrong_password_is_refused_inline_and_nothing_changes(scope_world, quality_manager):
+    lot, _a, _b = scope_world
+    response = client_for(quality_manager).post(
+        NEW, {**_opening(lot), "action": "sign", "password": "not it"}
+    )
+    page = response.content.decode()
+    assert response.status_code in (400, 403)
+    assert "nothing was changed" in page
+    assert "Sterility failure in retained samples" in page  # the form keeps what was typed
+    assert not Recall.objects.exists()
+    lot.refresh_from_db()
+    assert lot.status == LotStatus.RELEASED
+
+
+def test_a_lot_already_in_an_open_recall_is_refused_inline(world, quality_manager):
+    client = client_for(quality_manager)
+    preview = client.post(NEW, {**_opening(world.lot), "action": "preview"}).content.decode()
+    assert f"already in open recall {world.recall.reference}" in preview
+    response = client.post(NEW, {**_opening(world.lot), "action": "sign", "password": PASSWORD})
+    assert response.status_code == 409
+    assert f"is already in open recall {world.recall.reference}" in response.content.decode()
+    assert Recall.objects.count() == 1
+
+
+def test_an_opening_without_scope_or_reason_is_refused_inline(quality_manager):
+    response = client_for(quality_manager).post(
+        NEW,
+        {"recall_class": "I", "depth": "clinic", "reason": "", "hazard": "x", "action": "preview"},
+    )
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert "Name the lots, a product, a manufacturer or a donor" in page
+    assert "This field is required" in page
+    assert not Recall.objects.exists()
+
+
+def test_only_a_quality_manager_opens_a_recall(world, auditor):
+    for user in (auditor, world.a.ready.administrator, world.a.ready.clinician):
+        response = client_for(user).get(NEW)
+        assert response.status_code == 403
+        assert "Only a quality manager opens a recall" in response.content.decode()
+        posted = client_for(user).post(
+            NEW, {**_opening(world.lot), "action": "sign", "password": PASSWORD}
+        )
+        assert posted.status_code == 403
+    assert Recall.objects.count() == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# One recall
+
+
+def test_the_recall_page_shows_the_recall_and_each_clinic(world, quality_manager):
+    page = client_for(quality_manager).get(detail(world.recall)).content.decode()
+    for text in (
+        world.recall.reason,
+        world.recall.hazard,
+        world.recall.instructions,
+        f"Lot {world.lot.lot_number} of {world.lot.product.name}",
+        world.a.clinic.name,
+        world.b.clinic.name,
+        "Close the recall",
+    ):
+        assert text in page
+    assert world.a.patient_name not in page  # network roles never read contact details
+
+
+def test_an_auditor_reads_the_recall_without_any_write_control(world, auditor):
+    client = client_for(auditor)
+    page = client.get(detail(world.recall)).content.decode()
+    assert world.recall.reference in page
+    assert '<form method="post" class="inline"' not in page and "Close the recall" not in page
+    assert "Record returned or destroyed units" not in page
+    assert world.a.patient_name not in page and world.a.patient_phone not in page
+    response = client.post(
+        detail(world.recall), {"action": "acknowledge", "clinic": world.a.clinic.pk}
+    )
+    assert response.status_code == 403
+    assert client.get(patients_url(world.recall, world.a.clinic)).status_code == 403
+    assert client.get(reverse("pages:recall-close", args=[world.recall.pk])).status_code == 403
+    assert not Acknowledgement.objects.exists()
+
+
+def test_clinic_staff_see_their_own_clinic_only_and_acknowledge_it(world):
+    client = client_for(world.a.ready.administrator)
+    page = client.get(detail(world.recall)).content.decode()
+    assert world.a.clinic.name in page and world.b.clinic.name not in page
+    assert f"Acknowledge for {world.a.clinic.name}" in page
+    response = client.post(
+        detail(world.recall), {"action": "acknowledge", "clinic": world.a.clinic.pk}
+    )
+    assert response.status_code == 302
+    acknowledgement = Acknowledgement.objects.get()
+    assert (acknowledgement.clinic, acknowledgement.via) == (world.a.clinic, "admin")
+    # Another clinic's acknowledgement cannot be named from here.
+    response = client.post(
+        detail(world.recall), {"action": "acknowledge", "clinic": world.b.clinic.pk}
+    )
+    assert response.status_code == 404
+    assert Acknowledgement.objects.count() == 1
+
+
+def test_clinic_staff_record_a_disposition_and_too_many_units_are_refused(world):
+    client = client_for(world.a.ready.administrator)
+    key = f"{world.a.clinic.pk}-{world.lot.pk}"
+    too_many = client.post(
+        detail(world.recall),
+        {"action": "disposition", "stock": key, "kind": "destroyed", "quantity": 9},
+    )
+    assert too_many.status_code == 409
+    assert "nothing was changed" in too_many.content.decode()
+    assert not StockDisposition.objects.exists()
+    done = client.post(
+        detail(world.recall),
+        {"action": "disposition", "stock": key, "kind": "destroyed", "quantity": 2},
+    )
+    assert done.status_code == 302
+    assert StockDisposition.objects.get().quantity == 2
+    other = f"{world.b.clinic.pk}-{world.lot.pk}"
+    refused = client.post(
+        detail(world.recall),
+        {"action": "disposition", "stock": other, "kind": "destroyed", "quantity": 1},
+    )
+    assert refused.status_code == 400
+    assert StockDisposition.objects.count() == 1
+
+
+def test_the_quality_manager_resends_a_failed_notice(world, quality_manager):
+    notice = Notification.objects.filter(recall=world.recall).first()
+    Notification.objects.filter(pk=notice.pk).update(
+        status=NotificationStatus.FAILED, last_error="550 mailbox unavailable"
+    )
+    client = client_for(quality_manager)
+    page = client.get(detail(world.recall)).content.decode()
+    assert "550 mailbox unavailable" in page and ">Resend<" in page
+    no_reason = client.post(detail(world.recall), {"action": "resend", "notice": notice.pk})
+    assert no_reason.status_code == 400
+    notice.refresh_from_db()
+    assert notice.status == NotificationStatus.FAILED
+    response = client.post(
+        detail(world.recall), {"action": "resend", "notice": notice.pk, "reason": "Mailbox fixed"}
+    )
+    assert response.status_code == 302
+    notice.refresh_from_db()
+    assert notice.status != NotificationStatus.FAILED
+
+
+def test_closing_shows_what_is_still_open_and_is_signed(world, quality_manager):
+    client = client_for(quality_manager)
+    url = reverse("pages:recall-close", args=[world.recall.pk])
+    page = client.get(url).content.decode()
+    assert f"{world.a.clinic.name} has not acknowledged {world.recall.reference}" in page
+    refused = client.post(url, {"reason": "Done", "password": PASSWORD})
+    assert refused.status_code == 409
+    assert "The recall was not closed" in refused.content.decode()
+    world.recall.refresh_from_db()
+    assert world.recall.status == RecallStatus.OPEN
+    wrong = client.post(url, {"reason": "Done", "override": "on", "password": "nope"})
+    assert wrong.status_code in (400, 403)
+    closed = client.post(
+        url, {"reason": "Stock destroyed off-system", "override": "on", "password": PASSWORD}
+    )
+    assert closed.status_code == 302
+    world.recall.refresh_from_db()
+    assert world.recall.status == RecallStatus.CLOSED and world.recall.close_override
+
+
+# ---------------------------------------------------------------------------------------------
+# The chart
+
+
+def test_the_chart_is_well_formed_svg_whose_points_match_the_events(world, quality_manager):
+    from pages.charts import BOTTOM, HEIGHT, TOP
+    from recalls.accounting import recall_contact_attempt_record, recall_disposition_record
+    from recalls.acknowledgements import recall_acknowledge
+
+    recall_acknowledge(
+        recall=world.recall, clinic=world.a.clinic, via="admin", actor=quality_manager
+    )
+    recall_disposition_record(
+        recall=world.recall,
+        clinic=world.a.clinic,
+        lot=world.lot,
+        kind="destroyed",
+        quantity=2,
+        actor=world.a.ready.administrator,
+    )
+    recall_disposition_record(
+        recall=world.recall,
+        clinic=world.b.clinic,
+        lot=world.lot,
+        kind="returned",
+        quantity=2,
+        actor=world.b.ready.administrator,
+    )
+    recall_contact_attempt_record(
+        recall=world.recall,
+        patient=world.a.ready.patient,
+        outcome="unreachable",
+        actor=world.a.ready.clinician,
+    )
+    recall_contact_attempt_record(
+        recall=world.recall,
+        patient=world.a.ready.patient,
+        outcome="reached",
+        actor=world.a.ready.clinician,
+    )
+    page = client_for(quality_manager).get(detail(world.recall)).content.decode()
+    start = page.index("<svg")
+    svg = ET.fromstring(page[start : page.index("</svg>", start) + len("</svg>")])  # noqa: S314 - our own page
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    assert svg.get("role") == "img"
+    assert svg.find("s:title", ns).text.startswith(f"Progress of recall {world.recall.reference}")
+    assert "1 of 2 clinics acknowledged" in svg.find("s:desc", ns).text
+    assert not svg.findall(".//s:script", ns)
+    series = {g.get("data-series"): g for g in svg.findall("s:g[@class='series']", ns)}
+    assert set(series) == {"acknowledged", "contacted", "accounted"}
+
+    def counts(key: str) -> list[int]:
+        return [int(m.get("data-count")) for m in series[key].findall("s:g[@class='marker']", ns)]
+
+    assert counts("acknowledged") == [1]
+    assert counts("contacted") == [1]  # the unreachable attempt is not a contact
+    assert counts("accounted") == [2, 4]
+    # The last step of units accounted for stands at 4 of 5 units: 80 % of the plot's height.
+    last = series["accounted"].findall("s:g[@class='marker']", ns)[-1]
+    plot = HEIGHT - TOP - BOTTOM
+    assert float(last.get("data-y")) == pytest.approx(TOP + plot * (1 - 4 / 5), abs=0.1)
+    path = series["accounted"].find("s:path", ns).get("d")
+    assert path.count(" V ") == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# The patient call list
+
+
+def test_the_clinic_calls_its_patients_and_the_read_is_recorded(world):
+    client = client_for(world.a.ready.clinician)
+    url = patients_url(world.recall, world.a.clinic)
+    response = client.get(url)
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert world.a.patient_name in page and world.a.patient_phone in page
+    assert world.b.patient_name not in page
+    read = ContactDataRead.objects.get()
+    assert read.via == "page" and read.user == world.a.ready.clinician
+    option = f'<option value="{world.a.ready.patient.pk}">{world.a.patient_name}</option>'
+    assert option in page  # the patient is picked by the name the list shows
+    done = client.post(
+        url, {"patient": world.a.ready.patient.pk, "outcome": "reached", "note": "ok"}
+    )
+    assert done.status_code == 302
+    assert PatientContactAttempt.objects.get().patient == world.a.ready.patient
+
+
+def test_a_patient_not_on_the_list_cannot_be_picked(world):
+    client = client_for(world.a.ready.clinician)
+    response = client.post(
+        patients_url(world.recall, world.a.clinic),
+        {"patient": world.b.ready.patient.pk, "outcome": "reached"},
+    )
+    assert response.status_code == 400
+    assert "Select a valid choice" in response.content.decode()
+    assert not PatientContactAttempt.objects.exists()
+
+
+def test_another_clinic_and_network_roles_never_see_the_call_list(world, quality_manager, auditor):
+    url = patients_url(world.recall, world.a.clinic)
+    for user in (world.b.ready.clinician, world.b.ready.administrator, quality_manager, auditor):
+        response = client_for(user).get(url)
+        assert response.status_code == 403
+        assert world.a.patient_name not in response.content.decode()
+    assert not ContactDataRead.objects.exists()
