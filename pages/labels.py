@@ -31,8 +31,10 @@ def label_element_string(lot: Lot) -> str:
 
 
 def label_barcode(lot: Lot) -> zxingcpp.Barcode:
+    # Square symbols only: left free, the writer may pick a rectangular DMRE size (8x64 and
+    # the like) that many clinic scanners cannot read, and that reports itself as ]d8, not ]d2.
     return zxingcpp.create_barcode(
-        label_element_string(lot), zxingcpp.BarcodeFormat.DataMatrix, gs1=True
+        label_element_string(lot), zxingcpp.BarcodeFormat.DataMatrix, gs1=True, forceSquare=True
     )
 
 

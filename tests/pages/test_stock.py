@@ -422,7 +422,7 @@ def test_a_transfer_sends_units_that_arrive_quarantined_at_the_other_clinic():
     ("data", "message"),
     [
         ({"quantity": "9", "reason": "x"}, "Only 5 accepted (usable) unit(s)"),
-        ({"quantity": "1", "reason": "   "}, "State the reason for this change."),
+        ({"quantity": "1", "reason": "   "}, "This field is required."),
         ({"quantity": "-1", "reason": "x"}, "greater than or equal to 1"),
         ({"quantity": "1", "reason": "x", "to_clinic": "0"}, "Select a valid choice"),
     ],
@@ -474,8 +474,9 @@ def test_rejected_stock_is_returned_from_its_own_state():
     receive(ready, lot, 4, decision="reject")
     client = client_for(ready.administrator)
     url = _move(ready, lot, "return", StockState.REJECTED)
-    assert client.post(url, {"quantity": "4", "reason": "Back to maker"}).status_code == 302
-    assert balance(ready.clinic, lot, StockState.REJECTED) == 0
+    assert client.post(url, {"quantity": "3", "reason": "Back to maker"}).status_code == 302
+    assert balance(ready.clinic, lot, StockState.REJECTED) == 1
+    assert StockMovement.objects.filter(kind=MovementKind.RETURN, state="rejected").exists()
     transfer = _move(ready, lot, "transfer", StockState.REJECTED)
     assert client.get(transfer).status_code == 409
 
