@@ -86,13 +86,16 @@ def contact_of(patient: Patient) -> Any:
         return None
 
 
-def search(request: HttpRequest) -> tuple[str, Page[Patient]]:
+def search(request: HttpRequest) -> tuple[str, Page[Patient] | None]:
+    """The patients matching the search text, a page at a time. Nothing before a text is typed:
+    names are shown only of the patients looked for (the minimum necessary), and each showing
+    is recorded."""
     text = (request.GET.get("q") or "").strip()[:100]
-    patients = own_patients(request)
-    if text:
-        patients = patients.filter(
-            Q(reference__icontains=text) | Q(contact__full_name__icontains=text)
-        )
+    if not text:
+        return text, None
+    patients = own_patients(request).filter(
+        Q(reference__icontains=text) | Q(contact__full_name__icontains=text)
+    )
     paginator = Paginator(patients.order_by("reference", "pk"), PAGE_SIZE)
     rows = paginator.get_page(request.GET.get("page"))
     record_contact_read(request, list(rows), _("patient search"))
@@ -185,7 +188,19 @@ def patient_new(request: HttpRequest) -> HttpResponse:
                 contact=contact,
             )
         except DomainError as error:
-            form_problems(form, error)
+            for problem in error.problems:
+                if problem.code == "unique_together":
+                    # The only unique rule a new patient meets: (clinic, reference).
+                    form.add_error(
+                        "reference",
+                        _(
+                            "%(reference)s is already a patient at this clinic: find them, or "
+                            "choose another reference."
+                        )
+                        % {"reference": data["reference"]},
+                    )
+                else:
+                    form_problems(form, DomainError([problem], status=error.status))
         else:
             return redirect("pages:patient", patient_id=patient.pk)
     return render(request, "pages/patients/new.html", {"nav": "patients", "form": form})

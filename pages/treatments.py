@@ -270,9 +270,13 @@ class ChairForm(forms.Form):
     practitioner = PractitionerChoice(
         Practitioner.objects.none(), label=gettext_lazy("Practitioner")
     )
-    route = forms.ChoiceField(choices=Route.choices, label=gettext_lazy("Route"))
+    route = forms.ChoiceField(
+        choices=[("", "---------"), *Route.choices], label=gettext_lazy("Route")
+    )
     anatomical_site = forms.CharField(max_length=200, label=gettext_lazy("Anatomical site"))
-    indication = forms.ChoiceField(choices=Indication.choices, label=gettext_lazy("Indication"))
+    indication = forms.ChoiceField(
+        choices=[("", "---------"), *Indication.choices], label=gettext_lazy("Indication")
+    )
     consent_text = ConsentTextChoice(
         ConsentText.objects.none(), required=False, label=gettext_lazy("Consent text")
     )

@@ -47,7 +47,12 @@ def scan_of(lot: Any, *, form: str = "raw") -> str:
 def chair_ready(*, stock: int = 5, consent_required: bool = False) -> Any:
     ready = clinic_ready(consent_required=consent_required)
     PatientContact.objects.create(patient=ready.patient, full_name="Ada Lovelace")
-    lot = released_lot(product=ProductFactory(gtin=GTIN, name="Exosome serum A"))
+    from lots.models import Product
+
+    product = Product.objects.filter(gtin=GTIN).first() or ProductFactory(
+        gtin=GTIN, name="Exosome serum A"
+    )
+    lot = released_lot(product=product)
     if stock:
         receive(ready, lot, stock)
     ready.lot = lot
