@@ -39,6 +39,7 @@ from lots.models import (
     LotStatus,
     LotStatusChange,
     Product,
+    QcSpecification,
     SignatureMeaning,
 )
 from lots.selectors import (
@@ -55,6 +56,7 @@ from lots.selectors import (
 )
 from pages.base import form_problems, network_writer, page, refused
 from pages.graph import COLLAPSE_ABOVE, ClinicNode, Trace, TreatmentNode, render_trace_svg
+from pages.templatetags.pages import quantity
 from providers.access import access_for
 from providers.models import Manufacturer
 from stock.models import StockState
@@ -358,6 +360,18 @@ class QcRow:
     passes: bool | None  # None: no result, or no specification to judge it by
 
 
+def _specification(spec: QcSpecification) -> str:
+    """What the result must show, with large numbers as a clinic reads them (4.8 × 10⁹)."""
+    if spec.expected_outcome:
+        return spec.get_expected_outcome_display()
+    unit = f" {spec.test.unit}" if spec.test.unit else ""
+    if spec.min_value is not None and spec.max_value is not None:
+        return f"{quantity(spec.min_value)}\u2013{quantity(spec.max_value)}{unit}"  # an en dash
+    if spec.max_value is not None:
+        return f"≤ {quantity(spec.max_value)}{unit}"
+    return f"≥ {quantity(spec.min_value)}{unit}"
+
+
 def _qc_rows(lot: Lot) -> list[QcRow]:
     specifications = qc_specifications_for(lot.product)
     results = {result.test_id: result for result in lot.qc_results.all()}
@@ -373,11 +387,11 @@ def _qc_rows(lot: Lot) -> list[QcRow]:
         if result is not None and result.outcome:
             shown = result.get_outcome_display()
         elif result is not None and result.numeric_value is not None:
-            shown = f"{result.numeric_value.normalize():f} {test.unit}".strip()
+            shown = f"{quantity(result.numeric_value)} {test.unit}".strip()
         rows.append(
             QcRow(
                 name=test.name,
-                specification=spec.describe() if spec is not None else "",
+                specification=_specification(spec) if spec is not None else "",
                 required=spec.required if spec is not None else False,
                 result=shown,
                 tested_on=result.tested_on if result is not None else None,
@@ -609,6 +623,9 @@ class SignatureForm(forms.Form):
 
     def __init__(self, *args: Any, decision: Decision, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        for name, described in self.fields.items():
+            if described.help_text:
+                described.widget.attrs["aria-describedby"] = f"id_{name}-help"
         field = self.fields["meaning"]
         if isinstance(field, forms.ChoiceField):
             field.choices = [
