@@ -44,6 +44,7 @@ class ClinicNode:
     treatment_count: int = 0
     units_used: int = 0
     units_in_stock: int = 0
+    units_blocked: int = 0
     treatments: list[TreatmentNode] = field(default_factory=list)
 
     @property
@@ -139,6 +140,11 @@ def render_trace_svg(trace: Trace, *, element_id: str = "trace") -> SafeString:
         stock = ngettext(
             "%(units)d unit in stock", "%(units)d units in stock", clinic.units_in_stock
         ) % {"units": clinic.units_in_stock}
+        if clinic.units_blocked:
+            stock = _("%(usable)d in stock · %(blocked)d blocked") % {
+                "usable": clinic.units_in_stock,
+                "blocked": clinic.units_blocked,
+            }
         clinic_boxes.append(_box(2, start, clinic.name, stock, "clinic"))
     rows = max(len(donors), 1, row)
     width = MARGIN * 2 + 4 * NODE_WIDTH + 3 * COLUMN_GAP
@@ -163,6 +169,11 @@ def render_trace_svg(trace: Trace, *, element_id: str = "trace") -> SafeString:
         parts.append(_edge(clinic_boxes[index], box))
     for box in [*donors, lot, *clinic_boxes, *(drawn for _index, drawn in treatment_boxes)]:
         parts.append(_node(box))
+    if not trace.donors:
+        parts.append(
+            f'<text class="empty" x="{MARGIN}" y="{HEADING + MARGIN + 26}">'
+            f"{escape(_('No donor recorded'))}</text>"
+        )
     if not trace.clinics:
         x = MARGIN + 2 * (NODE_WIDTH + COLUMN_GAP)
         parts.append(

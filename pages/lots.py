@@ -468,6 +468,8 @@ def _reached(request: HttpRequest, lot: Lot) -> Reached:
         )
         if balance.state == StockState.ACCEPTED:
             node.units_in_stock += balance.quantity
+        elif balance.state == StockState.BLOCKED:
+            node.units_blocked += balance.quantity
     trace = Trace(
         lot_label=_("Lot %(number)s") % {"number": lot.lot_number},
         lot_status=str(STATUS_LABELS.get(LotStatus(lot.status), lot.status)),

@@ -79,3 +79,13 @@ def test_a_lot_that_reached_no_clinic_says_so():
     svg = ET.fromstring(str(render_trace_svg(Trace("Lot E", "Quarantined", ["D-9"], []))))  # noqa: S314 - our own markup
 
     assert "Not at any clinic you can see" in _texts(svg)
+
+
+def test_a_clinic_node_names_blocked_stock_beside_usable_stock():
+    clinic = _clinic("Recall Clinic", 0, draw=False)
+    clinic.units_in_stock, clinic.units_blocked = 2, 15
+
+    svg = ET.fromstring(str(render_trace_svg(Trace("Lot R", "Recalled", [], [clinic]))))  # noqa: S314 - our own markup
+
+    assert "2 in stock · 15 blocked" in _texts(svg)
+    assert "No donor recorded" in _texts(svg)
