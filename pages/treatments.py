@@ -314,6 +314,10 @@ class ChairForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        if data.get("consent_taken_at") and not data.get("consent"):
+            self.add_error(
+                "consent", _("A consent time is given: tick consent, or clear the time.")
+            )
         if data.get("consent") and data.get("consent_text") is None:
             # One text in use is the usual case: the select shows it chosen.
             text = self.fields["consent_text"].queryset.first()  # type: ignore[attr-defined]

@@ -384,3 +384,18 @@ def test_another_clinics_practitioner_cannot_be_chosen():
     )
     assert response.status_code == 409
     assert not Treatment.objects.exists()
+
+
+def test_a_consent_time_without_consent_ticked_is_an_inline_error():
+    ready = chair_ready()
+    ConsentTextFactory()
+    at = timezone.localtime() - datetime.timedelta(minutes=5)
+    response = save(
+        client_for(ready.clinician),
+        ready,
+        ready.lot,
+        consent_taken_at=at.strftime("%Y-%m-%dT%H:%M"),
+    )
+    assert response.status_code == 409
+    assert "A consent time is given: tick consent, or clear the time." in text_of(response)
+    assert not Treatment.objects.exists()

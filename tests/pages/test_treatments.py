@@ -152,3 +152,18 @@ def test_another_clinics_treatment_is_not_found():
     response = client_for(ready.clinician).get(reverse("pages:treatment", args=[theirs.pk]))
     assert response.status_code == 404
     assert other.patient.reference not in response.content.decode()
+
+
+def test_an_auditor_reads_a_treatment_without_patient_details_or_write_controls():
+    ready = chair_ready(stock=5)
+    treatment = treat(ready, ready.lot)
+    auditor = UserFactory()
+    MembershipFactory(user=auditor, role=Role.AUDITOR, clinic=None)
+    response = client_for(auditor).get(reverse("pages:treatment", args=[treatment.pk]))
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert ready.patient.reference in page
+    assert "Ada Lovelace" not in page
+    assert reverse("pages:patient", args=[ready.patient.pk]) not in page
+    main = page.split("<main", 1)[1].split("</main>", 1)[0]
+    assert "<form" not in main and "Start a treatment" not in main
