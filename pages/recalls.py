@@ -853,10 +853,14 @@ class ContactAttemptForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.patients = {str(patient.pk): patient for patient in patients}
         patient: Any = self.fields["patient"]
-        patient.choices = [
-            (key, patient.contact.full_name if _has_contact(patient) else patient.reference)
-            for key, patient in self.patients.items()
-        ]
+        patient.choices = [(key, _patient_label(patient)) for key, patient in self.patients.items()]
+
+
+def _patient_label(patient: Any) -> str:
+    """The name the list shows, with the reference that tells two namesakes apart."""
+    if _has_contact(patient):
+        return f"{patient.contact.full_name} ({patient.reference})"
+    return str(patient.reference)
 
 
 def _has_contact(patient: Any) -> bool:

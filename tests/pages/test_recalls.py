@@ -481,7 +481,8 @@ def test_the_clinic_calls_its_patients_and_the_read_is_recorded(world):
     assert world.b.patient_name not in page
     read = ContactDataRead.objects.get()
     assert read.via == "page" and read.user == world.a.ready.clinician
-    option = f'<option value="{world.a.ready.patient.pk}">{world.a.patient_name}</option>'
+    patient = world.a.ready.patient
+    option = f'<option value="{patient.pk}">{world.a.patient_name} ({patient.reference})</option>'
     assert option in page  # the patient is picked by the name the list shows
     done = client.post(
         url, {"patient": world.a.ready.patient.pk, "outcome": "reached", "note": "ok"}

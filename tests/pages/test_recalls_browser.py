@@ -113,7 +113,9 @@ def test_a_clinician_calls_the_patients_from_the_call_list(
     page.get_by_role("link", name="Patient call list").click()
     expect(page.get_by_role("cell", name=affected.patient_phone)).to_be_visible()
     assert_accessible(page)
-    page.get_by_label("Patient").select_option(label=affected.patient_name)
+    page.get_by_label("Patient").select_option(
+        label=f"{affected.patient_name} ({affected.ready.patient.reference})"
+    )
     page.get_by_label("Outcome").select_option("reached")
     page.get_by_role("button", name="Record the call").click()
     expect(page.get_by_role("status").first).to_contain_text("recorded")
