@@ -114,6 +114,7 @@ class Row:
     why_not: str
     days_left: int
     may_move: bool
+    badge: str
 
 
 def why_not_usable(balance: StockBalance, today: datetime.date) -> str:
@@ -130,6 +131,15 @@ def why_not_usable(balance: StockBalance, today: datetime.date) -> str:
     if lot.is_expired(on=today):
         return _("Expired")
     return ""
+
+
+def badge_code(balance: StockBalance, today: datetime.date) -> str:
+    """The colour of the state badge: green only for usable units."""
+    if balance.state != StockState.ACCEPTED:
+        return str(balance.state)
+    if balance.lot.status != LotStatus.RELEASED:
+        return str(balance.lot.status)
+    return "expired" if balance.lot.is_expired(on=today) else "accepted"
 
 
 STATE_FILTERS = [
@@ -273,6 +283,7 @@ def stock_index(request: HttpRequest) -> HttpResponse:
             why_not=why,
             days_left=(balance.lot.expires_on - today).days,
             may_move=keeps_stock_at(access, balance.clinic_id),
+            badge=badge_code(balance, today),
         )
         for balance in paged.object_list
     ]
@@ -342,7 +353,7 @@ class ReceiveForm(forms.Form):
             (ReceiptDecision.REJECT.value, gettext_lazy("Reject: do not use")),
         ],
         widget=forms.RadioSelect,
-        label=gettext_lazy("Decision"),
+        label=gettext_lazy("What happens to the units"),
         help_text=gettext_lazy(
             "Accept only when the package, the labels and the transport temperatures all pass."
         ),
@@ -524,9 +535,18 @@ def stock_receive_scan(request: HttpRequest) -> HttpResponse:
 
 ACTIONS: dict[str, tuple[str, Any]] = {
     "transfer": ("", gettext_lazy("Transfer to another clinic")),
+    "decide": ("", gettext_lazy("Decide on quarantined units")),
     "waste": (MovementKind.WASTAGE.value, gettext_lazy("Write off as waste")),
     "return": (MovementKind.RETURN.value, gettext_lazy("Return to the manufacturer")),
     "destroy": (MovementKind.DESTRUCTION.value, gettext_lazy("Record destruction")),
+}
+# Which stock each action takes units from (None: any state).
+ACTION_STATES: dict[str, str | None] = {
+    "transfer": StockState.ACCEPTED,
+    "decide": StockState.QUARANTINED,
+    "waste": None,
+    "return": None,
+    "destroy": None,
 }
 
 
@@ -538,6 +558,14 @@ class MoveForm(forms.Form):
             "The units arrive quarantined; the receiving clinic checks them before use."
         ),
     )
+    decision = forms.ChoiceField(
+        choices=[
+            ("accept", gettext_lazy("Accept into usable stock")),
+            ("reject", gettext_lazy("Reject: do not use")),
+        ],
+        widget=forms.RadioSelect,
+        label=gettext_lazy("Decision"),
+    )
     quantity = forms.IntegerField(min_value=1, max_value=1_000_000, label=gettext_lazy("Units"))
     reason = forms.CharField(
         max_length=2000,
@@ -546,17 +574,69 @@ class MoveForm(forms.Form):
         help_text=gettext_lazy("Kept in the ledger and the audit trail with your name."),
     )
 
-    def __init__(self, *args: Any, balance: StockBalance, transfer: bool, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, balance: StockBalance, action: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["quantity"].help_text = _("At most %(quantity)s.") % {
             "quantity": balance.quantity
         }
-        if transfer:
+        if action == "transfer":
             self.fields["to_clinic"].queryset = Clinic.objects.exclude(  # type: ignore[attr-defined]
                 pk=balance.clinic_id
             ).order_by("name")
         else:
             del self.fields["to_clinic"]
+        if action != "decide":
+            del self.fields["decision"]
+
+
+def _record_move(request: HttpRequest, balance: StockBalance, action: str, data: Any) -> str:
+    """Call the service for `action`; return what was done, in words. Raises DomainError."""
+    lot, units = balance.lot, data["quantity"]
+    if action == "transfer":
+        services.stock_transfer(
+            actor=request.user,
+            from_clinic=balance.clinic,
+            to_clinic=data["to_clinic"],
+            lot=lot,
+            quantity=units,
+            reason=data["reason"],
+        )
+        return _("%(quantity)s unit(s) of lot %(lot)s sent to %(clinic)s.") % {
+            "quantity": units,
+            "lot": lot.lot_number,
+            "clinic": data["to_clinic"].name,
+        }
+    if action == "decide":
+        accept = data["decision"] == "accept"
+        services.stock_quarantine_resolve(
+            actor=request.user,
+            clinic=balance.clinic,
+            lot=lot,
+            quantity=units,
+            accept=accept,
+            reason=data["reason"],
+        )
+        done = _("accepted into usable stock") if accept else _("rejected")
+        return _("%(quantity)s quarantined unit(s) of lot %(lot)s %(done)s.") % {
+            "quantity": units,
+            "lot": lot.lot_number,
+            "done": done,
+        }
+    kind = ACTIONS[action][0]
+    services.stock_write_off(
+        actor=request.user,
+        clinic=balance.clinic,
+        lot=lot,
+        quantity=units,
+        kind=kind,
+        reason=data["reason"],
+        state=balance.state,
+    )
+    return _("%(quantity)s unit(s) of lot %(lot)s written off: %(kind)s.") % {
+        "quantity": units,
+        "lot": lot.lot_number,
+        "kind": MovementKind(kind).label.lower(),
+    }
 
 
 @page(allowed=keeps_stock, refusal=STOCK_REFUSAL)
@@ -569,58 +649,42 @@ def stock_move(request: HttpRequest, balance_id: int, action: str) -> HttpRespon
         )
     if not keeps_stock_at(access, balance.clinic_id):
         return refused(request, str(STOCK_REFUSAL))
-    kind, title = ACTIONS[action]
-    transfer = action == "transfer"
-    if transfer and balance.state != StockState.ACCEPTED:
+    title = ACTIONS[action][1]
+    wanted = ACTION_STATES[action]
+    if wanted is not None and balance.state != wanted:
         return refused(
             request,
-            _("Only accepted stock can be transferred; this stock is %(state)s.")
-            % {"state": balance.get_state_display().lower()},
+            _("%(action)s takes %(wanted)s stock; this stock is %(state)s.")
+            % {
+                "action": title,
+                "wanted": StockState(wanted).label.lower(),
+                "state": balance.get_state_display().lower(),
+            },
             status=409,
         )
-    form = MoveForm(request.POST or None, balance=balance, transfer=transfer)
+    form = MoveForm(request.POST or None, balance=balance, action=action)
     if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
         try:
-            if transfer:
-                services.stock_transfer(
-                    actor=request.user,
-                    from_clinic=balance.clinic,
-                    to_clinic=data["to_clinic"],
-                    lot=balance.lot,
-                    quantity=data["quantity"],
-                    reason=data["reason"],
-                )
-                done = _("%(quantity)s unit(s) of lot %(lot)s sent to %(clinic)s.") % {
-                    "quantity": data["quantity"],
-                    "lot": balance.lot.lot_number,
-                    "clinic": data["to_clinic"].name,
-                }
-            else:
-                services.stock_write_off(
-                    actor=request.user,
-                    clinic=balance.clinic,
-                    lot=balance.lot,
-                    quantity=data["quantity"],
-                    kind=kind,
-                    reason=data["reason"],
-                    state=balance.state,
-                )
-                done = _("%(quantity)s unit(s) of lot %(lot)s written off: %(kind)s.") % {
-                    "quantity": data["quantity"],
-                    "lot": balance.lot.lot_number,
-                    "kind": MovementKind(kind).label.lower(),
-                }
+            done = _record_move(request, balance, action, form.cleaned_data)
         except DomainError as error:
             form_problems(form, error)
         else:
             messages.success(request, done)
             query = urlencode({"lot": balance.lot_id, "clinic": balance.clinic_id})
             return redirect(f"{reverse('pages:stock')}?{query}")
+    today = timezone.localdate()
     return render(
         request,
         "pages/stock/move.html",
-        {"nav": "stock", "form": form, "balance": balance, "title": title, "action": action},
+        {
+            "nav": "stock",
+            "form": form,
+            "balance": balance,
+            "title": title,
+            "action": action,
+            "why_not": why_not_usable(balance, today),
+            "badge": badge_code(balance, today),
+        },
     )
 
 

@@ -208,6 +208,7 @@ def test_the_stock_page_runs_the_same_number_of_queries_for_few_and_many_rows(qu
         receive(other, released_lot(), 2, decision="quarantine")
         receive(other, released_lot(), 3)
     many = _queries(client, STOCK)
+    print(f"stock page: {few} queries with 1 row, {many} with 25 rows")
     assert few == many
     assert _queries(client, STOCK, {"format": "csv"}) <= few
 
@@ -516,3 +517,67 @@ def test_times_are_typed_in_the_users_zone():
     assert receipt.received_at.astimezone(timezone.get_default_timezone()) is not None
     assert local.hour in (22, 23)
     assert Decimal(receipt.transport_min_celsius) == Decimal("-80.0")
+
+
+@pytest.mark.parametrize(
+    ("decision", "state"), [("accept", StockState.ACCEPTED), ("reject", StockState.REJECTED)]
+)
+def test_quarantined_units_are_decided_on_into_usable_or_rejected_stock(decision, state):
+    ready = clinic_ready()
+    lot = released_lot()
+    receive(ready, lot, 4, decision="quarantine")
+    response = client_for(ready.administrator).post(
+        _move(ready, lot, "decide", StockState.QUARANTINED),
+        {"decision": decision, "quantity": "3", "reason": "Logger read again: fine"},
+    )
+    assert response.status_code == 302
+    assert balance(ready.clinic, lot, StockState.QUARANTINED) == 1
+    assert balance(ready.clinic, lot, state) == 3
+
+
+def test_only_quarantined_units_can_be_decided_on_and_a_missing_decision_is_refused():
+    ready = clinic_ready()
+    lot = released_lot()
+    receive(ready, lot, 4, decision="quarantine")
+    receive(ready, lot, 2)
+    client = client_for(ready.administrator)
+    assert client.get(_move(ready, lot, "decide")).status_code == 409
+    response = client.post(
+        _move(ready, lot, "decide", StockState.QUARANTINED), {"quantity": "1", "reason": "x"}
+    )
+    assert response.status_code == 200
+    assert "This field is required." in response.content.decode()
+    assert balance(ready.clinic, lot, StockState.QUARANTINED) == 4
+
+
+def test_blocked_stock_after_a_recall_is_destroyed_from_the_blocked_state():
+    ready = clinic_ready()
+    lot = released_lot()
+    receive(ready, lot, 3)
+    from stock.services import Change, apply_changes
+
+    apply_changes(
+        [
+            Change(ready.clinic.pk, lot.pk, StockState.ACCEPTED, -3, MovementKind.BLOCK),
+            Change(ready.clinic.pk, lot.pk, StockState.BLOCKED, 3, MovementKind.BLOCK),
+        ],
+        actor=ready.administrator,
+    )
+    client = client_for(ready.administrator)
+    text = client.get(STOCK).content.decode()
+    assert "Blocked by a recall" in text and "Destroy" in text
+    url = _move(ready, lot, "destroy", StockState.BLOCKED)
+    assert client.post(url, {"quantity": "3", "reason": "Recall: destroyed"}).status_code == 302
+    assert balance(ready.clinic, lot, StockState.BLOCKED) == 0
+    assert StockMovement.objects.get(kind=MovementKind.DESTRUCTION).state == StockState.BLOCKED
+
+
+def test_accepted_units_of_a_lot_on_hold_are_not_shown_as_usable():
+    ready = clinic_ready()
+    lot = released_lot()
+    receive(ready, lot, 3)
+    lot.status = LotStatus.ON_HOLD
+    lot.save()
+    text = client_for(ready.administrator).get(STOCK).content.decode()
+    assert '<span class="badge badge-on_hold">Lot on hold</span>' in text
+    assert "badge-accepted" not in text
