@@ -18,7 +18,7 @@ from django.utils import timezone
 from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
-from tests.factories import ConsentTextFactory
+from tests.factories import ConsentTextFactory, receive, released_lot
 from tests.pages.conftest import assert_accessible, sign_in
 from tests.pages.test_chair import GS, chair_ready, on_hand
 from tests.recalls.conftest import eager_celery, open_recall  # noqa: F401 (a fixture)
@@ -58,6 +58,8 @@ def complete_the_form(page: Any, ready: Any) -> None:
 def test_a_clinician_scans_the_vial_and_saves_the_treatment(wide_page):
     page = wide_page
     ready = chair_ready(stock=5)
+    second = released_lot(product=ready.lot.product)
+    receive(ready, second, 3)
     ConsentTextFactory()
     sign_in(page, ready.clinician)
     find_patient_and_start(page, ready)
@@ -90,6 +92,11 @@ def test_a_clinician_scans_the_vial_and_saves_the_treatment(wide_page):
     scan.press_sequentially(scanner_string(ready.lot))
     expect(page.get_by_label(f"Units of lot {ready.lot.lot_number}")).to_have_value("2")
     expect(page.locator("#lines > li")).to_have_count(1)
+    # A vial of another lot becomes a second line.
+    scan.press_sequentially(scanner_string(second))
+    expect(page.locator("#lines > li")).to_have_count(2)
+    expect(page.get_by_label(f"Units of lot {second.lot_number}")).to_have_value("1")
+    expect(page.locator("#scan-answer")).to_contain_text("3 units accepted")
     assert_accessible(page)
 
     complete_the_form(page, ready)
@@ -103,13 +110,17 @@ def test_a_clinician_scans_the_vial_and_saves_the_treatment(wide_page):
         f"of patient {ready.patient.reference} is saved."
     )
     expect(page.locator(".banner.ok")).to_contain_text("3 units left at this clinic.")
+    expect(page.locator(".banner.ok")).to_contain_text("2 units left at this clinic.")
     assert_accessible(page)
     treatment = Treatment.objects.get()
     assert treatment.performed_at > opened
     assert treatment.performed_at >= consent_given.replace(microsecond=0)
     assert treatment.consent_taken_at == treatment.performed_at
-    assert [(line.lot_id, line.units) for line in treatment.lines.all()] == [(ready.lot.pk, 2)]
-    assert on_hand(ready, ready.lot) == 3
+    assert {(line.lot_id, line.units) for line in treatment.lines.all()} == {
+        (ready.lot.pk, 2),
+        (second.pk, 1),
+    }
+    assert (on_hand(ready, ready.lot), on_hand(ready, second)) == (3, 2)
 
     page.goto("/treatments/")
     expect(page.get_by_role("table")).to_contain_text(ready.patient.reference)
@@ -148,6 +159,11 @@ def test_a_recalled_lot_scans_red_and_saving_is_refused_in_plain_words(
     expect(page.locator(f"#line-{ready.lot.pk}")).to_be_visible()
     assert_accessible(page)
     assert not Treatment.objects.exists()
+    # The vial set aside, its line is removed by keyboard alone; the scan field is ready again.
+    page.get_by_role("button", name=f"Remove lot {ready.lot.lot_number}").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#lines > li")).to_have_count(0)
+    expect(page.get_by_label("Scan the vial")).to_be_focused()
 
 
 # --------------------------------------------------------------------------------------------
