@@ -439,7 +439,8 @@ def look_up(scan: str) -> Looked:
         resolution = scan_resolve(scan)
     except DomainError as error:
         return Looked(None, list(error.problems), [])
-    return Looked(resolution, [], lot_warnings(resolution.lot, timezone.localdate()))
+    warnings = [problem.message for problem in resolution.warnings]
+    return Looked(resolution, [], warnings + lot_warnings(resolution.lot, timezone.localdate()))
 
 
 def _stock_clinics(access: Access) -> QuerySet[Clinic]:

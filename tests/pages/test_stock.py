@@ -5,13 +5,11 @@ helpers. Every refusal is shown inline and changes nothing."""
 from __future__ import annotations
 
 import datetime
-from decimal import Decimal
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import timezone
 
 from lots.models import LotStatus
 from pages.stock import expiring_stock, unusable_stock
@@ -157,6 +155,7 @@ def test_stock_is_listed_first_expiry_first_and_filtered_by_expiry_window():
     within_60 = client.get(STOCK, {"expires": "60"}).content.decode()
 
     assert text.index(soon.lot_number) < text.index(middle.lot_number) < text.index(late.lot_number)
+    assert "in 20 days" in text and "in 50 days" in text
     assert soon.lot_number in within_30 and middle.lot_number not in within_30
     assert middle.lot_number in within_60 and late.lot_number not in within_60
 
@@ -506,17 +505,25 @@ def test_a_clinician_sees_stock_but_no_control_to_move_it():
     assert balance(ready.clinic, lot) == 5
 
 
-def test_times_are_typed_in_the_users_zone():
+def test_the_receipt_time_is_typed_in_the_users_zone():
     ready = clinic_ready(time_zone="Europe/Berlin")
     lot = released_lot(product=gtin_product())
-    client_for(ready.administrator).post(
+    response = client_for(ready.administrator).post(
         RECEIVE, door(lot, ready.clinic, received_at=f"{TODAY():%Y-%m-%d}T00:30")
     )
-    receipt = Receipt.objects.get()
-    local = timezone.localtime(receipt.received_at, datetime.timezone(datetime.timedelta(0)))
-    assert receipt.received_at.astimezone(timezone.get_default_timezone()) is not None
-    assert local.hour in (22, 23)
-    assert Decimal(receipt.transport_min_celsius) == Decimal("-80.0")
+    assert response.status_code == 302
+    received = Receipt.objects.get().received_at.astimezone(datetime.UTC)
+    # 00:30 in Berlin (UTC+1 in winter, UTC+2 in summer) is the evening before in UTC.
+    assert received.date() == TODAY() - datetime.timedelta(days=1)
+    assert (received.hour, received.minute) in ((23, 30), (22, 30))
+
+
+def test_a_clinic_filter_naming_another_clinic_shows_none_of_its_stock():
+    ready, other = clinic_ready(), clinic_ready()
+    theirs = released_lot()
+    receive(other, theirs, 2)
+    text = client_for(ready.administrator).get(STOCK, {"clinic": other.clinic.pk}).content
+    assert theirs.lot_number not in text.decode()
 
 
 @pytest.mark.parametrize(
