@@ -155,6 +155,9 @@ def test_the_patient_page_shows_contact_trace_recall_and_links(quality_manager):
     assert download.status_code == 200
     assert download["Content-Type"].startswith("text/csv")
     assert ready.lot.lot_number in b"".join(download.streaming_content).decode()
+    pdf = client.get(pdf_url)
+    assert pdf.status_code == 200
+    assert pdf["Content-Type"] == "application/pdf"
 
 
 def test_another_clinics_patient_page_is_not_found():
