@@ -481,13 +481,10 @@ def recall_new(request: HttpRequest) -> HttpResponse:
     form = RecallOpenForm(request.POST)
     context["form"] = form
     action = request.POST.get("action", "preview")
-    if action == "edit" or not form.is_valid():
-        return render(
-            request,
-            "pages/recalls/open.html",
-            context,
-            status=200 if form.is_valid() or action == "edit" else 400,
-        )
+    if action == "edit":
+        return render(request, "pages/recalls/open.html", context)
+    if not form.is_valid():
+        return render(request, "pages/recalls/open.html", context, status=400)
     try:
         reach = scope_reach(form.scope())
     except DomainError as error:

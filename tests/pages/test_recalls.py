@@ -509,3 +509,23 @@ def test_another_clinic_and_network_roles_never_see_the_call_list(world, quality
         assert response.status_code == 403
         assert world.a.patient_name not in response.content.decode()
     assert not ContactDataRead.objects.exists()
+
+
+def test_the_call_list_runs_the_same_queries_for_one_patient_and_for_four(quality_manager):
+    ready = clinic_ready()
+    one_lot, four_lot = released_lot(), released_lot()
+    receive(ready, one_lot, 3)
+    receive(ready, four_lot, 6)
+    treat(ready, one_lot, 1)
+    treat(ready, four_lot, 1)
+    for _ in range(3):
+        treat(ready, four_lot, 1, patient=PatientFactory(clinic=ready.clinic))
+    one = open_recall(quality_manager, one_lot)
+    four = open_recall(quality_manager, four_lot)
+    client = client_for(ready.clinician)
+    counts = []
+    for recall in (one, four):
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(patients_url(recall, ready.clinic)).status_code == 200
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
