@@ -491,7 +491,13 @@ def recall_new(request: HttpRequest) -> HttpResponse:
         form_problems(form, error)
         return render(request, "pages/recalls/open.html", context, status=400)
     sign_form = SignForm(request.POST if action == "sign" else None)
-    context.update(step="preview", reach=reach, sign_form=sign_form)
+    context.update(
+        step="preview",
+        reach=reach,
+        sign_form=sign_form,
+        class_label=RecallClass(form.cleaned_data["recall_class"]).label,
+        depth_label=RecallDepth(form.cleaned_data["depth"]).label,
+    )
     if action != "sign":
         return render(request, "pages/recalls/open.html", context)
     if not sign_form.is_valid():
@@ -641,16 +647,21 @@ def _detail_context(request: HttpRequest, recall: Recall) -> dict[str, Any]:
         and access.may_read_contact(clinic.clinic_id)
     ]
     notices = (
-        list(notification_list(recall=recall, clinic_ids=clinic_ids))
+        Paginator(notification_list(recall=recall, clinic_ids=clinic_ids), PAGE_SIZE).get_page(
+            request.GET.get("notices")
+        )
         if access.reads_network
-        else []
+        else None
     )
+    dispositions = Paginator(
+        disposition_list(recall=recall, clinic_ids=clinic_ids), PAGE_SIZE
+    ).get_page(request.GET.get("dispositions"))
     return {
         "nav": "recalls",
         "recall": recall,
         "effectiveness": effectiveness,
         "stock": stock,
-        "dispositions": list(disposition_list(recall=recall, clinic_ids=clinic_ids)),
+        "dispositions": dispositions,
         "notices": notices,
         "chart": progress_chart(
             recall,
@@ -749,8 +760,10 @@ def _act(request: HttpRequest, recall: Recall) -> HttpResponse:
             resend = ResendForm(request.POST)
             notice = None
             if resend.is_valid():
-                notice = next(
-                    (n for n in context["notices"] if n.pk == resend.cleaned_data["notice"]), None
+                notice = (
+                    notification_list(recall=recall, clinic_ids=access.visible_clinic_ids)
+                    .filter(pk=resend.cleaned_data["notice"])
+                    .first()
                 )
             if notice is None:
                 context["resend_form"] = resend

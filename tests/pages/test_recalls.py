@@ -529,3 +529,20 @@ def test_the_call_list_runs_the_same_queries_for_one_patient_and_for_four(qualit
             assert client.get(patients_url(recall, ready.clinic)).status_code == 200
         counts.append(len(queries))
     assert counts[0] == counts[1]
+
+
+def test_a_closed_recall_offers_no_write_control_and_refuses_a_write(world, quality_manager):
+    recall_close(
+        recall=world.recall, actor=quality_manager, password=PASSWORD, reason="Done", override=True
+    )
+    client = client_for(world.a.ready.administrator)
+    page = client.get(detail(world.recall)).content.decode()
+    assert "Acknowledge for" not in page and "Record returned or destroyed units" not in page
+    response = client.post(
+        detail(world.recall), {"action": "acknowledge", "clinic": world.a.clinic.pk}
+    )
+    assert response.status_code == 409
+    assert "takes no more changes" in response.content.decode()
+    assert not Acknowledgement.objects.exists()
+    closing = client_for(quality_manager).get(reverse("pages:recall-close", args=[world.recall.pk]))
+    assert closing.status_code == 302
