@@ -12,6 +12,7 @@ from django.http import FileResponse, Http404, HttpRequest
 from django.http.response import HttpResponseBase
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
 
 from lots import forms as lot_forms
 from lots.models import Certificate
@@ -87,7 +88,7 @@ class CertificateAdmin(ServiceAdmin):
         try:
             stream = certificate.file.open("rb")
         except FileNotFoundError as error:
-            raise Http404("The certificate's file is missing from storage.") from error
+            raise Http404(_("The certificate's file is missing from storage.")) from error
         return FileResponse(
             stream,
             content_type="application/pdf",

@@ -12,6 +12,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext as _
 
 from common.admin import signature_form_data
 from lots import forms as lot_forms
@@ -139,10 +140,14 @@ class LotAdmin(ServiceAdmin):
             "", "<li><code>{}</code>: {}</li>", ((p.code, p.message) for p in check.problems)
         )
         if obj.status in RELEASABLE_FROM:
-            summary = f"The lot cannot be released: {len(check.problems)} unmet requirement(s)."
+            summary = _("The lot cannot be released: %(count)s unmet requirement(s).") % {
+                "count": len(check.problems)
+            }
         else:
             # Evaluated again today, so a released lot whose certificate has since lapsed shows it.
-            summary = f"The lot is {obj.get_status_display().lower()}; checked again today:"
+            summary = _("The lot is %(status)s; checked again today:") % {
+                "status": obj.get_status_display().lower()
+            }
         return format_html(
             '<p class="errornote">{}</p><ul class="release-problems">{}{}</ul>',
             summary,

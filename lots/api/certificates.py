@@ -10,6 +10,7 @@ from typing import Any
 from django.core.files.storage import default_storage
 from django.db.models import QuerySet
 from django.http import FileResponse, HttpResponse, HttpResponseBase
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -182,7 +183,8 @@ class CertificateFileApi(Api):
                 "certificate %s: stored file %s is missing", certificate.pk, certificate.file.name
             )
             raise NotFound(
-                "The certificate's file is missing from storage.", code="certificate_file_missing"
+                _("The certificate's file is missing from storage."),
+                code="certificate_file_missing",
             ) from error
         filename = certificate.original_filename or f"certificate-{certificate.pk}.pdf"
         response = FileResponse(handle, content_type="application/pdf", filename=filename)

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
@@ -128,7 +129,8 @@ class LotCreateInputSerializer(serializers.Serializer[Any]):
         missing = [donor_id for donor_id in ids if donor_id not in found]
         if missing:
             raise serializers.ValidationError(
-                f"No donor with id {', '.join(map(str, missing))}.", code="does_not_exist"
+                _("No donor with id %(ids)s.") % {"ids": ", ".join(map(str, missing))},
+                code="does_not_exist",
             )
         return [found[donor_id] for donor_id in ids]
 
@@ -142,7 +144,7 @@ def _lot_detail(lot_id: int) -> dict[str, Any]:
     try:
         lot = lot_get(lot_id=lot_id)
     except Lot.DoesNotExist as error:
-        raise NotFound("No such lot.", code="not_found") from error
+        raise NotFound(_("No such lot."), code="not_found") from error
     context = {
         "today": timezone.localdate(),
         "specifications": qc_specifications_for(lot.product),

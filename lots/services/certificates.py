@@ -12,6 +12,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from pypdf import PdfReader
 from pypdf.errors import PyPdfError
 
@@ -35,19 +36,26 @@ def _read_pdf(upload: BinaryIO, *, field: str = "file") -> bytes:
     limit = settings.CERTIFICATE_MAX_BYTES
     content = upload.read(limit + 1)
     if not content:
-        raise DomainError.single("certificate_empty", "The file is empty.", field=field, status=400)
+        raise DomainError.single(
+            "certificate_empty", _("The file is empty."), field=field, status=400
+        )
     if len(content) > limit:
         mebibyte = 1024 * 1024
-        shown = f"{limit // mebibyte} MiB" if limit % mebibyte == 0 else f"{limit} bytes"
+        too_large = (
+            _("The file is larger than the %(mebibytes)s MiB limit.")
+            % {"mebibytes": limit // mebibyte}
+            if limit % mebibyte == 0
+            else _("The file is larger than the %(bytes)s bytes limit.") % {"bytes": limit}
+        )
         raise DomainError.single(
             "certificate_too_large",
-            f"The file is larger than the {shown} limit.",
+            too_large,
             field=field,
             status=400,
         )
     if not content.startswith(PDF_MAGIC):
         raise DomainError.single(
-            "certificate_not_pdf", "The file is not a PDF document.", field=field, status=400
+            "certificate_not_pdf", _("The file is not a PDF document."), field=field, status=400
         )
     try:
         reader = PdfReader(io.BytesIO(content), strict=False)
@@ -58,7 +66,10 @@ def _read_pdf(upload: BinaryIO, *, field: str = "file") -> bytes:
     except Exception as error:
         raise DomainError.single(
             "certificate_not_pdf",
-            "The file starts like a PDF but cannot be read as one (damaged, encrypted or empty).",
+            _(
+                "The file starts like a PDF but cannot be read as one (damaged, encrypted or "
+                "empty)."
+            ),
             field=field,
             status=400,
         ) from error
@@ -119,12 +130,15 @@ def _certificate_scope_check(
 ) -> None:
     if kind not in CertificateKind.values:
         raise DomainError.single(
-            "invalid_choice", f"{kind} is not a certificate kind.", field="kind", status=400
+            "invalid_choice",
+            _("%(kind)s is not a certificate kind.") % {"kind": kind},
+            field="kind",
+            status=400,
         )
     if kind == CertificateKind.COA and lot is None:
         raise DomainError.single(
             "certificate_lot_required",
-            "A certificate of analysis belongs to a lot: give the lot.",
+            _("A certificate of analysis belongs to a lot: give the lot."),
             field="lot",
             status=400,
         )
@@ -132,14 +146,14 @@ def _certificate_scope_check(
         if lot is not None or manufacturer is None:
             raise DomainError.single(
                 "certificate_manufacturer_required",
-                "GMP and ISO 13485 certificates belong to a manufacturer, not to a lot.",
+                _("GMP and ISO 13485 certificates belong to a manufacturer, not to a lot."),
                 field="manufacturer",
                 status=400,
             )
         if valid_until is None:
             raise DomainError.single(
                 "certificate_validity_required",
-                "A GMP or ISO 13485 certificate needs the date it is valid until.",
+                _("A GMP or ISO 13485 certificate needs the date it is valid until."),
                 field="valid_until",
                 status=400,
             )
@@ -168,8 +182,11 @@ def _certificate_insert(
         if Certificate.objects.filter(supersedes=supersedes).exists():
             raise DomainError.single(
                 "certificate_already_superseded",
-                f"Certificate {supersedes.number} has already been superseded; supersede the "
-                "newest version instead.",
+                _(
+                    "Certificate %(number)s has already been superseded; supersede the newest "
+                    "version instead."
+                )
+                % {"number": supersedes.number},
                 field="supersedes",
             )
         if (
@@ -179,7 +196,7 @@ def _certificate_insert(
         ):
             raise DomainError.single(
                 "certificate_supersede_mismatch",
-                "A new version must be of the same kind, for the same manufacturer and lot.",
+                _("A new version must be of the same kind, for the same manufacturer and lot."),
                 field="supersedes",
                 status=400,
             )

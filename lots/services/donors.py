@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from common.errors import DomainError, Problem
 from common.services import history, require_reason, validate_instance
@@ -90,7 +91,7 @@ def donor_eligibility_decide(
     if eligibility not in Eligibility.values:
         raise DomainError.single(
             "invalid_choice",
-            f"{eligibility} is not an eligibility decision.",
+            _("%(eligibility)s is not an eligibility decision.") % {"eligibility": eligibility},
             field="eligibility",
             status=400,
         )
@@ -105,7 +106,7 @@ def donor_eligibility_decide(
                 problems.append(
                     Problem(
                         "donor_marker_missing",
-                        f"No {marker.name} result.",
+                        _("No %(marker)s result.") % {"marker": marker.name},
                         f"markers.{marker.code}",
                     )
                 )
@@ -113,7 +114,8 @@ def donor_eligibility_decide(
                 problems.append(
                     Problem(
                         "donor_marker_reactive",
-                        f"{marker.name} is {result.get_result_display().lower()}.",
+                        _("%(marker)s is %(result)s.")
+                        % {"marker": marker.name, "result": result.get_result_display().lower()},
                         f"markers.{marker.code}",
                     )
                 )

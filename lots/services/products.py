@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from common.errors import DomainError
 from common.services import history, require_reason, validate_instance
@@ -67,7 +68,7 @@ def product_authorisation_set(
     if status not in AuthorisationStatus.values:
         raise DomainError.single(
             "invalid_choice",
-            f"{status} is not an authorisation status.",
+            _("%(status)s is not an authorisation status.") % {"status": status},
             field="status",
             status=400,
         )

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from common.errors import DomainError
 from common.services import history, require_reason, validate_instance
@@ -34,14 +35,21 @@ def lot_qc_result_record(
     if test.kind == QcKind.QUANTITATIVE and (numeric_value is None or outcome):
         raise DomainError.single(
             "qc_numeric_value_required",
-            f"{test.name} is measured: give numeric_value ({test.unit or 'number'}), not outcome.",
+            (
+                _("%(test)s is measured: give numeric_value (%(unit)s), not outcome.")
+                % {"test": test.name, "unit": test.unit}
+                if test.unit
+                else _("%(test)s is measured: give numeric_value (number), not outcome.")
+                % {"test": test.name}
+            ),
             field="numeric_value",
             status=400,
         )
     if test.kind == QcKind.QUALITATIVE and (not outcome or numeric_value is not None):
         raise DomainError.single(
             "qc_outcome_required",
-            f"{test.name} is qualitative: give outcome (detected / not_detected), not a number.",
+            _("%(test)s is qualitative: give outcome (detected / not_detected), not a number.")
+            % {"test": test.name},
             field="outcome",
             status=400,
         )

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from common.errors import DomainError
 from common.services import history, require_reason, validate_instance
@@ -37,7 +38,8 @@ def lot_create(
     if donors and not product.is_human_derived:
         raise DomainError.single(
             "lot_donors_not_applicable",
-            f"{product.get_source_kind_display()} products have no human donors.",
+            _("%(source_kind)s products have no human donors.")
+            % {"source_kind": product.get_source_kind_display()},
             field="donors",
             status=400,
         )
@@ -61,7 +63,8 @@ def lot_create(
         if any(problem.code in ("unique", "unique_together") for problem in error.problems):
             raise DomainError.single(
                 "lot_number_taken",
-                f"{product.manufacturer} already has a lot {lot.lot_number}.",
+                _("%(manufacturer)s already has a lot %(lot)s.")
+                % {"manufacturer": product.manufacturer, "lot": lot.lot_number},
                 field="lot_number",
             ) from error
         raise
@@ -85,13 +88,13 @@ def lot_donor_add(*, actor: Any, lot: Lot, donor: Donor, reason: str) -> Lot:
     if lot.status not in RELEASABLE_FROM:
         raise DomainError.single(
             "lot_not_editable",
-            "Donors can only be added while the lot is quarantined or on hold.",
+            _("Donors can only be added while the lot is quarantined or on hold."),
             field="donors",
         )
     if not lot.product.is_human_derived:
         raise DomainError.single(
             "lot_donors_not_applicable",
-            "This product has no human donors.",
+            _("This product has no human donors."),
             field="donors",
             status=400,
         )

@@ -11,6 +11,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from common.errors import DomainError, Problem
 from common.services import history
@@ -57,12 +58,15 @@ def _signed_preamble(
         problems.append(
             Problem(
                 "signature_meaning_invalid",
-                f"A {action.label.lower()} is signed with one of these meanings: {allowed}.",
+                _("A %(action)s is signed with one of these meanings: %(allowed)s.")
+                % {"action": action.label.lower(), "allowed": allowed},
                 "meaning",
             )
         )
     if not (reason or "").strip():
-        problems.append(Problem("reason_required", "State the reason for this decision.", "reason"))
+        problems.append(
+            Problem("reason_required", _("State the reason for this decision."), "reason")
+        )
     if problems:
         raise DomainError(problems, status=400)
     return reason.strip(), signer
@@ -144,7 +148,7 @@ def _sign_status_change(
         if changed != 1:
             raise DomainError.single(
                 "lot_status_changed",
-                "The lot changed while you were signing; reload it.",
+                _("The lot changed while you were signing; reload it."),
                 field="status",
             )
         change = LotStatusChange.objects.create(
@@ -178,7 +182,7 @@ def _locked_lot(lot_id: int) -> Lot:
     try:
         return Lot.objects.select_for_update(no_key=True).get(pk=lot_id)
     except Lot.DoesNotExist as error:
-        raise DomainError.single("not_found", "No such lot.", field="lot", status=404) from error
+        raise DomainError.single("not_found", _("No such lot."), field="lot", status=404) from error
 
 
 @transaction.atomic
@@ -219,8 +223,8 @@ def lot_reject(
     if lot.status not in RELEASABLE_FROM:
         raise DomainError.single(
             "lot_status_not_rejectable",
-            f"A {lot.get_status_display().lower()} lot cannot be rejected; only quarantined or "
-            "on-hold lots can.",
+            _("A %(status)s lot cannot be rejected; only quarantined or on-hold lots can.")
+            % {"status": lot.get_status_display().lower()},
             field="status",
         )
     return _sign_status_change(
@@ -246,7 +250,8 @@ def lot_hold(
     if lot.status != LotStatus.RELEASED:
         raise DomainError.single(
             "lot_status_not_holdable",
-            f"Only a released lot can be put on hold; this one is {lot.get_status_display()}.",
+            _("Only a released lot can be put on hold; this one is %(status)s.")
+            % {"status": lot.get_status_display()},
             field="status",
         )
     return _sign_status_change(
