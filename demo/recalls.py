@@ -33,13 +33,6 @@ from django.conf import settings
 from lots.models import Lot
 from providers.models import Clinic
 from recalls import delivery
-from recalls.accounting import (
-    recall_contact_attempt_record,
-    recall_disposition_record,
-    units_left_to_account_for,
-)
-from recalls.acknowledgements import recall_acknowledge
-from recalls.closing import recall_close
 from recalls.models import (
     Acknowledgement,
     AcknowledgementVia,
@@ -57,7 +50,15 @@ from recalls.models import (
     StockDisposition,
 )
 from recalls.selectors import recall_clinic_ids, recall_effectiveness
-from recalls.services import RecallScopeRequest, recall_open
+from recalls.services import (
+    RecallScopeRequest,
+    recall_acknowledge,
+    recall_close,
+    recall_contact_attempt_record,
+    recall_disposition_record,
+    recall_open,
+)
+from recalls.services.accounting import units_left_to_account_for
 from treatments.models import Patient
 
 OPEN_RECALL_LOT = "HLX-C2490"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import biip
 from biip import ParseError
 from biip.gs1_messages import GS1Message
+from django.utils.translation import gettext as _
 
 from common.errors import DomainError, Problem
 from lots.models import Lot, Product
@@ -39,7 +40,9 @@ def scan_parse(value: str) -> Scan:
     """Parse a GS1 element string; raise DomainError(400, `scan_malformed`) if it is not one."""
     raw = (value or "").strip()
     if not raw:
-        raise DomainError.single("scan_malformed", "The scan is empty.", field="scan", status=400)
+        raise DomainError.single(
+            "scan_malformed", _("The scan is empty."), field="scan", status=400
+        )
     try:
         if raw.startswith("("):
             message: GS1Message | None = GS1Message.parse_hri(raw)
@@ -53,7 +56,7 @@ def scan_parse(value: str) -> Scan:
     if message is None:
         raise DomainError.single(
             "scan_malformed",
-            f"The scan is not a GS1 element string: {error_text}",
+            _("The scan is not a GS1 element string: %(error)s") % {"error": error_text},
             field="scan",
             status=400,
         )
@@ -62,14 +65,15 @@ def scan_parse(value: str) -> Scan:
     if gtin is None:
         raise DomainError.single(
             "scan_gtin_missing",
-            "The scan holds no GTIN (application identifier 01).",
+            _("The scan holds no GTIN (application identifier 01)."),
             field="scan",
             status=400,
         )
     if gtin.gtin is None:
         raise DomainError.single(
             "scan_gtin_invalid",
-            f"The scanned GTIN {gtin.value} fails the GS1 check digit: misread, scan again.",
+            _("The scanned GTIN %(gtin)s fails the GS1 check digit: misread, scan again.")
+            % {"gtin": gtin.value},
             field="scan",
             status=400,
         )
@@ -92,14 +96,14 @@ def scan_resolve(value: str) -> ScanResolution:
     if product is None:
         raise DomainError.single(
             "scan_gtin_unknown",
-            f"No product with GTIN {scan.gtin} is registered.",
+            _("No product with GTIN %(gtin)s is registered.") % {"gtin": scan.gtin},
             field="scan",
             status=404,
         )
     if not scan.lot_number:
         raise DomainError.single(
             "scan_lot_missing",
-            "The scan holds no lot number (application identifier 10).",
+            _("The scan holds no lot number (application identifier 10)."),
             field="scan",
             status=400,
         )
@@ -111,15 +115,22 @@ def scan_resolve(value: str) -> ScanResolution:
     if lot is None:
         raise DomainError.single(
             "scan_lot_unknown",
-            f"{product.name} has no lot {scan.lot_number} on record.",
+            _("%(product)s has no lot %(lot)s on record.")
+            % {"product": product.name, "lot": scan.lot_number},
             field="scan",
             status=404,
         )
     if scan.expiry is not None and scan.expiry != lot.expires_on:
         raise DomainError.single(
             "scan_expiry_mismatch",
-            f"The label says the lot expires {scan.expiry.isoformat()}, the record says "
-            f"{lot.expires_on.isoformat()}: do not use it; report the label to quality.",
+            _(
+                "The label says the lot expires %(label_expiry)s, the record says "
+                "%(record_expiry)s: do not use it; report the label to quality."
+            )
+            % {
+                "label_expiry": scan.expiry.isoformat(),
+                "record_expiry": lot.expires_on.isoformat(),
+            },
             field="scan",
             status=409,
         )

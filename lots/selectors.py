@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from common.errors import Problem
 from lots.models import (
@@ -125,15 +126,17 @@ def lot_release_check(*, lot: Lot, on: datetime.date | None = None) -> ReleaseCh
         problems.append(
             Problem(
                 "lot_status_not_releasable",
-                f"A {lot.get_status_display().lower()} lot cannot be released; only quarantined "
-                "or on-hold lots can.",
+                _("A %(status)s lot cannot be released; only quarantined or on-hold lots can.")
+                % {"status": lot.get_status_display().lower()},
                 "status",
             )
         )
     if lot.is_expired(on=today):
         problems.append(
             Problem(
-                "lot_expired", f"The lot expired on {lot.expires_on.isoformat()}.", "expires_on"
+                "lot_expired",
+                _("The lot expired on %(date)s.") % {"date": lot.expires_on.isoformat()},
+                "expires_on",
             )
         )
     if product.is_human_derived:
@@ -144,8 +147,10 @@ def lot_release_check(*, lot: Lot, on: datetime.date | None = None) -> ReleaseCh
         check.warnings.append(
             Problem(
                 "regulatory_basis_none",
-                "No IND or BLA: the product is not approved; patients must be told so when they "
-                "consent.",
+                _(
+                    "No IND or BLA: the product is not approved; patients must be told so when "
+                    "they consent."
+                ),
                 "regulatory_basis",
             )
         )
@@ -164,7 +169,7 @@ def _check_donors(lot: Lot, product: Product, problems: list[Problem]) -> None:
         problems.append(
             Problem(
                 "donor_missing",
-                "A human-derived lot must name the donor(s) whose tissue it was made from.",
+                _("A human-derived lot must name the donor(s) whose tissue it was made from."),
                 "donors",
             )
         )
@@ -176,8 +181,15 @@ def _check_donors(lot: Lot, product: Product, problems: list[Problem]) -> None:
             problems.append(
                 Problem(
                     "donor_tissue_mismatch",
-                    f"Donor {donor.code} gave {donor.get_tissue_display().lower()} tissue but the "
-                    f"product is made from {product.get_tissue_display().lower()}.",
+                    _(
+                        "Donor %(donor)s gave %(tissue)s tissue but the product is made from "
+                        "%(product_tissue)s."
+                    )
+                    % {
+                        "donor": donor.code,
+                        "tissue": donor.get_tissue_display().lower(),
+                        "product_tissue": product.get_tissue_display().lower(),
+                    },
                     f"{where}.tissue",
                 )
             )
@@ -185,8 +197,11 @@ def _check_donors(lot: Lot, product: Product, problems: list[Problem]) -> None:
             problems.append(
                 Problem(
                     "donor_not_eligible",
-                    f"Donor {donor.code} is {donor.get_eligibility_display().lower()}, "
-                    "not eligible.",
+                    _("Donor %(donor)s is %(eligibility)s, not eligible.")
+                    % {
+                        "donor": donor.code,
+                        "eligibility": donor.get_eligibility_display().lower(),
+                    },
                     f"{where}.eligibility",
                 )
             )
@@ -194,8 +209,11 @@ def _check_donors(lot: Lot, product: Product, problems: list[Problem]) -> None:
             problems.append(
                 Problem(
                     "donor_birth_mother_not_tested",
-                    f"Donor {donor.code}: tissue recovered at birth needs the birth mother's "
-                    "specimen tested.",
+                    _(
+                        "Donor %(donor)s: tissue recovered at birth needs the birth mother's "
+                        "specimen tested."
+                    )
+                    % {"donor": donor.code},
                     f"{where}.birth_mother_tested",
                 )
             )
@@ -206,7 +224,8 @@ def _check_donors(lot: Lot, product: Product, problems: list[Problem]) -> None:
                 problems.append(
                     Problem(
                         "donor_marker_missing",
-                        f"Donor {donor.code} has no {marker.name} result.",
+                        _("Donor %(donor)s has no %(marker)s result.")
+                        % {"donor": donor.code, "marker": marker.name},
                         f"{where}.markers.{marker.code}",
                     )
                 )
@@ -214,8 +233,12 @@ def _check_donors(lot: Lot, product: Product, problems: list[Problem]) -> None:
                 problems.append(
                     Problem(
                         "donor_marker_reactive",
-                        f"Donor {donor.code} tested {result.get_result_display().lower()} for "
-                        f"{marker.name}.",
+                        _("Donor %(donor)s tested %(result)s for %(marker)s.")
+                        % {
+                            "donor": donor.code,
+                            "result": result.get_result_display().lower(),
+                            "marker": marker.name,
+                        },
                         f"{where}.markers.{marker.code}",
                     )
                 )
@@ -230,7 +253,11 @@ def _check_qc(lot: Lot, product: Product, problems: list[Problem]) -> None:
         if result is None:
             if spec.required:
                 problems.append(
-                    Problem("qc_result_missing", f"No {spec.test.name} result on file.", where)
+                    Problem(
+                        "qc_result_missing",
+                        _("No %(test)s result on file.") % {"test": spec.test.name},
+                        where,
+                    )
                 )
             continue
         if not qc_result_passes(spec, result):
@@ -242,7 +269,8 @@ def _check_qc(lot: Lot, product: Product, problems: list[Problem]) -> None:
             problems.append(
                 Problem(
                     "qc_out_of_spec",
-                    f"{spec.test.name} is {shown}; the specification is {spec.describe()}.",
+                    _("%(test)s is %(shown)s; the specification is %(specification)s.")
+                    % {"test": spec.test.name, "shown": shown, "specification": spec.describe()},
                     where,
                 )
             )
@@ -261,7 +289,7 @@ def _check_certificates(
     )
     if not any(c.kind == CertificateKind.COA for c in certificates):
         problems.append(
-            Problem("coa_missing", "No certificate of analysis for this lot is on file.", "coa")
+            Problem("coa_missing", _("No certificate of analysis for this lot is on file."), "coa")
         )
     quality = [c for c in certificates if c.kind in MANUFACTURER_CERTIFICATE_KINDS]
     name = product.manufacturer.legal_name
@@ -269,7 +297,8 @@ def _check_certificates(
         problems.append(
             Problem(
                 "gmp_certificate_missing",
-                f"No GMP or ISO 13485 certificate for {name} is on file.",
+                _("No GMP or ISO 13485 certificate for %(manufacturer)s is on file.")
+                % {"manufacturer": name},
                 "gmp_certificate",
             )
         )
@@ -278,11 +307,12 @@ def _check_certificates(
         if latest is not None and latest < today:
             code, message = (
                 "gmp_certificate_expired",
-                f"{name}'s GMP certificate expired on {latest}.",
+                _("%(manufacturer)s's GMP certificate expired on %(date)s.")
+                % {"manufacturer": name, "date": latest},
             )
         else:
             code, message = (
                 "gmp_certificate_not_yet_valid",
-                f"{name}'s GMP certificate is not yet valid.",
+                _("%(manufacturer)s's GMP certificate is not yet valid.") % {"manufacturer": name},
             )
         problems.append(Problem(code, message, "gmp_certificate"))

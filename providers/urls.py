@@ -1,6 +1,7 @@
 from django.urls import path
 
-from providers import accounts_api, api
+from providers import api
+from providers.accounts_api import memberships, passwords, tokens, users
 
 urlpatterns = [
     path("manufacturers/", api.ManufacturersApi.as_view(), name="manufacturers"),
@@ -38,59 +39,53 @@ urlpatterns = [
         name="practitioner-clinic-unlink",
     ),
     path("me/", api.MeApi.as_view(), name="me"),
-    path("me/password/", accounts_api.OwnPasswordApi.as_view(), name="me-password"),
+    path("me/password/", passwords.OwnPasswordApi.as_view(), name="me-password"),
     # Accounts, roles and API tokens
-    path("users/", accounts_api.AccountsApi.as_view(), name="users"),
-    path("users/<int:user_id>/", accounts_api.AccountDetailApi.as_view(), name="user-detail"),
+    path("users/", users.AccountsApi.as_view(), name="users"),
+    path("users/<int:user_id>/", users.AccountDetailApi.as_view(), name="user-detail"),
     path(
         "users/<int:user_id>/deactivate/",
-        accounts_api.AccountDeactivateApi.as_view(),
+        users.AccountDeactivateApi.as_view(),
         name="user-deactivate",
     ),
     path(
         "users/<int:user_id>/reactivate/",
-        accounts_api.AccountReactivateApi.as_view(),
+        users.AccountReactivateApi.as_view(),
         name="user-reactivate",
     ),
     path(
         "users/<int:user_id>/password/",
-        accounts_api.AccountPasswordSetApi.as_view(),
+        passwords.AccountPasswordSetApi.as_view(),
         name="user-password",
     ),
-    path(
-        "users/<int:user_id>/unlock/", accounts_api.AccountUnlockApi.as_view(), name="user-unlock"
-    ),
+    path("users/<int:user_id>/unlock/", passwords.AccountUnlockApi.as_view(), name="user-unlock"),
     path(
         "users/<int:user_id>/memberships/",
-        accounts_api.AccountMembershipsApi.as_view(),
+        memberships.AccountMembershipsApi.as_view(),
         name="user-memberships",
     ),
     path(
         "users/<int:user_id>/memberships/<int:membership_id>/revoke/",
-        accounts_api.AccountMembershipRevokeApi.as_view(),
+        memberships.AccountMembershipRevokeApi.as_view(),
         name="user-membership-revoke",
     ),
-    path(
-        "users/<int:user_id>/tokens/", accounts_api.AccountTokensApi.as_view(), name="user-tokens"
-    ),
+    path("users/<int:user_id>/tokens/", tokens.AccountTokensApi.as_view(), name="user-tokens"),
     path(
         "users/<int:user_id>/tokens/revoke/",
-        accounts_api.AccountTokensRevokeApi.as_view(),
+        tokens.AccountTokensRevokeApi.as_view(),
         name="user-tokens-revoke",
     ),
     path(
         "users/<int:user_id>/tokens/<str:token_key>/",
-        accounts_api.AccountTokenDetailApi.as_view(),
+        tokens.AccountTokenDetailApi.as_view(),
         name="user-token-detail",
     ),
-    path("auth/token/", accounts_api.TokenObtainApi.as_view(), name="auth-token"),
-    path("auth/tokens/", accounts_api.OwnTokensApi.as_view(), name="auth-tokens"),
-    path(
-        "auth/tokens/revoke/", accounts_api.OwnTokensRevokeApi.as_view(), name="auth-tokens-revoke"
-    ),
+    path("auth/token/", tokens.TokenObtainApi.as_view(), name="auth-token"),
+    path("auth/tokens/", tokens.OwnTokensApi.as_view(), name="auth-tokens"),
+    path("auth/tokens/revoke/", tokens.OwnTokensRevokeApi.as_view(), name="auth-tokens-revoke"),
     path(
         "auth/tokens/<str:token_key>/",
-        accounts_api.OwnTokenDetailApi.as_view(),
+        tokens.OwnTokenDetailApi.as_view(),
         name="auth-token-detail",
     ),
 ]

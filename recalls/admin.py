@@ -11,7 +11,7 @@ and expiry warnings are read-only here; webhook endpoints are kept by quality ma
 secret is never shown back.
 
 The forms are in recalls.admin_forms, the pages of one recall in recalls.admin_views, and webhook
-endpoints are written by recalls.webhooks.
+endpoints are written by recalls.services.webhooks.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ from recalls.models import (
     WebhookEndpoint,
 )
 from recalls.selectors import recall_list
-from recalls.webhooks import mask_secret
+from recalls.services.webhooks import mask_secret
 
 # Records of one clinic's follow-up: clinic staff see none of other clinics' in a recall's trail.
 CLINIC_FOLLOW_UP_RECORDS = (Acknowledgement, StockDisposition, PatientContactAttempt)

@@ -1,7 +1,7 @@
 """The forms of the recalls admin. Each collects a service's arguments and nothing more: opening a
 recall is a `ServiceForm` (the service runs as the form validates), the follow-up pages of one
 recall are `RecallActionForm`s whose `submit` calls one service and says what it did, and a webhook
-endpoint is added or changed through `recalls.webhooks`.
+endpoint is added or changed through `recalls.services.webhooks`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,6 @@ from django.db.models import QuerySet
 from common.admin import ServiceForm
 from lots.models import Donor, Lot, Product
 from providers.models import Clinic, Manufacturer
-from recalls.accounting import recall_contact_attempt_record, recall_disposition_record
-from recalls.acknowledgements import recall_acknowledge
-from recalls.closing import recall_close
 from recalls.models import (
     WEBHOOK_SECRET_RULE,
     AcknowledgementVia,
@@ -29,9 +26,18 @@ from recalls.models import (
     RecallLot,
     WebhookEndpoint,
 )
-from recalls.outbox import recall_notice_resend
-from recalls.services import RecallScopeRequest, recall_open, recall_widen
-from recalls.webhooks import webhook_endpoint_create, webhook_endpoint_update
+from recalls.services import (
+    RecallScopeRequest,
+    recall_acknowledge,
+    recall_close,
+    recall_contact_attempt_record,
+    recall_disposition_record,
+    recall_notice_resend,
+    recall_open,
+    recall_widen,
+    webhook_endpoint_create,
+    webhook_endpoint_update,
+)
 from treatments.models import Patient
 
 SIGNATURE_HELP = "Re-enter your password to sign (21 CFR 11.200)."

@@ -33,8 +33,6 @@ from common.errors import DomainError
 from providers.access import access_for
 from providers.admin_base import ServiceAdmin, can_view, can_write, holds_any
 from providers.models import Clinic, Role
-from recalls.accounting import CONTACTING_ROLES, DISPOSING_ROLES
-from recalls.acknowledgements import ACKNOWLEDGING_ROLES
 from recalls.admin_forms import (
     RecallAcknowledgeForm,
     RecallActionForm,
@@ -44,7 +42,6 @@ from recalls.admin_forms import (
     RecallNoticeResendForm,
     RecallWidenForm,
 )
-from recalls.closing import recall_close_problems
 from recalls.models import (
     Notification,
     NotificationStatus,
@@ -62,6 +59,9 @@ from recalls.selectors import (
     recall_patient_list,
     stock_to_account_for,
 )
+from recalls.services.accounting import CONTACTING_ROLES, DISPOSING_ROLES
+from recalls.services.acknowledgements import ACKNOWLEDGING_ROLES
+from recalls.services.closing import recall_close_problems
 
 ACTION_TEMPLATE = "admin/recalls/recall/action.html"
 PATIENTS_TEMPLATE = "admin/recalls/recall/patients.html"

@@ -31,7 +31,6 @@ from django.urls import reverse
 
 from lots.models import Lot
 from providers.models import Clinic, Role
-from recalls.acknowledgements import acknowledgement_url
 from recalls.models import (
     Channel,
     Notification,
@@ -43,6 +42,7 @@ from recalls.models import (
     RecallStock,
     WebhookEndpoint,
 )
+from recalls.services.acknowledgements import acknowledgement_url
 
 EVENT_OPENED = "recall.opened"
 EVENT_WIDENED = "recall.widened"
@@ -75,7 +75,7 @@ def escalation_message_id(notification: Notification, after_reminders: int) -> u
 
 
 def notice_acknowledgement_url(notification: Notification) -> str:
-    """The signed, expiring acknowledgement link (built by recalls.acknowledgements)."""
+    """The signed, expiring acknowledgement link (built by recalls.services.acknowledgements)."""
     return acknowledgement_url(notification)
 
 

@@ -26,15 +26,15 @@ from providers.permissions import NETWORK_PERMISSIONS
 from recalls.delivery import delivery_window
 from recalls.filters import NoticeFilter
 from recalls.models import Notification, NotificationStatus, WebhookEndpoint
-from recalls.outbox import recall_notice_resend
 from recalls.selectors import notice_list, webhook_endpoint_list
-from recalls.webhooks import (
-    mask_secret,
+from recalls.services import (
+    recall_notice_resend,
     webhook_endpoint_activate,
     webhook_endpoint_deactivate,
     webhook_endpoint_register,
     webhook_endpoint_rotate,
 )
+from recalls.services.webhooks import mask_secret
 
 REASON_MAX_LENGTH = 500
 

@@ -9,7 +9,7 @@ from typing import Any
 from celery import Task, shared_task
 from django.conf import settings
 
-from recalls import delivery, expiry
+from recalls import delivery, expiry, services
 from recalls.models import Notification, NotificationStatus
 
 DELIVERY_TIME_LIMIT = settings.RECALL_DELIVERY_TIME_LIMIT_SECONDS
@@ -71,7 +71,7 @@ def notifications_requeue_stale() -> int:
 def recall_reminders_send() -> dict[str, Any]:
     """Beat, every 15 minutes: remind clinics that have not acknowledged, escalate to the quality
     managers. Claims each reminder first; a run that overlaps another sends nothing twice."""
-    report = delivery.recall_reminders_send()
+    report = services.recall_reminders_send()
     return {
         "reminded": len(report.reminded),
         "escalated": len(report.escalated),

@@ -16,11 +16,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from common.errors import DomainError
-from recalls.acknowledgements import (
-    acknowledgement_link_resolve,
-    recall_acknowledge_by_link,
-)
 from recalls.models import Acknowledgement, Notification, RecallLot, RecallStock
+from recalls.services import recall_acknowledge_by_link
+from recalls.services.acknowledgements import acknowledgement_link_resolve
 
 TEMPLATE = "recalls/acknowledge.html"
 FORM_ERRORS = {"name_required", "name_invalid"}

@@ -97,8 +97,11 @@ def _store_certificate_files() -> None:
 
 
 def build_scenario() -> Scenario:
-    from recalls.accounting import recall_contact_attempt_record, recall_disposition_record
-    from recalls.acknowledgements import recall_acknowledge
+    from recalls.services import (
+        recall_acknowledge,
+        recall_contact_attempt_record,
+        recall_disposition_record,
+    )
     from treatments.services import adverse_event_record
 
     quality_manager = _network_user("walk-quality-manager", Role.QUALITY_MANAGER)

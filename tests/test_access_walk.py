@@ -48,8 +48,8 @@ from providers.permissions import (
     SignedIn,
 )
 from providers.services import CLINIC_KEEPERS
-from recalls.accounting import CONTACTING_ROLES, DISPOSING_ROLES
-from recalls.acknowledgements import ACKNOWLEDGING_ROLES
+from recalls.services.accounting import CONTACTING_ROLES, DISPOSING_ROLES
+from recalls.services.acknowledgements import ACKNOWLEDGING_ROLES
 from stock.services import STOCK_ROLES
 from tests.access_walk_scenario import ANONYMOUS, CALLERS, Scenario, build_scenario
 from treatments.services import TREATING_ROLES

@@ -12,14 +12,9 @@ import pytest
 from django.core import signing
 from django.test import Client
 
-from recalls.acknowledgements import (
-    LINK_SALT,
-    acknowledgement_token,
-    acknowledgement_url,
-    recall_acknowledge,
-)
-from recalls.closing import recall_close
 from recalls.models import Acknowledgement, Channel, Notification
+from recalls.services import recall_acknowledge, recall_close
+from recalls.services.acknowledgements import LINK_SALT, acknowledgement_token, acknowledgement_url
 from tests.factories import PASSWORD
 from tests.recalls.scenario import all_row_counts as row_counts
 from tests.recalls.scenario import build_world, open_recall

@@ -20,9 +20,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from lots.models import LotStatus
-from recalls.accounting import recall_contact_attempt_record, recall_disposition_record
-from recalls.acknowledgements import recall_acknowledge
-from recalls.closing import recall_close_problems
 from recalls.models import (
     Acknowledgement,
     AcknowledgementVia,
@@ -40,7 +37,15 @@ from recalls.models import (
     StockDisposition,
     WebhookEndpoint,
 )
-from recalls.services import RecallScopeRequest, recall_open, recall_widen
+from recalls.services import (
+    RecallScopeRequest,
+    recall_acknowledge,
+    recall_contact_attempt_record,
+    recall_disposition_record,
+    recall_open,
+    recall_widen,
+)
+from recalls.services.closing import recall_close_problems
 from stock.models import StockBalance, StockState
 from tests.admin_helpers import admin_client as browser
 from tests.factories import (

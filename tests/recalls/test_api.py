@@ -11,7 +11,6 @@ from rest_framework.test import APIClient
 
 from lots.models import LotStatus
 from providers.models import Role
-from recalls.acknowledgements import recall_acknowledge
 from recalls.models import (
     Acknowledgement,
     PatientContactAttempt,
@@ -20,6 +19,7 @@ from recalls.models import (
     RecallStatus,
     StockDisposition,
 )
+from recalls.services import recall_acknowledge
 from tests.api_helpers import API, assert_list_queries_fixed, error_codes, error_fields
 from tests.factories import (
     PASSWORD,

@@ -20,6 +20,7 @@ from recalls.models import (
     NotificationStatus,
     Recall,
 )
+from recalls.services import recall_reminders_send
 from recalls.tasks import notification_deliver, recall_notices_send
 from tests.factories import MembershipFactory, PatientFactory, UserFactory, treat
 from tests.recalls.conftest import (
@@ -42,7 +43,7 @@ def _email_notice(recall: Recall, clinic) -> Notification:
 
 def _acknowledgement_link_in(body: str) -> Notification:
     """The notice the body's signed acknowledgement link resolves to."""
-    from recalls.acknowledgements import acknowledgement_link_resolve
+    from recalls.services.acknowledgements import acknowledgement_link_resolve
 
     link = acknowledgement_link(body, django_settings.SITE_URL)
     token = link.rstrip("/").rsplit("/", 1)[1]
@@ -135,7 +136,7 @@ def test_no_notice_reminder_or_escalation_carries_patient_data_only_counts_and_a
     _deliver_all(recall)
     sent_at = Notification.objects.filter(recall=recall).order_by("sent_at").first().sent_at
     for hours in (25, 49, 73):
-        delivery.recall_reminders_send(now=sent_at + datetime.timedelta(hours=hours))
+        recall_reminders_send(now=sent_at + datetime.timedelta(hours=hours))
     subjects = [str(message["Subject"]) for message in smtp.messages]
     assert any("REMINDER 1" in subject for subject in subjects)
     assert any("ESCALATION" in subject for subject in subjects)
@@ -660,10 +661,10 @@ def test_unacknowledged_clinic_is_reminded_once_per_interval(
     smtp.messages.clear()
     webhook_receiver.deliveries.clear()
 
-    early = delivery.recall_reminders_send(now=sent_at + datetime.timedelta(hours=23))
-    first = delivery.recall_reminders_send(now=sent_at + datetime.timedelta(hours=25))
-    same_interval = delivery.recall_reminders_send(now=sent_at + datetime.timedelta(hours=26))
-    second = delivery.recall_reminders_send(now=sent_at + datetime.timedelta(hours=50))
+    early = recall_reminders_send(now=sent_at + datetime.timedelta(hours=23))
+    first = recall_reminders_send(now=sent_at + datetime.timedelta(hours=25))
+    same_interval = recall_reminders_send(now=sent_at + datetime.timedelta(hours=26))
+    second = recall_reminders_send(now=sent_at + datetime.timedelta(hours=50))
 
     assert early.reminded == [] and same_interval.reminded == []
     assert len(first.reminded) == 2 and len(second.reminded) == 2  # e-mail and webhook
@@ -699,7 +700,7 @@ def test_clinic_silent_after_n_reminders_is_escalated_to_the_quality_managers_on
 
     def run(hours: int) -> list[str]:
         before = len(smtp.messages)
-        delivery.recall_reminders_send(now=sent_at + datetime.timedelta(hours=hours))
+        recall_reminders_send(now=sent_at + datetime.timedelta(hours=hours))
         return [str(message["Subject"]) for message in smtp.messages[before:]]
 
     assert run(25) == [run_subject("REMINDER 1", recall, silent)] * 2
@@ -738,7 +739,7 @@ def test_acknowledged_clinic_gets_no_reminders(quality_manager, smtp, settings):
     _acknowledge(recall, affected.clinic)
     later = timezone.now() + datetime.timedelta(hours=settings.RECALL_REMINDER_AFTER_HOURS * 5)
 
-    assert delivery.recall_reminders_send(now=later).reminded == []
+    assert recall_reminders_send(now=later).reminded == []
 
 
 def test_failed_reminder_is_given_back_and_sent_on_the_next_run_with_the_same_id(
@@ -753,8 +754,8 @@ def test_failed_reminder_is_given_back_and_sent_on_the_next_run_with_the_same_id
     smtp.messages.clear()
     smtp.rcpt_replies[affected.contacts[0].email] = ["452 4.2.2 Mailbox full"]
 
-    failed = delivery.recall_reminders_send(now=later)
-    retried = delivery.recall_reminders_send(now=later + datetime.timedelta(minutes=15))
+    failed = recall_reminders_send(now=later)
+    retried = recall_reminders_send(now=later + datetime.timedelta(minutes=15))
 
     assert failed.failed == [notice.pk] and retried.reminded == [notice.pk]
     notice.refresh_from_db()
@@ -842,9 +843,7 @@ def test_a_widening_does_not_escalate_a_silent_clinic_a_second_time(
     sent_at = _email_notice(recall, silent.clinic).sent_at
 
     def escalations(hours: int) -> list:
-        return delivery.recall_reminders_send(
-            now=sent_at + datetime.timedelta(hours=hours)
-        ).escalated
+        return recall_reminders_send(now=sent_at + datetime.timedelta(hours=hours)).escalated
 
     assert escalations(25) == []  # reminder 1
     assert escalations(49) == [(recall.pk, silent.clinic.pk)]  # reminder 2, 1 unanswered
@@ -861,7 +860,7 @@ def test_a_widening_does_not_escalate_a_silent_clinic_a_second_time(
         assert delivery.notification_deliver(notification.pk) == Outcome.SENT
     widened_at = Notification.objects.filter(recall=recall, round=2).first().sent_at
     later = [
-        delivery.recall_reminders_send(now=widened_at + datetime.timedelta(hours=hours))
+        recall_reminders_send(now=widened_at + datetime.timedelta(hours=hours))
         for hours in (25, 49, 73)
     ]
 
@@ -888,15 +887,13 @@ def test_an_escalation_that_cannot_be_sent_is_tried_again_on_the_next_run(
     _deliver_all(recall)
     notice = _email_notice(recall, silent.clinic)
 
-    nobody_to_tell = delivery.recall_reminders_send(
-        now=notice.sent_at + datetime.timedelta(hours=25)
-    )
+    nobody_to_tell = recall_reminders_send(now=notice.sent_at + datetime.timedelta(hours=25))
     notice.refresh_from_db()
     assert nobody_to_tell.escalated == [] and notice.escalated_at is None
 
     quality_manager.email = "quinn@network.example"
     quality_manager.save()
-    told = delivery.recall_reminders_send(now=notice.sent_at + datetime.timedelta(hours=49))
+    told = recall_reminders_send(now=notice.sent_at + datetime.timedelta(hours=49))
     notice.refresh_from_db()
     assert told.escalated == [(recall.pk, silent.clinic.pk)]
     assert notice.escalated_at == notice.sent_at + datetime.timedelta(hours=49)

@@ -16,9 +16,6 @@ from django.urls import reverse
 from pypdf import PdfReader
 from rest_framework.test import APIClient
 
-from recalls.accounting import recall_contact_attempt_record, recall_disposition_record
-from recalls.acknowledgements import recall_acknowledge
-from recalls.closing import recall_close
 from recalls.evidence import (
     ACKNOWLEDGEMENT_COLUMNS,
     CONTACT_ATTEMPT_COLUMNS,
@@ -27,6 +24,12 @@ from recalls.evidence import (
     SIGNATURE_COLUMNS,
 )
 from recalls.reports import EXPOSURE_COLUMNS, NOTICE_COLUMNS
+from recalls.services import (
+    recall_acknowledge,
+    recall_close,
+    recall_contact_attempt_record,
+    recall_disposition_record,
+)
 from tests.admin_helpers import admin_client
 from tests.api_helpers import API, error_codes
 from tests.factories import PASSWORD, PatientFactory, clinic_ready, receive, released_lot, treat

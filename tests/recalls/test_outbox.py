@@ -24,7 +24,7 @@ from recalls.models import (
     NotificationStatus,
     WebhookEndpoint,
 )
-from recalls.outbox import recall_notice_resend
+from recalls.services import recall_notice_resend
 from recalls.tasks import notification_deliver
 from tests.admin_helpers import admin_client
 from tests.api_helpers import API, assert_list_queries_fixed, error_codes, error_fields
@@ -205,7 +205,7 @@ def test_resend_is_refused_for_every_unmet_rule_at_once_and_changes_nothing(
 
 
 def test_a_notice_of_a_closed_recall_is_not_resent(quality_manager, smtp, settings):
-    from recalls.closing import recall_close
+    from recalls.services import recall_close
     from tests.factories import PASSWORD
 
     notice = _failed_email_notice(quality_manager, settings)

@@ -13,12 +13,15 @@ from django.test.utils import CaptureQueriesContext
 from pypdf import PdfReader
 from rest_framework.test import APIClient
 
-from recalls.accounting import recall_disposition_record
-from recalls.acknowledgements import recall_acknowledge
-from recalls.closing import recall_close
 from recalls.models import Notification, NotificationStatus
 from recalls.reports import EXPOSURE_COLUMNS, NOTICE_COLUMNS, duration_text, recall_report_pdf
-from recalls.services import RecallScopeRequest, recall_widen
+from recalls.services import (
+    RecallScopeRequest,
+    recall_acknowledge,
+    recall_close,
+    recall_disposition_record,
+    recall_widen,
+)
 from tests.api_helpers import API, error_codes
 from tests.factories import PASSWORD, PatientFactory, receive, released_lot, treat
 from tests.recalls.scenario import build_world, mark_sent, open_recall

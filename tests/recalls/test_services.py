@@ -15,9 +15,6 @@ from django.utils import timezone
 from common.errors import DomainError
 from lots.models import LotStatus
 from providers.models import Role
-from recalls.accounting import recall_contact_attempt_record, recall_disposition_record
-from recalls.acknowledgements import recall_acknowledge
-from recalls.closing import recall_close
 from recalls.models import (
     Acknowledgement,
     Notification,
@@ -27,7 +24,14 @@ from recalls.models import (
     StockDisposition,
 )
 from recalls.selectors import effectiveness_level, recall_effectiveness, recall_patient_list
-from recalls.services import RecallScopeRequest, recall_widen
+from recalls.services import (
+    RecallScopeRequest,
+    recall_acknowledge,
+    recall_close,
+    recall_contact_attempt_record,
+    recall_disposition_record,
+    recall_widen,
+)
 from stock.models import MovementKind, StockBalance, StockMovement
 from stock.selectors import stock_balances_disagreeing
 from tests.factories import (
@@ -695,7 +699,7 @@ def run_together(*calls):
 @pytest.fixture
 def committed_recall(quality_manager):
     # Delivery is queued on commit; these tests commit, and must not reach a broker.
-    with mock.patch("recalls.services._queue_delivery"):
+    with mock.patch("recalls.services.opening._queue_delivery"):
         world = build_world(quality_manager)
         return world, open_recall(world)
 

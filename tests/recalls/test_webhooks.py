@@ -13,7 +13,8 @@ from pghistory.models import Events
 from common.errors import DomainError
 from common.services import validate_instance
 from recalls.models import WebhookEndpoint
-from recalls.webhooks import mask_secret, webhook_endpoint_create, webhook_endpoint_update
+from recalls.services import webhook_endpoint_create, webhook_endpoint_update
+from recalls.services.webhooks import mask_secret
 from tests.factories import ClinicFactory
 from tests.recalls.scenario import all_row_counts
 

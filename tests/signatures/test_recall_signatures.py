@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from common.errors import DomainError
-from recalls.closing import recall_close
 from recalls.models import Recall, RecallLot, RecallScope
-from recalls.services import RecallScopeRequest, recall_widen
+from recalls.services import RecallScopeRequest, recall_close, recall_widen
 from signatures.models import Signature
 from signatures.services import signature_verify
 from tests.factories import PASSWORD, released_lot

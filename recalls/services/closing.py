@@ -15,9 +15,9 @@ from common.signatures import Meaning
 from lots.models import SignatureMeaning
 from providers.models import Role
 from providers.selectors import require_role
-from recalls.acknowledgements import recall_lock, require_open
 from recalls.models import Acknowledgement, Recall, RecallLot, RecallStatus
 from recalls.selectors import recall_clinic_ids, stock_to_account_for
+from recalls.services.acknowledgements import recall_lock, require_open
 from signatures.services import sign, signer_authenticate
 
 

@@ -14,7 +14,6 @@ from common.services import history
 from lots.models import Lot
 from providers.models import Clinic, Role
 from providers.selectors import require_any_role
-from recalls.acknowledgements import recall_lock, require_open
 from recalls.models import (
     ContactOutcome,
     DispositionKind,
@@ -26,6 +25,7 @@ from recalls.models import (
     RecallStock,
     StockDisposition,
 )
+from recalls.services.acknowledgements import recall_lock, require_open
 from stock.models import MovementKind, StockBalance, StockState
 from stock.services import Change, apply_changes
 from treatments.models import Patient
@@ -37,7 +37,8 @@ MOVEMENT_KIND: dict[str, str] = {
     DispositionKind.DESTROYED: MovementKind.DESTRUCTION,
 }
 # What the recall counted as held, in the order units leave: first the usable stock it blocked,
-# then stock already rejected at receipt, which it counted too (recalls.services._freeze_stock).
+# then stock already rejected at receipt, which it counted too
+# (recalls.services.opening._freeze_stock).
 DISPOSABLE_STATES = (StockState.BLOCKED, StockState.REJECTED)
 NOTE_MAX_LENGTH = 5000
 QUANTITY_MAX = 2**31 - 1  # StockDisposition.quantity is a PostgreSQL integer

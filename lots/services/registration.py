@@ -1,0 +1,103 @@
+"""Recording a lot (it starts quarantined) and adding source donors to it."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from common.errors import DomainError
+from common.services import history, require_reason, validate_instance
+from lots.models import Donor, Lot, LotDonor, LotStatus, Product
+from lots.selectors import RELEASABLE_FROM
+from providers.models import Role
+from providers.selectors import require_role
+
+
+@transaction.atomic
+def lot_create(
+    *,
+    actor: Any,
+    product: Product,
+    lot_number: str,
+    manufactured_on: datetime.date,
+    expires_on: datetime.date,
+    quantity: int,
+    unit: str,
+    regulatory_basis: str,
+    regulatory_number: str = "",
+    donors: list[Donor] | None = None,
+) -> Lot:
+    """A new lot always starts quarantined (DESIGN rule 1)."""
+    require_role(actor, Role.QUALITY_MANAGER)
+    # A donor named twice is still one donor; inserting it twice would break lot_donor_unique.
+    donors = list({donor.pk: donor for donor in donors or []}.values())
+    if donors and not product.is_human_derived:
+        raise DomainError.single(
+            "lot_donors_not_applicable",
+            _("%(source_kind)s products have no human donors.")
+            % {"source_kind": product.get_source_kind_display()},
+            field="donors",
+            status=400,
+        )
+    lot = Lot(
+        product=product,
+        manufacturer_id=product.manufacturer_id,
+        lot_number=lot_number.strip(),
+        manufactured_on=manufactured_on,
+        expires_on=expires_on,
+        quantity=quantity,
+        unit=unit,
+        regulatory_basis=regulatory_basis,
+        regulatory_number=regulatory_number.strip(),
+        status=LotStatus.QUARANTINED,
+        status_changed_at=timezone.now(),
+        created_by=actor,
+    )
+    try:
+        validate_instance(lot, exclude=["created_by"])
+    except DomainError as error:
+        if any(problem.code in ("unique", "unique_together") for problem in error.problems):
+            raise DomainError.single(
+                "lot_number_taken",
+                _("%(manufacturer)s already has a lot %(lot)s.")
+                % {"manufacturer": product.manufacturer, "lot": lot.lot_number},
+                field="lot_number",
+            ) from error
+        raise
+    with history(actor, "lot recorded"):
+        lot.save()
+        LotDonor.objects.bulk_create(
+            [LotDonor(lot=lot, donor=donor) for donor in sorted(donors, key=lambda d: d.pk)]
+        )
+    return lot
+
+
+@transaction.atomic
+def lot_donor_add(*, actor: Any, lot: Lot, donor: Donor, reason: str) -> Lot:
+    require_role(actor, Role.QUALITY_MANAGER)
+    reason = require_reason(reason)
+    lot = (
+        Lot.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("product")
+        .get(pk=lot.pk)
+    )
+    if lot.status not in RELEASABLE_FROM:
+        raise DomainError.single(
+            "lot_not_editable",
+            _("Donors can only be added while the lot is quarantined or on hold."),
+            field="donors",
+        )
+    if not lot.product.is_human_derived:
+        raise DomainError.single(
+            "lot_donors_not_applicable",
+            _("This product has no human donors."),
+            field="donors",
+            status=400,
+        )
+    with history(actor, reason):
+        LotDonor.objects.get_or_create(lot=lot, donor=donor)
+    return lot

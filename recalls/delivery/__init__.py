@@ -1,0 +1,53 @@
+"""Delivering recall notices: sending one e-mail (`mail`) or webhook event (`webhook`), the
+transient and permanent errors they raise (`errors`), and the outbox's claim, send, record with the
+stale-claim requeue (`outbox`). Reminders are a recall write:
+`recalls.services.recall_reminders_send`.
+"""
+
+from recalls.delivery.errors import (
+    TRANSIENT_ERRORS,
+    DeliveryError,
+    EndpointGoneError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
+from recalls.delivery.mail import send_email
+from recalls.delivery.outbox import (
+    ORPHANS_PER_RUN,
+    Outcome,
+    delivery_window,
+    endpoint_gone,
+    notification_deliver,
+    notifications_requeue_stale,
+    retry_delay,
+    retry_delay_longest,
+)
+from recalls.delivery.webhook import (
+    TRANSIENT_HTTP_STATUSES,
+    USER_AGENT,
+    send_webhook,
+    webhook_body,
+    webhook_signature,
+)
+
+__all__ = [
+    "ORPHANS_PER_RUN",
+    "TRANSIENT_ERRORS",
+    "TRANSIENT_HTTP_STATUSES",
+    "USER_AGENT",
+    "DeliveryError",
+    "EndpointGoneError",
+    "Outcome",
+    "PermanentDeliveryError",
+    "TransientDeliveryError",
+    "delivery_window",
+    "endpoint_gone",
+    "notification_deliver",
+    "notifications_requeue_stale",
+    "retry_delay",
+    "retry_delay_longest",
+    "send_email",
+    "send_webhook",
+    "webhook_body",
+    "webhook_signature",
+]

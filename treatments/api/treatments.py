@@ -1,0 +1,285 @@
+"""Treatments: record one (lots named by id or by scanning the vial), list them and read one with
+its lots, consent and adverse events. Another clinic's treatment is a 404."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from django.db.models import Prefetch, QuerySet
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from common.api_fields import (
+    INTEGER_MAX,
+    LIST_ERRORS,
+    READ_ERRORS,
+    TextChoiceField,
+    error_responses,
+    id_field,
+)
+from common.api_views import Api, ListApi, get_or_404, validated
+from common.errors import DomainError, Problem
+from lots.api import ProductRefSerializer
+from lots.models import Lot, Route
+from lots.scan import scan_resolve
+from providers.api import ClinicRefSerializer
+from providers.models import Clinic, Practitioner
+from providers.permissions import CLINIC_STAFF_PERMISSIONS
+from stock.api import OffsetDateTimeField
+from treatments import services
+from treatments.api.adverse_events import AdverseEventOutputSerializer
+from treatments.api.base import SCAN_MAX_LENGTH, TEXT_MAX_LENGTH, treatments_for
+from treatments.api.consent_texts import ConsentTextRefSerializer
+from treatments.api.patients import PatientRefSerializer
+from treatments.filters import TreatmentFilter
+from treatments.models import (
+    AdverseEvent,
+    ConsentText,
+    Indication,
+    Patient,
+    Treatment,
+    TreatmentLine,
+)
+from treatments.selectors import patient_list
+
+LINES_MAX = 50
+
+
+class PractitionerRefSerializer(serializers.ModelSerializer[Practitioner]):
+    class Meta:
+        model = Practitioner
+        fields = ["id", "name"]
+        read_only_fields = fields
+
+
+class TreatmentLineOutputSerializer(serializers.ModelSerializer[TreatmentLine]):
+    lot_number = serializers.CharField(source="lot.lot_number", read_only=True)
+    product = ProductRefSerializer(source="lot.product", read_only=True)
+
+    class Meta:
+        model = TreatmentLine
+        fields = ["lot", "lot_number", "product", "units", "stock_movement"]
+        read_only_fields = fields
+
+
+class ConsentOutputSerializer(serializers.Serializer[Any]):
+    consent_text = ConsentTextRefSerializer()
+    taken_by = serializers.CharField(source="consent_taken_by.username")
+    taken_at = serializers.DateTimeField(source="consent_taken_at")
+    regulatory_statement = serializers.CharField(
+        source="consent_regulatory_statement",
+        help_text="What the patient was told of each product's regulatory basis.",
+    )
+
+
+class TreatmentOutputSerializer(serializers.ModelSerializer[Treatment]):
+    clinic = ClinicRefSerializer(read_only=True)
+    patient = PatientRefSerializer(read_only=True)
+    practitioner = PractitionerRefSerializer(read_only=True)
+    lines = TreatmentLineOutputSerializer(many=True, read_only=True)
+    consent = serializers.SerializerMethodField()
+    recorded_by = serializers.CharField(source="recorded_by.username", read_only=True)
+
+    class Meta:
+        model = Treatment
+        fields = [
+            "id",
+            "clinic",
+            "patient",
+            "practitioner",
+            "performed_at",
+            "indication",
+            "route",
+            "anatomical_site",
+            "notes",
+            "lines",
+            "consent",
+            "recorded_by",
+            "recorded_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(ConsentOutputSerializer(allow_null=True))
+    def get_consent(self, treatment: Treatment) -> dict[str, Any] | None:
+        if treatment.consent_text_id is None:
+            return None
+        return ConsentOutputSerializer(treatment).data
+
+
+class TreatmentDetailOutputSerializer(TreatmentOutputSerializer):
+    adverse_events = AdverseEventOutputSerializer(many=True, read_only=True)
+
+    class Meta(TreatmentOutputSerializer.Meta):
+        fields = [*TreatmentOutputSerializer.Meta.fields, "adverse_events"]
+        read_only_fields = fields
+
+
+class LineListSerializer(serializers.ListSerializer[Any]):
+    """Names a line's errors `lines[0].units`, the way treatment_record names its own
+    (`lines[0].lot`), so a client finds every problem of a line under one path, whether the
+    input or the rules refused it (DRF's own form would be `lines.0.units`)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError as error:
+            detail: Any = error.detail
+            if isinstance(detail, dict) and all(isinstance(key, int) for key in detail):
+                raise serializers.ValidationError(
+                    [detail.get(index, {}) for index in range(len(data))]
+                ) from error
+            raise
+
+
+class TreatmentLineInputSerializer(serializers.Serializer[Any]):
+    lot = id_field(Lot.objects.all(), required=False, help_text="Lot id; or give `scan`.")
+    scan = serializers.CharField(
+        max_length=SCAN_MAX_LENGTH,
+        required=False,
+        trim_whitespace=False,
+        help_text="The vial's GS1 DataMatrix as scanned (raw, GS as \\u001d) or its "
+        "human-readable form; or give `lot`.",
+    )
+    units = serializers.IntegerField(min_value=1, max_value=INTEGER_MAX)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("lot" in attrs) == ("scan" in attrs):
+            raise serializers.ValidationError(
+                "Name the lot by its id (`lot`) or by a scan (`scan`), not both.",
+                code="lot_or_scan_required",
+            )
+        return attrs
+
+    class Meta:
+        list_serializer_class = LineListSerializer
+
+
+class ConsentInputSerializer(serializers.Serializer[Any]):
+    consent_text = id_field(ConsentText.objects.all(), help_text="Consent text id.")
+    taken_at = OffsetDateTimeField(help_text="When the patient consented; before the treatment.")
+
+
+class TreatmentRecordInputSerializer(serializers.Serializer[Any]):
+    clinic = id_field(Clinic.objects.all(), help_text="Clinic id.")
+    patient = id_field(Patient.objects.none(), help_text="Patient id, of that clinic.")
+    practitioner = id_field(Practitioner.objects.all(), help_text="Practitioner id.")
+    performed_at = OffsetDateTimeField()
+    indication = TextChoiceField(choices=Indication.choices)
+    route = TextChoiceField(choices=Route.choices)
+    anatomical_site = serializers.CharField(max_length=200)
+    notes = serializers.CharField(max_length=TEXT_MAX_LENGTH, allow_blank=True, default="")
+    lines = TreatmentLineInputSerializer(  # type: ignore[call-arg]  # ListSerializer takes it
+        many=True, allow_empty=True, max_length=LINES_MAX
+    )
+    consent = ConsentInputSerializer(allow_null=True, default=None)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        if request is not None:
+            # Another clinic's patient is "does not exist", never "belongs elsewhere".
+            patient = cast(serializers.PrimaryKeyRelatedField[Patient], self.fields["patient"])
+            # The stubs type `queryset` through the Manager descriptor; a QuerySet is what DRF
+            # takes here.
+            patient.queryset = patient_list(user=request.user)  # type: ignore[arg-type]
+
+
+def _treatment_detail(request: Request, treatment_id: int) -> dict[str, Any]:
+    treatments = treatments_for(request).prefetch_related(
+        Prefetch(
+            "adverse_events",
+            queryset=AdverseEvent.objects.select_related("lot", "reported_by").order_by("pk"),
+        )
+    )
+    treatment = get_or_404(treatments, treatment_id, what="treatment")
+    return TreatmentDetailOutputSerializer(treatment).data
+
+
+def _line_requests(lines: list[dict[str, Any]]) -> list[services.LineRequest]:
+    """Lots named by id as they are; scans resolved to their lot. A scan that resolves to no lot
+    (or to a lot whose label disagrees with the record) is reported at its line, every such line
+    at once, with the status the scan's own problem carries (the most severe when they differ)."""
+    requests: list[services.LineRequest] = []
+    problems: list[Problem] = []
+    statuses: list[int] = []
+    for index, line in enumerate(lines):
+        if "scan" not in line:
+            requests.append(services.LineRequest(lot=line["lot"], units=line["units"]))
+            continue
+        try:
+            lot = scan_resolve(line["scan"]).lot
+        except DomainError as error:
+            problems.extend(
+                Problem(problem.code, problem.message, f"lines[{index}].scan")
+                for problem in error.problems
+            )
+            statuses.append(error.status)
+            continue
+        requests.append(services.LineRequest(lot=lot, units=line["units"]))
+    if problems:
+        raise DomainError(problems, status=max(statuses))
+    return requests
+
+
+_TREATMENT_ERRORS = error_responses(400, 401, 403, 404, 409)
+
+
+class TreatmentsApi(ListApi):
+    permission_classes = CLINIC_STAFF_PERMISSIONS
+    serializer_class = TreatmentOutputSerializer
+    filterset_class = TreatmentFilter
+
+    def get_queryset(self) -> QuerySet[Treatment]:
+        if getattr(self, "swagger_fake_view", False):
+            return Treatment.objects.none()  # schema generation: no user to scope by
+        return treatments_for(self.request)
+
+    @extend_schema(
+        summary="List treatments at the clinics you may see, newest first",
+        responses={200: TreatmentOutputSerializer, **LIST_ERRORS},
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        summary="Record a treatment; its units are drawn from the clinic's accepted stock",
+        description="Each line names its lot by id (`lot`) or by the vial's scanned GS1 "
+        "DataMatrix (`scan`). A scan that cannot be resolved is reported at its line "
+        "(`lines[0].scan`) with its own code and status (400 malformed, 404 unknown, 409 label "
+        "disagrees with the record). A refused treatment answers 409 listing every reason: "
+        "lot not released, recalled, on hold or expired, too little stock, practitioner not a "
+        "member or not licensed, product not authorised, route not permitted, consent missing. "
+        "Consent is taken by you, the caller.",
+        request=TreatmentRecordInputSerializer,
+        responses={201: TreatmentDetailOutputSerializer, **_TREATMENT_ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        data = validated(TreatmentRecordInputSerializer, request.data, context={"request": request})
+        lines = _line_requests(data.pop("lines"))
+        consent = data.pop("consent")
+        treatment = services.treatment_record(
+            actor=request.user,
+            lines=lines,
+            consent=None
+            if consent is None
+            else services.ConsentRequest(
+                consent_text=consent["consent_text"],
+                taken_by=request.user,
+                taken_at=consent["taken_at"],
+            ),
+            **data,
+        )
+        return Response(_treatment_detail(request, treatment.pk), status=status.HTTP_201_CREATED)
+
+
+class TreatmentDetailApi(Api):
+    permission_classes = CLINIC_STAFF_PERMISSIONS
+
+    @extend_schema(
+        summary="One treatment with its lots, consent and adverse events",
+        responses={200: TreatmentDetailOutputSerializer, **READ_ERRORS},
+    )
+    def get(self, request: Request, treatment_id: int) -> Response:
+        return Response(_treatment_detail(request, treatment_id))

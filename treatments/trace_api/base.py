@@ -1,0 +1,56 @@
+"""What both traces share: the view (JSON or CSV, errors always JSON), its responses and
+parameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from common.api_fields import BIGINT_MAX, ErrorSerializer
+from common.api_views import Api
+from common.csv import CsvRenderer
+from providers.permissions import CLINIC_STAFF_PERMISSIONS
+
+
+class TraceApi(Api):
+    permission_classes = CLINIC_STAFF_PERMISSIONS
+    renderer_classes = [JSONRenderer, CsvRenderer]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # Errors are always JSON in the one error shape, whatever format the caller asked for.
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return super().handle_exception(exc)
+
+    @staticmethod
+    def wants_csv(request: Request) -> bool:
+        return getattr(request.accepted_renderer, "format", None) == "csv"
+
+
+def trace_responses(json_serializer: type[serializers.Serializer[Any]]) -> dict[Any, Any]:
+    return {
+        (200, "application/json"): json_serializer,
+        (200, "text/csv"): OpenApiTypes.STR,
+        **{(code, "application/json"): ErrorSerializer for code in (400, 401, 403, 404, 406)},
+    }
+
+
+FORMAT_PARAMETER = OpenApiParameter(
+    "format",
+    OpenApiTypes.STR,
+    OpenApiParameter.QUERY,
+    enum=["json", "csv"],
+    description="`csv` streams the rows as CSV (as does `Accept: text/csv`).",
+)
+
+
+def query_id(help_text: str, **kwargs: Any) -> serializers.IntegerField:
+    return serializers.IntegerField(
+        min_value=1, max_value=BIGINT_MAX, help_text=help_text, **kwargs
+    )

@@ -1,0 +1,262 @@
+"""The forward trace: from lots (by lot, donor, product or manufacturer) to every treatment,
+patient reference, practitioner and clinic, plus the stock on hand and adverse events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count, Sum
+from django.db.models.functions import Coalesce
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from common.api import Pagination
+from common.api_views import validated
+from common.csv import csv_response
+from lots.api import ManufacturerRefSerializer, ProductRefSerializer
+from lots.models import Lot
+from providers.api import ClinicRefSerializer
+from stock.api import LotRefSerializer
+from stock.models import StockBalance
+from treatments.api.treatments import PractitionerRefSerializer
+from treatments.filters import SERIOUS
+from treatments.models import AdverseEvent, TreatmentLine
+from treatments.selectors import ForwardScope, trace_forward
+from treatments.trace_api.base import FORMAT_PARAMETER, TraceApi, query_id, trace_responses
+
+CSV_CHUNK_ROWS = 2000
+# Django reads at most DATA_UPLOAD_MAX_NUMBER_FIELDS (1000) query fields; the other parameters take
+# at most 8, so this many repeated `lot` ids always fit (separated by commas they count as one).
+LOT_IDS_MAX = 990
+
+
+class ForwardTraceQuerySerializer(serializers.Serializer[Any]):
+    lot = serializers.ListField(
+        child=query_id("Lot id."),
+        required=False,
+        max_length=LOT_IDS_MAX,
+        help_text="Lot id; repeat the parameter or separate ids with commas for several.",
+    )
+    donor = query_id("Donor id: every lot made from the donor.", required=False)
+    product = query_id("Product id: every lot of the product.", required=False)
+    manufacturer = query_id("Manufacturer id: every lot it made.", required=False)
+    manufactured_from = serializers.DateField(
+        required=False, help_text="Only lots manufactured on or after this date."
+    )
+    manufactured_to = serializers.DateField(
+        required=False, help_text="Only lots manufactured on or before this date."
+    )
+
+
+class TraceLotSerializer(serializers.ModelSerializer[Lot]):
+    product = ProductRefSerializer(read_only=True)
+    manufacturer = ManufacturerRefSerializer(read_only=True)
+
+    class Meta:
+        model = Lot
+        fields = [
+            "id",
+            "lot_number",
+            "product",
+            "manufacturer",
+            "status",
+            "manufactured_on",
+            "expires_on",
+        ]
+        read_only_fields = fields
+
+
+class ForwardTreatmentRowSerializer(serializers.ModelSerializer[TreatmentLine]):
+    performed_at = serializers.DateTimeField(source="treatment.performed_at", read_only=True)
+    clinic = ClinicRefSerializer(source="treatment.clinic", read_only=True)
+    patient_reference = serializers.CharField(source="treatment.patient.reference", read_only=True)
+    practitioner = PractitionerRefSerializer(source="treatment.practitioner", read_only=True)
+    lot_number = serializers.CharField(source="lot.lot_number", read_only=True)
+    product = ProductRefSerializer(source="lot.product", read_only=True)
+
+    class Meta:
+        model = TreatmentLine
+        fields = [
+            "treatment",
+            "performed_at",
+            "clinic",
+            "patient_reference",
+            "practitioner",
+            "lot",
+            "lot_number",
+            "product",
+            "units",
+        ]
+        read_only_fields = fields
+
+
+class StockOnHandSerializer(serializers.ModelSerializer[StockBalance]):
+    clinic = ClinicRefSerializer(read_only=True)
+    lot_number = serializers.CharField(source="lot.lot_number", read_only=True)
+
+    class Meta:
+        model = StockBalance
+        fields = ["clinic", "lot", "lot_number", "state", "quantity"]
+        read_only_fields = fields
+
+
+class TraceAdverseEventSerializer(serializers.ModelSerializer[AdverseEvent]):
+    clinic = ClinicRefSerializer(source="treatment.clinic", read_only=True)
+    patient_reference = serializers.CharField(source="treatment.patient.reference", read_only=True)
+    lot = LotRefSerializer(read_only=True, allow_null=True, help_text="The suspected lot.")
+    serious = serializers.BooleanField(source="is_serious", read_only=True)
+
+    class Meta:
+        model = AdverseEvent
+        fields = [
+            "id",
+            "treatment",
+            "clinic",
+            "patient_reference",
+            "lot",
+            "onset_on",
+            "description",
+            "serious",
+            *SERIOUS,
+            "reported_at",
+        ]
+        read_only_fields = fields
+
+
+class ForwardCountsSerializer(serializers.Serializer[Any]):
+    lots = serializers.IntegerField()
+    treatment_lines = serializers.IntegerField(help_text="Rows of `treatments`, all pages.")
+    treatments = serializers.IntegerField()
+    patients = serializers.IntegerField()
+    clinics = serializers.IntegerField(help_text="Clinics where the lots were used.")
+    practitioners = serializers.IntegerField()
+    units_used = serializers.IntegerField()
+    units_on_hand = serializers.IntegerField(help_text="In every state: accepted, blocked, ...")
+    adverse_events = serializers.IntegerField()
+
+
+class PageSerializer(serializers.Serializer[Any]):
+    limit = serializers.IntegerField()
+    offset = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+
+
+class ForwardTraceOutputSerializer(serializers.Serializer[Any]):
+    lots = TraceLotSerializer(many=True)
+    treatments = ForwardTreatmentRowSerializer(
+        many=True, help_text="One row per treatment line of a traced lot; paged by limit/offset."
+    )
+    page = PageSerializer(help_text="Where `treatments` is in the whole list.")
+    stock_on_hand = StockOnHandSerializer(many=True)
+    adverse_events = TraceAdverseEventSerializer(many=True)
+    counts = ForwardCountsSerializer()
+
+
+FORWARD_CSV_COLUMNS = (
+    ("treatment", "treatment_id"),
+    ("performed_at", "treatment__performed_at"),
+    ("clinic_id", "treatment__clinic_id"),
+    ("clinic", "treatment__clinic__name"),
+    ("patient_reference", "treatment__patient__reference"),
+    ("practitioner_id", "treatment__practitioner_id"),
+    ("practitioner", "treatment__practitioner__name"),
+    ("lot", "lot_id"),
+    ("lot_number", "lot__lot_number"),
+    ("product", "lot__product__name"),
+    ("units", "units"),
+)
+
+
+def _forward_scope(request: Request) -> ForwardScope:
+    params = request.query_params
+    data: dict[str, Any] = {
+        name: params[name]
+        for name in ("donor", "product", "manufacturer", "manufactured_from", "manufactured_to")
+        if name in params
+    }
+    lot_ids = [piece for value in params.getlist("lot") for piece in value.split(",") if piece]
+    if lot_ids:
+        data["lot"] = lot_ids
+    query = validated(ForwardTraceQuerySerializer, data)
+    return ForwardScope(
+        lot_ids=query.get("lot"),
+        donor_id=query.get("donor"),
+        product_id=query.get("product"),
+        manufacturer_id=query.get("manufacturer"),
+        manufactured_from=query.get("manufactured_from"),
+        manufactured_to=query.get("manufactured_to"),
+    )
+
+
+class ForwardTraceApi(TraceApi):
+    @extend_schema(
+        summary="Trace lots forward to every treatment, patient reference, practitioner, clinic "
+        "and the stock on hand",
+        description="Choose the lots by `lot` (repeatable or comma-separated), `donor`, "
+        "`product` or `manufacturer`, optionally narrowed by manufacture date; several narrow "
+        "each other. `treatments` (one row per treatment line) is paged with limit/offset and "
+        "`counts` covers every page. `format=csv` streams every treatment row as CSV instead.",
+        parameters=[
+            ForwardTraceQuerySerializer,
+            FORMAT_PARAMETER,
+            OpenApiParameter("limit", OpenApiTypes.INT, OpenApiParameter.QUERY),
+            OpenApiParameter("offset", OpenApiTypes.INT, OpenApiParameter.QUERY),
+        ],
+        responses=trace_responses(ForwardTraceOutputSerializer),
+    )
+    def get(self, request: Request) -> Response | StreamingHttpResponse:
+        trace = trace_forward(user=request.user, scope=_forward_scope(request))
+        if self.wants_csv(request):
+            rows = trace.lines.values_list(*(field for _, field in FORWARD_CSV_COLUMNS))
+            return csv_response(
+                "trace-forward.csv",
+                [name for name, _ in FORWARD_CSV_COLUMNS],
+                rows.iterator(chunk_size=CSV_CHUNK_ROWS),
+            )
+        totals = trace.lines.aggregate(
+            treatment_lines=Count("pk"),
+            treatments=Count("treatment_id", distinct=True),
+            patients=Count("treatment__patient_id", distinct=True),
+            clinics=Count("treatment__clinic_id", distinct=True),
+            practitioners=Count("treatment__practitioner_id", distinct=True),
+            units_used=Coalesce(Sum("units"), 0),
+        )
+        paginator = Pagination()
+        paginator.request = request
+        paginator.count = totals["treatment_lines"]
+        limit = paginator.get_limit(request) or Pagination.default_limit
+        paginator.limit, paginator.offset = limit, paginator.get_offset(request)
+        start, end = paginator.offset, paginator.offset + limit
+        # Past the end there is nothing to ask the database (and an offset beyond its integer
+        # range would be refused there).
+        page = list(trace.lines[start:end]) if start < paginator.count else []
+        lots = list(trace.lots)
+        stock = list(trace.stock)
+        events = list(trace.adverse_events)
+        return Response(
+            ForwardTraceOutputSerializer(
+                {
+                    "lots": lots,
+                    "treatments": page,
+                    "page": {
+                        "limit": limit,
+                        "offset": paginator.offset,
+                        "next": paginator.get_next_link(),
+                        "previous": paginator.get_previous_link(),
+                    },
+                    "stock_on_hand": stock,
+                    "adverse_events": events,
+                    "counts": {
+                        **totals,
+                        "lots": len(lots),
+                        "units_on_hand": sum(balance.quantity for balance in stock),
+                        "adverse_events": len(events),
+                    },
+                }
+            ).data
+        )
