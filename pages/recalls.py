@@ -54,9 +54,6 @@ from pages.charts import Series, step_chart
 from pages.templatetags.pages import when
 from providers.access import Access, access_for
 from providers.models import Clinic, Manufacturer, Role
-from recalls.accounting import recall_contact_attempt_record, recall_disposition_record
-from recalls.acknowledgements import recall_acknowledge
-from recalls.closing import recall_close, recall_close_problems
 from recalls.models import (
     Acknowledgement,
     AcknowledgementVia,
@@ -72,7 +69,6 @@ from recalls.models import (
     RecallStock,
     StockDisposition,
 )
-from recalls.outbox import recall_notice_resend
 from recalls.selectors import (
     FINAL_OUTCOMES,
     acknowledgement_list,
@@ -84,7 +80,16 @@ from recalls.selectors import (
     recall_patient_list,
     stock_to_account_for,
 )
-from recalls.services import RecallScopeRequest, recall_open
+from recalls.services import (
+    RecallScopeRequest,
+    recall_acknowledge,
+    recall_close,
+    recall_contact_attempt_record,
+    recall_disposition_record,
+    recall_notice_resend,
+    recall_open,
+)
+from recalls.services.closing import recall_close_problems
 from stock.models import StockBalance
 from treatments.models import TreatmentLine
 

@@ -41,7 +41,7 @@ from recalls.selectors import recall_list
 from stock.models import StockState
 from stock.selectors import stock_balance_list
 from treatments import services
-from treatments.api import lot_use_warnings
+from treatments.api.scans import lot_use_warnings
 from treatments.models import ConsentText, Indication, Patient, Treatment, TreatmentLine
 from treatments.selectors import treatment_list
 

@@ -16,7 +16,6 @@ from django.urls import reverse
 from audit.models import ContactDataRead
 from lots.models import LotStatus
 from providers.access import access_for
-from recalls.closing import recall_close
 from recalls.models import (
     Acknowledgement,
     Notification,
@@ -26,6 +25,7 @@ from recalls.models import (
     RecallStatus,
     StockDisposition,
 )
+from recalls.services import recall_close
 from stock.models import StockBalance
 from tests.factories import PASSWORD, PatientFactory, clinic_ready, receive, released_lot, treat
 from tests.pages.conftest import client_for
@@ -408,8 +408,11 @@ def test_closing_shows_what_is_still_open_and_is_signed(world, quality_manager):
 
 def test_the_chart_is_well_formed_svg_whose_points_match_the_events(world, quality_manager):
     from pages.charts import BOTTOM, HEIGHT, TOP
-    from recalls.accounting import recall_contact_attempt_record, recall_disposition_record
-    from recalls.acknowledgements import recall_acknowledge
+    from recalls.services import (
+        recall_acknowledge,
+        recall_contact_attempt_record,
+        recall_disposition_record,
+    )
 
     recall_acknowledge(
         recall=world.recall, clinic=world.a.clinic, via="admin", actor=quality_manager
