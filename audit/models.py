@@ -14,6 +14,7 @@ from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import F, Func, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from pghistory.models import Events
 
 from common.triggers import no_delete
@@ -21,9 +22,9 @@ from providers.models import Clinic
 
 
 class ReadVia(models.TextChoices):
-    API = "api", "API"
-    ADMIN = "admin", "Admin"
-    PAGE = "page", "Clinic pages"
+    API = "api", _("API")
+    ADMIN = "admin", _("Admin")
+    PAGE = "page", _("Clinic pages")
 
 
 class ContactDataRead(models.Model):

@@ -14,6 +14,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
 
 from common.triggers import no_delete
 from common.validators import (
@@ -26,19 +27,19 @@ from providers.models import Manufacturer
 
 
 class SourceKind(models.TextChoices):
-    HUMAN = "human", "Human-derived"
-    ANIMAL = "animal", "Animal-derived"
-    PLANT = "plant", "Plant-derived"
-    SYNTHETIC = "synthetic", "Synthetic / engineered"
+    HUMAN = "human", _("Human-derived")
+    ANIMAL = "animal", _("Animal-derived")
+    PLANT = "plant", _("Plant-derived")
+    SYNTHETIC = "synthetic", _("Synthetic / engineered")
 
 
 class Tissue(models.TextChoices):
-    ADIPOSE = "adipose", "Adipose"
-    BONE_MARROW = "bone_marrow", "Bone marrow"
-    UMBILICAL_CORD = "umbilical_cord", "Umbilical cord"
-    PLACENTA = "placenta", "Placenta"
-    AMNIOTIC = "amniotic", "Amniotic"
-    OTHER = "other", "Other"
+    ADIPOSE = "adipose", _("Adipose")
+    BONE_MARROW = "bone_marrow", _("Bone marrow")
+    UMBILICAL_CORD = "umbilical_cord", _("Umbilical cord")
+    PLACENTA = "placenta", _("Placenta")
+    AMNIOTIC = "amniotic", _("Amniotic")
+    OTHER = "other", _("Other")
 
 
 # Tissue recovered at birth: the donor is a neonate, so the birth mother is tested (1271.80(a)).
@@ -46,12 +47,12 @@ NEONATAL_TISSUES = (Tissue.UMBILICAL_CORD, Tissue.PLACENTA, Tissue.AMNIOTIC)
 
 
 class Route(models.TextChoices):
-    INJECTION = "injection", "Injection (intradermal / subcutaneous)"
-    TOPICAL = "topical", "Topical"
-    MICRONEEDLING = "microneedling", "Microneedling"
-    INTRAVENOUS = "intravenous", "Intravenous"
-    INTRA_ARTICULAR = "intra_articular", "Intra-articular"
-    INHALATION = "inhalation", "Inhalation"
+    INJECTION = "injection", _("Injection (intradermal / subcutaneous)")
+    TOPICAL = "topical", _("Topical")
+    MICRONEEDLING = "microneedling", _("Microneedling")
+    INTRAVENOUS = "intravenous", _("Intravenous")
+    INTRA_ARTICULAR = "intra_articular", _("Intra-articular")
+    INHALATION = "inhalation", _("Inhalation")
 
 
 @pghistory.track()
@@ -113,9 +114,9 @@ class Product(models.Model):
 
 
 class AuthorisationStatus(models.TextChoices):
-    ALLOWED = "allowed", "Allowed"
-    BANNED = "banned", "Banned"
-    INVESTIGATIONAL = "investigational", "Investigational use only"
+    ALLOWED = "allowed", _("Allowed")
+    BANNED = "banned", _("Banned")
+    INVESTIGATIONAL = "investigational", _("Investigational use only")
 
 
 @pghistory.track()
@@ -140,8 +141,8 @@ class ProductAuthorisation(models.Model):
 
 
 class RestrictionScope(models.TextChoices):
-    ALL_USES = "all_uses", "All uses"
-    COSMETIC_USES = "cosmetic_uses", "Cosmetic uses"
+    ALL_USES = "all_uses", _("All uses")
+    COSMETIC_USES = "cosmetic_uses", _("Cosmetic uses")
 
 
 @pghistory.track()
@@ -200,9 +201,9 @@ class Marker(models.Model):
 
 
 class Eligibility(models.TextChoices):
-    ELIGIBLE = "eligible", "Eligible"
-    INELIGIBLE = "ineligible", "Ineligible"
-    INCOMPLETE = "incomplete", "Incomplete"
+    ELIGIBLE = "eligible", _("Eligible")
+    INELIGIBLE = "ineligible", _("Ineligible")
+    INCOMPLETE = "incomplete", _("Incomplete")
 
 
 @pghistory.track()
@@ -266,9 +267,9 @@ class Donor(models.Model):
 
 
 class MarkerResultValue(models.TextChoices):
-    NON_REACTIVE = "non_reactive", "Non-reactive"
-    REACTIVE = "reactive", "Reactive"
-    INDETERMINATE = "indeterminate", "Indeterminate"
+    NON_REACTIVE = "non_reactive", _("Non-reactive")
+    REACTIVE = "reactive", _("Reactive")
+    INDETERMINATE = "indeterminate", _("Indeterminate")
 
 
 @pghistory.track()
@@ -292,24 +293,24 @@ class DonorMarkerResult(models.Model):
 
 
 class LotStatus(models.TextChoices):
-    QUARANTINED = "quarantined", "Quarantined"
-    RELEASED = "released", "Released"
-    REJECTED = "rejected", "Rejected"
-    ON_HOLD = "on_hold", "On hold"
-    RECALLED = "recalled", "Recalled"
+    QUARANTINED = "quarantined", _("Quarantined")
+    RELEASED = "released", _("Released")
+    REJECTED = "rejected", _("Rejected")
+    ON_HOLD = "on_hold", _("On hold")
+    RECALLED = "recalled", _("Recalled")
 
 
 class LotUnit(models.TextChoices):
-    VIAL = "vial", "Vial"
-    SYRINGE = "syringe", "Pre-filled syringe"
-    AMPOULE = "ampoule", "Ampoule"
-    MILLILITRE = "ml", "Millilitre"
+    VIAL = "vial", _("Vial")
+    SYRINGE = "syringe", _("Pre-filled syringe")
+    AMPOULE = "ampoule", _("Ampoule")
+    MILLILITRE = "ml", _("Millilitre")
 
 
 class RegulatoryBasis(models.TextChoices):
-    IND = "ind", "IND (investigational new drug)"
-    BLA = "bla", "BLA (licensed biologic)"
-    NONE = "none", "None: not approved"
+    IND = "ind", _("IND (investigational new drug)")
+    BLA = "bla", _("BLA (licensed biologic)")
+    NONE = "none", _("None: not approved")
 
 
 # GS1 application identifier (10) holds up to 20 characters of GS1's "character set 82".
@@ -394,13 +395,13 @@ class LotDonor(models.Model):
 
 
 class QcKind(models.TextChoices):
-    QUANTITATIVE = "quantitative", "Quantitative"
-    QUALITATIVE = "qualitative", "Qualitative"
+    QUANTITATIVE = "quantitative", _("Quantitative")
+    QUALITATIVE = "qualitative", _("Qualitative")
 
 
 class QcOutcome(models.TextChoices):
-    NOT_DETECTED = "not_detected", "Not detected / negative"
-    DETECTED = "detected", "Detected / positive"
+    NOT_DETECTED = "not_detected", _("Not detected / negative")
+    DETECTED = "detected", _("Detected / positive")
 
 
 @pghistory.track()
@@ -466,7 +467,7 @@ class QcSpecification(models.Model):
 
     def describe(self) -> str:
         if self.expected_outcome:
-            return QcOutcome(self.expected_outcome).label
+            return str(QcOutcome(self.expected_outcome).label)
         unit = f" {self.test.unit}" if self.test.unit else ""
         if self.min_value is not None and self.max_value is not None:
             return f"{self.min_value}-{self.max_value}{unit}"
@@ -504,9 +505,9 @@ class LotQcResult(models.Model):
 
 
 class CertificateKind(models.TextChoices):
-    COA = "coa", "Certificate of analysis (lot)"
-    GMP = "gmp", "GMP certificate (manufacturer)"
-    ISO_13485 = "iso13485", "ISO 13485 certificate (manufacturer)"
+    COA = "coa", _("Certificate of analysis (lot)")
+    GMP = "gmp", _("GMP certificate (manufacturer)")
+    ISO_13485 = "iso13485", _("ISO 13485 certificate (manufacturer)")
 
 
 MANUFACTURER_CERTIFICATE_KINDS = (CertificateKind.GMP, CertificateKind.ISO_13485)
@@ -582,17 +583,17 @@ class Certificate(models.Model):
 
 
 class LotAction(models.TextChoices):
-    RELEASE = "release", "Release"
-    REJECT = "reject", "Reject"
-    HOLD = "hold", "Put on hold"
-    RECALL = "recall", "Recall"
+    RELEASE = "release", _("Release")
+    REJECT = "reject", _("Reject")
+    HOLD = "hold", _("Put on hold")
+    RECALL = "recall", _("Recall")
 
 
 class SignatureMeaning(models.TextChoices):
-    APPROVAL = "approval", "Approval: the lot meets its release criteria"
-    REJECTION = "rejection", "Rejection: the lot must not be used"
-    REVIEW = "review", "Review"
-    RESPONSIBILITY = "responsibility", "Responsibility"
+    APPROVAL = "approval", _("Approval: the lot meets its release criteria")
+    REJECTION = "rejection", _("Rejection: the lot must not be used")
+    REVIEW = "review", _("Review")
+    RESPONSIBILITY = "responsibility", _("Responsibility")
 
 
 @pghistory.track()

@@ -13,15 +13,16 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from common.validators import validate_jurisdiction
 
 
 class Role(models.TextChoices):
-    QUALITY_MANAGER = "quality_manager", "Quality manager"
-    CLINIC_ADMINISTRATOR = "clinic_administrator", "Clinic administrator"
-    CLINICIAN = "clinician", "Clinician"
-    AUDITOR = "auditor", "Auditor"
+    QUALITY_MANAGER = "quality_manager", _("Quality manager")
+    CLINIC_ADMINISTRATOR = "clinic_administrator", _("Clinic administrator")
+    CLINICIAN = "clinician", _("Clinician")
+    AUDITOR = "auditor", _("Auditor")
 
 
 NETWORK_ROLES = (Role.QUALITY_MANAGER, Role.AUDITOR)
@@ -132,12 +133,12 @@ class ClinicContact(models.Model):
 
 
 class Profession(models.TextChoices):
-    PHYSICIAN = "physician", "Physician"
-    NURSE_PRACTITIONER = "nurse_practitioner", "Nurse practitioner"
-    REGISTERED_NURSE = "registered_nurse", "Registered nurse"
-    PHYSICIAN_ASSISTANT = "physician_assistant", "Physician assistant"
-    DENTIST = "dentist", "Dentist"
-    OTHER = "other", "Other"
+    PHYSICIAN = "physician", _("Physician")
+    NURSE_PRACTITIONER = "nurse_practitioner", _("Nurse practitioner")
+    REGISTERED_NURSE = "registered_nurse", _("Registered nurse")
+    PHYSICIAN_ASSISTANT = "physician_assistant", _("Physician assistant")
+    DENTIST = "dentist", _("Dentist")
+    OTHER = "other", _("Other")
 
 
 @pghistory.track()

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from common.triggers import no_delete
 from lots.models import Certificate, Donor, Lot, Product
@@ -24,19 +25,19 @@ from treatments.models import Patient, Treatment, TreatmentLine
 class RecallClass(models.TextChoices):
     """21 CFR 7.3(m)."""
 
-    CLASS_I = "I", "Class I: reasonable probability of serious harm or death"
-    CLASS_II = "II", "Class II: temporary or reversible harm; serious harm remote"
-    CLASS_III = "III", "Class III: harm not likely"
+    CLASS_I = "I", _("Class I: reasonable probability of serious harm or death")
+    CLASS_II = "II", _("Class II: temporary or reversible harm; serious harm remote")
+    CLASS_III = "III", _("Class III: harm not likely")
 
 
 class RecallDepth(models.TextChoices):
-    CLINIC = "clinic", "Clinic level: stop use, account for stock"
-    PATIENT = "patient", "Patient level: also contact every treated patient"
+    CLINIC = "clinic", _("Clinic level: stop use, account for stock")
+    PATIENT = "patient", _("Patient level: also contact every treated patient")
 
 
 class RecallStatus(models.TextChoices):
-    OPEN = "open", "Open"
-    CLOSED = "closed", "Closed"
+    OPEN = "open", _("Open")
+    CLOSED = "closed", _("Closed")
 
 
 @pghistory.track()
@@ -264,15 +265,15 @@ class WebhookEndpoint(models.Model):
 
 
 class Channel(models.TextChoices):
-    EMAIL = "email", "E-mail"
-    WEBHOOK = "webhook", "Webhook"
+    EMAIL = "email", _("E-mail")
+    WEBHOOK = "webhook", _("Webhook")
 
 
 class NotificationStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    SENDING = "sending", "Sending"
-    SENT = "sent", "Sent"
-    FAILED = "failed", "Failed permanently"
+    PENDING = "pending", _("Pending")
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed permanently")
 
 
 class Notification(models.Model):
@@ -369,9 +370,9 @@ class NotificationResend(models.Model):
 
 
 class AcknowledgementVia(models.TextChoices):
-    LINK = "link", "Signed link in the e-mail"
-    API = "api", "API"
-    ADMIN = "admin", "Admin"
+    LINK = "link", _("Signed link in the e-mail")
+    API = "api", _("API")
+    ADMIN = "admin", _("Admin")
 
 
 @pghistory.track()
@@ -396,8 +397,8 @@ class Acknowledgement(models.Model):
 
 
 class DispositionKind(models.TextChoices):
-    RETURNED = "returned", "Returned to manufacturer"
-    DESTROYED = "destroyed", "Destroyed"
+    RETURNED = "returned", _("Returned to manufacturer")
+    DESTROYED = "destroyed", _("Destroyed")
 
 
 @pghistory.track()
@@ -427,9 +428,9 @@ class StockDisposition(models.Model):
 
 
 class ContactOutcome(models.TextChoices):
-    REACHED = "reached", "Reached"
-    UNREACHABLE = "unreachable", "Unreachable"
-    DECEASED = "deceased", "Deceased"
+    REACHED = "reached", _("Reached")
+    UNREACHABLE = "unreachable", _("Unreachable")
+    DECEASED = "deceased", _("Deceased")
 
 
 @pghistory.track()
@@ -452,8 +453,8 @@ class PatientContactAttempt(models.Model):
 
 
 class ExpiryWarningKind(models.TextChoices):
-    STOCK = "stock", "Clinic stock expiring"
-    CERTIFICATE = "certificate", "Manufacturer certificate expiring"
+    STOCK = "stock", _("Clinic stock expiring")
+    CERTIFICATE = "certificate", _("Manufacturer certificate expiring")
 
 
 class ExpiryWarning(models.Model):

@@ -8,22 +8,23 @@ import pgtrigger
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
 
 from lots.models import Lot
 from providers.models import Clinic
 
 
 class StockState(models.TextChoices):
-    ACCEPTED = "accepted", "Accepted (usable)"
-    QUARANTINED = "quarantined", "Quarantined at receipt"
-    REJECTED = "rejected", "Rejected at receipt"
-    BLOCKED = "blocked", "Blocked (recall)"
+    ACCEPTED = "accepted", _("Accepted (usable)")
+    QUARANTINED = "quarantined", _("Quarantined at receipt")
+    REJECTED = "rejected", _("Rejected at receipt")
+    BLOCKED = "blocked", _("Blocked (recall)")
 
 
 class ReceiptDecision(models.TextChoices):
-    ACCEPT = "accept", "Accept"
-    QUARANTINE = "quarantine", "Quarantine"
-    REJECT = "reject", "Reject"
+    ACCEPT = "accept", _("Accept")
+    QUARANTINE = "quarantine", _("Quarantine")
+    REJECT = "reject", _("Reject")
 
 
 DECISION_STATE = {
@@ -76,16 +77,16 @@ class Receipt(models.Model):
 
 
 class MovementKind(models.TextChoices):
-    RECEIPT = "receipt", "Receipt"
-    QUARANTINE_ACCEPT = "quarantine_accept", "Accepted after quarantine"
-    QUARANTINE_REJECT = "quarantine_reject", "Rejected after quarantine"
-    TRANSFER_OUT = "transfer_out", "Transfer out"
-    TRANSFER_IN = "transfer_in", "Transfer in"
-    WASTAGE = "wastage", "Wastage"
-    RETURN = "return", "Return to manufacturer"
-    DESTRUCTION = "destruction", "Destruction"
-    TREATMENT = "treatment", "Used in a treatment"
-    BLOCK = "block", "Blocked by recall"
+    RECEIPT = "receipt", _("Receipt")
+    QUARANTINE_ACCEPT = "quarantine_accept", _("Accepted after quarantine")
+    QUARANTINE_REJECT = "quarantine_reject", _("Rejected after quarantine")
+    TRANSFER_OUT = "transfer_out", _("Transfer out")
+    TRANSFER_IN = "transfer_in", _("Transfer in")
+    WASTAGE = "wastage", _("Wastage")
+    RETURN = "return", _("Return to manufacturer")
+    DESTRUCTION = "destruction", _("Destruction")
+    TREATMENT = "treatment", _("Used in a treatment")
+    BLOCK = "block", _("Blocked by recall")
 
 
 class StockMovement(models.Model):

@@ -8,6 +8,7 @@ import pgtrigger
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from common.triggers import no_delete
 from lots.models import Lot, Route
@@ -81,11 +82,11 @@ class ConsentText(models.Model):
 
 
 class Indication(models.TextChoices):
-    SKIN_REJUVENATION = "skin_rejuvenation", "Skin rejuvenation"
-    HAIR = "hair", "Hair"
-    WOUND = "wound", "Wound"
-    ORTHOPAEDIC = "orthopaedic", "Orthopaedic"
-    OTHER = "other", "Other"
+    SKIN_REJUVENATION = "skin_rejuvenation", _("Skin rejuvenation")
+    HAIR = "hair", _("Hair")
+    WOUND = "wound", _("Wound")
+    ORTHOPAEDIC = "orthopaedic", _("Orthopaedic")
+    OTHER = "other", _("Other")
 
 
 # Indications that are cosmetic: where human-origin material is banned in cosmetics (EU/UK
