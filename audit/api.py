@@ -11,6 +11,7 @@ from typing import Any
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
+from django.utils.translation import gettext_lazy
 from django_filters.utils import translate_validation
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -43,7 +44,7 @@ class ReadsContactDataRecord(BasePermission):
     """Network quality managers and auditors, and clinic administrators (for their clinics);
     never clinicians."""
 
-    message = (
+    message = gettext_lazy(
         "The record of contact-data reads is for quality managers, auditors and clinic "
         "administrators."
     )

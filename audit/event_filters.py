@@ -7,6 +7,7 @@ from typing import Any
 
 import django_filters
 from django import forms
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from pghistory.models import Events
@@ -63,7 +64,7 @@ class AuditEventFilter(django_filters.FilterSet):  # type: ignore[misc]
         valid: bool = super().is_valid()
         data = getattr(self.form, "cleaned_data", {})
         if valid and data.get("record") is not None and not data.get("record_type"):
-            self.form.add_error("record", "Give the record_type of the record too.")
+            self.form.add_error("record", _("Give the record_type of the record too."))
             return False
         return valid
 

@@ -10,6 +10,7 @@ from typing import Any
 from django import forms
 from django.db import models
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 from pghistory.models import Events
 
 from common.errors import DomainError
@@ -22,9 +23,8 @@ def add_problems(form: forms.BaseForm, error: DomainError) -> None:
     locate = getattr(form, "problem_field", None)
     for problem in error.problems:
         field = locate(problem.field) if locate is not None else problem.field
-        form.add_error(
-            field if field in form.fields else None, f"{problem.message} ({problem.code})"
-        )
+        message = _("%(message)s (%(code)s)") % {"message": problem.message, "code": problem.code}
+        form.add_error(field if field in form.fields else None, message)
 
 
 class ServiceForm(forms.ModelForm):  # type: ignore[type-arg]

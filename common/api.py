@@ -17,6 +17,7 @@ from django.core.exceptions import TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils.translation import gettext as _
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
@@ -73,8 +74,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         logger.warning("concurrent change aborted a request: %s", exc)
         problem = Problem(
             "concurrent_change_retry",
-            "Another change to the same records collided with this one; nothing was saved. "
-            "Send the request again.",
+            _(
+                "Another change to the same records collided with this one; nothing was saved. "
+                "Send the request again."
+            ),
             None,
         )
         retry = error_response([problem], status.HTTP_503_SERVICE_UNAVAILABLE)
@@ -91,7 +94,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         name = getattr(constraint, "constraint_name", None)
         logger.warning("integrity error reached the API: %s", exc)
         problem = Problem(
-            "constraint_violated", f"The change breaks a database rule ({name}).", name
+            "constraint_violated",
+            _("The change breaks a database rule (%(constraint)s).") % {"constraint": name},
+            name,
         )
         return error_response([problem], status.HTTP_409_CONFLICT)
     if isinstance(exc, Http404):
@@ -118,7 +123,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 # without the exemption a write to an unknown API path would answer the HTML CSRF page, a 403.
 @csrf_exempt
 def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
-    problem = Problem("not_found", f"No API endpoint at {request.path}.", None)
+    problem = Problem("not_found", _("No API endpoint at %(path)s.") % {"path": request.path}, None)
     return JsonResponse({"errors": [problem.as_dict()]}, status=404)
 
 
@@ -131,10 +136,10 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     if isinstance(exception, TooManyFieldsSent):
         problem = Problem(
             "too_many_fields",
-            f"A request is read with at most {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} query or "
-            "form fields.",
+            _("A request is read with at most %(limit)s query or form fields.")
+            % {"limit": settings.DATA_UPLOAD_MAX_NUMBER_FIELDS},
             None,
         )
     else:
-        problem = Problem("bad_request", "The request is malformed.", None)
+        problem = Problem("bad_request", _("The request is malformed."), None)
     return JsonResponse({"errors": [problem.as_dict()]}, status=400)

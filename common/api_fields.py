@@ -15,6 +15,8 @@ from django import forms
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import ProhibitNullCharactersValidator
 from django.db.models import Model, QuerySet
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django_filters.fields import IsoDateTimeField
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -43,7 +45,7 @@ def validate_storable_datetime(value: datetime.datetime) -> None:
     offset = value.utcoffset()
     if offset is not None and (abs(offset) >= UTC_OFFSET_LIMIT or offset.microseconds):
         raise DjangoValidationError(
-            "Give a UTC offset from -15:59 to +15:59 (every time zone's lies within).",
+            _("Give a UTC offset from -15:59 to +15:59 (every time zone's lies within)."),
             code="datetime_offset_out_of_range",
         )
     try:
@@ -54,7 +56,7 @@ def validate_storable_datetime(value: datetime.datetime) -> None:
         DATETIME_EARLIEST <= instant.replace(tzinfo=datetime.UTC) <= DATETIME_LATEST
     ):
         raise DjangoValidationError(
-            "Give a date and time from 0001-01-02 to 9999-12-30 (UTC).",
+            _("Give a date and time from 0001-01-02 to 9999-12-30 (UTC)."),
             code="datetime_out_of_range",
         )
 
@@ -204,7 +206,7 @@ class IsoDateTimeFilter(django_filters.IsoDateTimeFilter):
 
 
 class _StrictBooleanField(forms.Field):
-    default_error_messages = {"invalid": "Use true or false."}
+    default_error_messages = {"invalid": gettext_lazy("Use true or false.")}
     _values = {"true": True, "1": True, "false": False, "0": False}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

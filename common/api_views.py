@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Model, QuerySet
+from django.utils.translation import gettext as _
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail, NotFound, ParseError, ValidationError
@@ -37,7 +38,7 @@ class JsonParser(JSONParser):
         try:
             return super().parse(stream, media_type, parser_context)
         except RecursionError as error:
-            raise ParseError("JSON parse error - nested too deeply.") from error
+            raise ParseError(_("JSON parse error - nested too deeply.")) from error
 
 
 class ContentNegotiation(DefaultContentNegotiation):
@@ -67,7 +68,14 @@ class ContentNegotiation(DefaultContentNegotiation):
         if not found:
             names = ", ".join(sorted(str(renderer.format) for renderer in offered))
             raise ValidationError(
-                {"format": [ErrorDetail(f"Use one of: {names}.", code="invalid_choice")]}
+                {
+                    "format": [
+                        ErrorDetail(
+                            _("Use one of: %(formats)s.") % {"formats": names},
+                            code="invalid_choice",
+                        )
+                    ]
+                }
             )
         return found
 
@@ -90,11 +98,11 @@ class ListApi(ListAPIView[Any]):
 def get_or_404(queryset: QuerySet[M], pk: int, *, what: str) -> M:
     """One object from a selector's queryset, or a 404 in the error shape."""
     if pk > BIGINT_MAX:
-        raise NotFound(f"No such {what}.", code="not_found")
+        raise NotFound(_("No such %(what)s.") % {"what": what}, code="not_found")
     try:
         return queryset.get(pk=pk)
     except ObjectDoesNotExist as error:
-        raise NotFound(f"No such {what}.", code="not_found") from error
+        raise NotFound(_("No such %(what)s.") % {"what": what}, code="not_found") from error
 
 
 def validated(serializer_class: type[serializers.Serializer[Any]], data: Any, **kwargs: Any) -> Any:

@@ -31,6 +31,7 @@ from axes.helpers import get_cool_off, get_lockout_message
 from django.conf import settings
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.translation import gettext as _
 
 from common.errors import Problem
 
@@ -51,8 +52,11 @@ def lockout_problem(field: str | None = None) -> Problem:
     minutes = _cool_off_minutes()
     return Problem(
         "account_locked",
-        f"Too many wrong passwords in a row: this account is locked for {minutes} minutes "
-        "(ask an administrator to lift the lock-out sooner).",
+        _(
+            "Too many wrong passwords in a row: this account is locked for %(minutes)s minutes "
+            "(ask an administrator to lift the lock-out sooner)."
+        )
+        % {"minutes": minutes},
         field,
     )
 

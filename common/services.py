@@ -11,6 +11,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 
 from common.errors import DomainError, Problem, problems_from_validation_error
 from common.lockout import lockout_problem, signing_allowed, signing_failed, signing_succeeded
@@ -30,7 +31,7 @@ def require_reason(reason: str, *, field: str = "reason") -> str:
     cleaned = (reason or "").strip()
     if not cleaned:
         raise DomainError.single(
-            "reason_required", "State the reason for this change.", field=field, status=400
+            "reason_required", _("State the reason for this change."), field=field, status=400
         )
     return cleaned
 
@@ -59,7 +60,7 @@ def verify_password(actor: Any, password: str, *, request: HttpRequest | None = 
     problems = [
         Problem(
             "signature_password_invalid",
-            "The password you re-entered to sign is not correct.",
+            _("The password you re-entered to sign is not correct."),
             "password",
         )
     ]

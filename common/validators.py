@@ -8,6 +8,7 @@ import pycountry
 from biip import ParseError
 from biip.gtin import Gtin
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
 from stdnum.iso7064 import mod_37_2
 
 # Used with fullmatch(): with match(), `$` also matches before a trailing newline ("DN-0001\n").
@@ -22,20 +23,21 @@ def normalise_gtin(value: str) -> str:
     # str.isdigit() also accepts non-ASCII digits (full-width, superscript), which GS1 does not.
     if not (raw.isascii() and raw.isdigit()) or len(raw) not in (8, 12, 13, 14):
         raise ValidationError(
-            "A GTIN is 8, 12, 13 or 14 digits.", code="gtin_invalid", params={"value": raw}
+            _("A GTIN is 8, 12, 13 or 14 digits."), code="gtin_invalid", params={"value": raw}
         )
     try:
         gtin = Gtin.parse(raw)
     except ParseError as error:
         raise ValidationError(
-            f"GTIN {raw} fails the GS1 check digit: {error}", code="gtin_check_digit"
+            _("GTIN %(gtin)s fails the GS1 check digit: %(error)s") % {"gtin": raw, "error": error},
+            code="gtin_check_digit",
         ) from error
     return gtin.as_gtin_14()
 
 
 def validate_gtin(value: str) -> None:
     if normalise_gtin(value) != value:
-        raise ValidationError("A GTIN is stored as 14 digits.", code="gtin_invalid")
+        raise ValidationError(_("A GTIN is stored as 14 digits."), code="gtin_invalid")
 
 
 def isbt_din_check_character(din: str) -> str:
@@ -47,14 +49,17 @@ def validate_isbt_din(value: str) -> None:
     """A DIN is 13 characters (facility 5, year 2, sequence 6) followed by its check character."""
     if len(value) != 14 or not _DIN_BODY.fullmatch(value[:13]):
         raise ValidationError(
-            "An ISBT 128 DIN is 13 characters (facility code of 5, year of 2, sequence of 6) "
-            "followed by its ISO 7064 MOD 37-2 check character.",
+            _(
+                "An ISBT 128 DIN is 13 characters (facility code of 5, year of 2, sequence of 6) "
+                "followed by its ISO 7064 MOD 37-2 check character."
+            ),
             code="isbt_din_invalid",
         )
     expected = isbt_din_check_character(value[:13])
     if value[13] != expected:
         raise ValidationError(
-            f"ISBT 128 DIN {value[:13]} has check character {expected}, not {value[13]}.",
+            _("ISBT 128 DIN %(din)s has check character %(expected)s, not %(given)s.")
+            % {"din": value[:13], "expected": expected, "given": value[13]},
             code="isbt_din_check_character",
         )
 
@@ -63,7 +68,8 @@ def validate_jurisdiction(value: str) -> None:
     """An ISO 3166-1 alpha-2 country (`DE`) or ISO 3166-2 subdivision (`US-TX`)."""
     if not _JURISDICTION.fullmatch(value or ""):
         raise ValidationError(
-            "A jurisdiction is an ISO 3166 code such as DE or US-TX.", code="jurisdiction_invalid"
+            _("A jurisdiction is an ISO 3166 code such as DE or US-TX."),
+            code="jurisdiction_invalid",
         )
     known = (
         pycountry.subdivisions.get(code=value)  # type: ignore[no-untyped-call]
@@ -71,7 +77,10 @@ def validate_jurisdiction(value: str) -> None:
         else pycountry.countries.get(alpha_2=value)
     )
     if known is None:
-        raise ValidationError(f"{value} is not an ISO 3166 code.", code="jurisdiction_unknown")
+        raise ValidationError(
+            _("%(value)s is not an ISO 3166 code.") % {"value": value},
+            code="jurisdiction_unknown",
+        )
 
 
 def jurisdiction_chain(value: str) -> list[str]:
@@ -84,7 +93,9 @@ def validate_donor_code(value: str) -> None:
     and hyphens with at least one digit, so a bare name cannot be entered as a code."""
     if not _DONOR_CODE.fullmatch(value or "") or not any(ch.isdigit() for ch in value):
         raise ValidationError(
-            "A donor code is 4-32 upper-case letters, digits and hyphens with at least one digit; "
-            "it must never hold a name or medical record number.",
+            _(
+                "A donor code is 4-32 upper-case letters, digits and hyphens with at least one "
+                "digit; it must never hold a name or medical record number."
+            ),
             code="donor_code_invalid",
         )

@@ -6,6 +6,7 @@ import re
 
 import django_filters
 from django.db.models import Q, QuerySet
+from django.utils.translation import gettext as _
 from rest_framework.exceptions import ValidationError
 
 from common.api_fields import IdFilter, IsoDateFilter
@@ -18,7 +19,7 @@ def _reference(value: str, field: str) -> tuple[str, str, int]:
     match = REFERENCE.fullmatch(value)
     if match is None:
         raise ValidationError(
-            {field: ["Give <app>.<model>:<id>, for example lots.lot:12."]}, code="invalid"
+            {field: [_("Give <app>.<model>:<id>, for example lots.lot:12.")]}, code="invalid"
         )
     return match.group(1), match.group(2), int(match.group(3))
 

@@ -22,6 +22,7 @@ from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
 from django.db.migrations.recorder import MigrationRecorder
 from django.db.models import Exists, Model, OuterRef
+from django.utils.translation import gettext as _
 
 from common.errors import DomainError, Problem
 from common.services import verify_password
@@ -94,13 +95,16 @@ def sign(
         problems.append(
             Problem(
                 "signature_meaning_invalid",
-                f"A {signed_kind.label} is signed with one of these meanings: {allowed}.",
+                _("A %(kind)s is signed with one of these meanings: %(allowed)s.")
+                % {"kind": signed_kind.label, "allowed": allowed},
                 "meaning",
             )
         )
     reason = (reason or "").strip()
     if not reason:
-        problems.append(Problem("reason_required", "State the reason for this decision.", "reason"))
+        problems.append(
+            Problem("reason_required", _("State the reason for this decision."), "reason")
+        )
     if problems:
         raise DomainError(problems, status=400)
     record_type = ContentType.objects.get_for_model(record, for_concrete_model=True)

@@ -11,6 +11,7 @@ from typing import Any
 from django.db.models import Model, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -53,7 +54,9 @@ class OffsetDateTimeField(StorableDateTimeField):
     need not share a time zone, and a treatment time is evidence."""
 
     default_error_messages = {
-        "offset_required": "Give the time with its UTC offset, e.g. 2025-06-01T10:30:00+02:00."
+        "offset_required": gettext_lazy(
+            "Give the time with its UTC offset, e.g. 2025-06-01T10:30:00+02:00."
+        )
     }
 
     def to_internal_value(self, value: Any) -> datetime.datetime:

@@ -12,6 +12,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from common.errors import DomainError, Problem
 from common.services import history, require_reason, validate_instance
@@ -111,8 +112,15 @@ def _balance_take(change: Change) -> None:
         raise DomainError(
             Problem(
                 "stock_insufficient",
-                f"Only {available} {StockState(change.state).label.lower()} unit(s) of this lot "
-                f"are at the clinic; {units} needed.",
+                _(
+                    "Only %(available)s %(state)s unit(s) of this lot are at the clinic; "
+                    "%(needed)s needed."
+                )
+                % {
+                    "available": available,
+                    "state": StockState(change.state).label.lower(),
+                    "needed": units,
+                },
                 "quantity",
             ),
             status=409,
@@ -123,7 +131,7 @@ def _positive(quantity: int, field: str = "quantity") -> int:
     if not isinstance(quantity, int) or quantity <= 0:
         raise DomainError.single(
             "quantity_not_positive",
-            "Give a whole number of units above zero.",
+            _("Give a whole number of units above zero."),
             field=field,
             status=400,
         )
@@ -157,7 +165,7 @@ def stock_receive(
     if decision not in ReceiptDecision.values:
         raise DomainError.single(
             "invalid_choice",
-            f"{decision} is not a receipt decision.",
+            _("%(decision)s is not a receipt decision.") % {"decision": decision},
             field="decision",
             status=400,
         )
@@ -173,7 +181,7 @@ def stock_receive(
     if received_at > timezone.now() + datetime.timedelta(minutes=10):
         raise DomainError.single(
             "receipt_in_future",
-            "A receipt cannot be recorded ahead of time.",
+            _("A receipt cannot be recorded ahead of time."),
             field="received_at",
             status=400,
         )
@@ -182,16 +190,16 @@ def stock_receive(
     if clinic.local_date(received_at) < lot.manufactured_on:
         raise DomainError.single(
             "receipt_before_lot_made",
-            f"Lot {lot.lot_number} was made on {lot.manufactured_on.isoformat()}, after this "
-            "receipt's date.",
+            _("Lot %(lot)s was made on %(date)s, after this receipt's date.")
+            % {"lot": lot.lot_number, "date": lot.manufactured_on.isoformat()},
             field="received_at",
             status=400,
         )
     if lot.status not in RECEIVABLE and decision != ReceiptDecision.REJECT:
         raise DomainError.single(
             "lot_not_receivable",
-            f"Lot {lot.lot_number} is {lot.get_status_display().lower()}; it can only be "
-            "received as rejected.",
+            _("Lot %(lot)s is %(status)s; it can only be received as rejected.")
+            % {"lot": lot.lot_number, "status": lot.get_status_display().lower()},
             field="lot",
         )
     if decision == ReceiptDecision.ACCEPT:
@@ -251,9 +259,17 @@ def _refuse_more_than_made(lot: Lot, quantity: int) -> None:
     if quantity > room:
         raise DomainError.single(
             "receipt_exceeds_lot_quantity",
-            f"Lot {lot.lot_number} was made with {lot.quantity} {lot.get_unit_display().lower()}"
-            f"(s) and {on_hand_in_network} are already received in the network: at most "
-            f"{max(room, 0)} more can be received.",
+            _(
+                "Lot %(lot)s was made with %(quantity)s %(unit)s(s) and %(received)s are already "
+                "received in the network: at most %(room)s more can be received."
+            )
+            % {
+                "lot": lot.lot_number,
+                "quantity": lot.quantity,
+                "unit": lot.get_unit_display().lower(),
+                "received": on_hand_in_network,
+                "room": max(room, 0),
+            },
             field="quantity",
             status=409,
         )
@@ -271,11 +287,11 @@ def receipt_check_problems(
     problems = []
     if not package_intact:
         problems.append(
-            Problem("receipt_package_damaged", "The package is not intact.", "package_intact")
+            Problem("receipt_package_damaged", _("The package is not intact."), "package_intact")
         )
     if not label_readable:
         problems.append(
-            Problem("receipt_label_unreadable", "The label cannot be read.", "label_readable")
+            Problem("receipt_label_unreadable", _("The label cannot be read."), "label_readable")
         )
     if (
         transport_min_celsius < product.storage_min_celsius
@@ -284,9 +300,16 @@ def receipt_check_problems(
         problems.append(
             Problem(
                 "receipt_temperature_excursion",
-                f"Transport ran {transport_min_celsius} to {transport_max_celsius} °C; the product "
-                f"must stay within {product.storage_min_celsius} to "
-                f"{product.storage_max_celsius} °C.",
+                _(
+                    "Transport ran %(transport_min)s to %(transport_max)s °C; the product must "
+                    "stay within %(storage_min)s to %(storage_max)s °C."
+                )
+                % {
+                    "transport_min": transport_min_celsius,
+                    "transport_max": transport_max_celsius,
+                    "storage_min": product.storage_min_celsius,
+                    "storage_max": product.storage_max_celsius,
+                },
                 "transport_max_celsius",
             )
         )
@@ -326,7 +349,7 @@ def stock_transfer(
     if from_clinic.pk == to_clinic.pk:
         raise DomainError.single(
             "transfer_same_clinic",
-            "A transfer goes to another clinic.",
+            _("A transfer goes to another clinic."),
             field="to_clinic",
             status=400,
         )
@@ -379,13 +402,16 @@ def stock_write_off(
     if kind not in WRITE_OFF_KINDS:
         raise DomainError.single(
             "invalid_choice",
-            "A write-off is wastage, return or destruction.",
+            _("A write-off is wastage, return or destruction."),
             field="kind",
             status=400,
         )
     if state not in StockState.values:
         raise DomainError.single(
-            "invalid_choice", f"{state} is not a stock state.", field="state", status=400
+            "invalid_choice",
+            _("%(state)s is not a stock state.") % {"state": state},
+            field="state",
+            status=400,
         )
     with history(actor, reason):
         (movement,) = apply_changes(

@@ -9,6 +9,7 @@ from typing import Any
 from django import forms
 from django.contrib.admin.widgets import AdminDateWidget, AdminSplitDateTime
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 
 from common.admin import ServiceForm
 from common.errors import DomainError
@@ -41,7 +42,7 @@ class PatientAddForm(ServiceForm):
         data = self.cleaned_data
         given = [name for name in CONTACT_FIELDS if data.get(name)]
         if given and not data.get("full_name"):
-            self.add_error("full_name", "Contact details need the patient's full name.")
+            self.add_error("full_name", _("Contact details need the patient's full name."))
         return data
 
     def call_service(self, data: dict[str, Any]) -> Patient:
@@ -140,7 +141,7 @@ class TreatmentRecordForm(ServiceForm):
                 continue
             source = f"line_{row}_lot"
             if lot is not None and scan:
-                self.add_error(f"line_{row}_scan", "Choose the lot or scan it, not both.")
+                self.add_error(f"line_{row}_scan", _("Choose the lot or scan it, not both."))
                 continue
             if scan:
                 source = f"line_{row}_scan"
@@ -151,19 +152,19 @@ class TreatmentRecordForm(ServiceForm):
                         self.add_error(source, f"{problem.message} ({problem.code})")
                     continue
             if lot is None:
-                self.add_error(source, "Choose the lot used, or scan the vial.")
+                self.add_error(source, _("Choose the lot used, or scan the vial."))
                 continue
             if units is None:
-                self.add_error(f"line_{row}_units", "Give the units used.")
+                self.add_error(f"line_{row}_units", _("Give the units used."))
                 continue
             lines.append(services.LineRequest(lot=lot, units=units))
             self.line_rows.append((row, source))
         data["lines"] = lines
         text, taken_at = data.get("consent_text"), data.get("consent_taken_at")
         if text is not None and taken_at is None:
-            self.add_error("consent_taken_at", "Give the time consent was taken.")
+            self.add_error("consent_taken_at", _("Give the time consent was taken."))
         if taken_at is not None and text is None:
-            self.add_error("consent_text", "Choose the consent text the patient signed.")
+            self.add_error("consent_text", _("Choose the consent text the patient signed."))
         return data
 
     def problem_field(self, name: str | None) -> str | None:

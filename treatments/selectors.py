@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Prefetch, Q, QuerySet
+from django.utils.translation import gettext as _
 
 from common.errors import DomainError
 from lots.models import (
@@ -71,7 +72,7 @@ class ForwardScope:
         if not any((self.lot_ids, self.donor_id, self.product_id, self.manufacturer_id)):
             raise DomainError.single(
                 "trace_scope_missing",
-                "Trace from a lot, a donor, a product or a manufacturer.",
+                _("Trace from a lot, a donor, a product or a manufacturer."),
                 field="scope",
                 status=400,
             )
@@ -156,7 +157,7 @@ def trace_backward(
     if not patient_id and not treatment_id:
         raise DomainError.single(
             "trace_scope_missing",
-            "Trace back from a patient or a treatment.",
+            _("Trace back from a patient or a treatment."),
             field="scope",
             status=400,
         )

@@ -12,11 +12,19 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from common.errors import DomainError, Problem
 from common.services import history, validate_instance
 from common.validators import jurisdiction_chain
-from lots.models import Lot, LotStatus, ProductAuthorisation, RegulatoryBasis, SourceRestriction
+from lots.models import (
+    Lot,
+    LotStatus,
+    ProductAuthorisation,
+    RegulatoryBasis,
+    RestrictionScope,
+    SourceRestriction,
+)
 from providers.models import Clinic, ClinicPractitioner, Licence, Practitioner, Role
 from providers.selectors import require_any_role
 from stock.models import MovementKind, StockBalance, StockState
@@ -101,23 +109,27 @@ def treatment_problems(
     if patient.clinic_id != clinic.pk:
         problems.append(
             Problem(
-                "patient_other_clinic", "This patient is registered at another clinic.", "patient"
+                "patient_other_clinic",
+                _("This patient is registered at another clinic."),
+                "patient",
             )
         )
     if performed_at > now + FUTURE_TOLERANCE:
         problems.append(
             Problem(
                 "treatment_in_future",
-                "A treatment cannot be recorded ahead of time.",
+                _("A treatment cannot be recorded ahead of time."),
                 "performed_at",
             )
         )
     if not lines:
-        problems.append(Problem("treatment_no_lot", "Name at least one lot used.", "lines"))
+        problems.append(Problem("treatment_no_lot", _("Name at least one lot used."), "lines"))
     lot_ids = [line.lot.pk for line in lines]
     if len(set(lot_ids)) != len(lot_ids):
         problems.append(
-            Problem("treatment_lot_repeated", "Each lot appears once; add up its units.", "lines")
+            Problem(
+                "treatment_lot_repeated", _("Each lot appears once; add up its units."), "lines"
+            )
         )
     if not ClinicPractitioner.objects.filter(
         clinic=clinic, practitioner=practitioner, active=True
@@ -125,7 +137,8 @@ def treatment_problems(
         problems.append(
             Problem(
                 "practitioner_not_member",
-                f"{practitioner.name} does not practise at {clinic.name}.",
+                _("%(practitioner)s does not practise at %(clinic)s.")
+                % {"practitioner": practitioner.name, "clinic": clinic.name},
                 "practitioner",
             )
         )
@@ -137,8 +150,12 @@ def treatment_problems(
         problems.append(
             Problem(
                 "practitioner_not_licensed",
-                f"{practitioner.name} holds no licence valid in {clinic.jurisdiction} on "
-                f"{day.isoformat()}.",
+                _("%(practitioner)s holds no licence valid in %(jurisdiction)s on %(day)s.")
+                % {
+                    "practitioner": practitioner.name,
+                    "jurisdiction": clinic.jurisdiction,
+                    "day": day.isoformat(),
+                },
                 "practitioner",
             )
         )
@@ -147,7 +164,8 @@ def treatment_problems(
         problems.append(
             Problem(
                 "consent_required",
-                f"{clinic.name} requires the patient's informed consent before treatment.",
+                _("%(clinic)s requires the patient's informed consent before treatment.")
+                % {"clinic": clinic.name},
                 "consent",
             )
         )
@@ -156,7 +174,7 @@ def treatment_problems(
             problems.append(
                 Problem(
                     "consent_after_treatment",
-                    "Consent must be taken before the treatment.",
+                    _("Consent must be taken before the treatment."),
                     "consent.taken_at",
                 )
             )
@@ -164,7 +182,7 @@ def treatment_problems(
             problems.append(
                 Problem(
                     "consent_text_retired",
-                    "That consent text version is retired.",
+                    _("That consent text version is retired."),
                     "consent.consent_text",
                 )
             )
@@ -198,20 +216,28 @@ def _lot_problems(
     for index, line in enumerate(lines):
         lot, product = line.lot, line.lot.product
         where = f"lines[{index}]"
-        label = f"Lot {lot.lot_number}"
         if lot.status == LotStatus.RECALLED:
             problems.append(
-                Problem("lot_recalled", f"{label} is recalled: do not use it.", f"{where}.lot")
+                Problem(
+                    "lot_recalled",
+                    _("Lot %(lot)s is recalled: do not use it.") % {"lot": lot.lot_number},
+                    f"{where}.lot",
+                )
             )
         elif lot.status == LotStatus.ON_HOLD:
             problems.append(
-                Problem("lot_on_hold", f"{label} is on hold: do not use it.", f"{where}.lot")
+                Problem(
+                    "lot_on_hold",
+                    _("Lot %(lot)s is on hold: do not use it.") % {"lot": lot.lot_number},
+                    f"{where}.lot",
+                )
             )
         elif lot.status != LotStatus.RELEASED:
             problems.append(
                 Problem(
                     "lot_not_released",
-                    f"{label} is {lot.get_status_display().lower()}, not released for use.",
+                    _("Lot %(lot)s is %(status)s, not released for use.")
+                    % {"lot": lot.lot_number, "status": lot.get_status_display().lower()},
                     f"{where}.lot",
                 )
             )
@@ -219,7 +245,8 @@ def _lot_problems(
             problems.append(
                 Problem(
                     "lot_expired",
-                    f"{label} expired on {lot.expires_on.isoformat()}.",
+                    _("Lot %(lot)s expired on %(expires_on)s.")
+                    % {"lot": lot.lot_number, "expires_on": lot.expires_on.isoformat()},
                     f"{where}.lot",
                 )
             )
@@ -227,8 +254,14 @@ def _lot_problems(
             problems.append(
                 Problem(
                     "treatment_before_lot_made",
-                    f"{label} was made on {lot.manufactured_on.isoformat()}, after the date of "
-                    "this treatment: check the date or the lot.",
+                    _(
+                        "Lot %(lot)s was made on %(manufactured_on)s, after the date of this "
+                        "treatment: check the date or the lot."
+                    )
+                    % {
+                        "lot": lot.lot_number,
+                        "manufactured_on": lot.manufactured_on.isoformat(),
+                    },
                     f"{where}.lot",
                 )
             )
@@ -236,7 +269,8 @@ def _lot_problems(
             problems.append(
                 Problem(
                     "route_not_permitted",
-                    f"{product.name} is not for {route.replace('_', ' ')} use.",
+                    _("%(product)s is not for %(route)s use.")
+                    % {"product": product.name, "route": route.replace("_", " ")},
                     "route",
                 )
             )
@@ -252,7 +286,8 @@ def _lot_problems(
             problems.append(
                 Problem(
                     "product_not_authorised",
-                    f"{product.name} may not be used in {clinic.jurisdiction}.",
+                    _("%(product)s may not be used in %(jurisdiction)s.")
+                    % {"product": product.name, "jurisdiction": clinic.jurisdiction},
                     f"{where}.lot",
                 )
             )
@@ -260,8 +295,11 @@ def _lot_problems(
             problems.append(
                 Problem(
                     "product_investigational_only",
-                    f"In {clinic.jurisdiction} {product.name} is for investigational use "
-                    "under an IND only.",
+                    _(
+                        "In %(jurisdiction)s %(product)s is for investigational use under an IND "
+                        "only."
+                    )
+                    % {"jurisdiction": clinic.jurisdiction, "product": product.name},
                     f"{where}.lot",
                 )
             )
@@ -271,26 +309,43 @@ def _lot_problems(
                 indication=indication,
                 cosmetic_indications=COSMETIC_INDICATIONS,
             ):
-                problems.append(
-                    Problem(
-                        "product_not_authorised",
-                        f"{restriction.jurisdiction} forbids "
-                        f"{product.get_source_kind_display().lower()} products"
-                        f"{restriction.scope_phrase()}: {product.name} cannot be used.",
-                        f"{where}.lot",
-                    )
-                )
+                if restriction.scope == RestrictionScope.COSMETIC_USES:
+                    message = _(
+                        "%(jurisdiction)s forbids %(source_kind)s products for cosmetic use: "
+                        "%(product)s cannot be used."
+                    ) % {
+                        "jurisdiction": restriction.jurisdiction,
+                        "source_kind": product.get_source_kind_display().lower(),
+                        "product": product.name,
+                    }
+                else:
+                    message = _(
+                        "%(jurisdiction)s forbids %(source_kind)s products: %(product)s cannot be "
+                        "used."
+                    ) % {
+                        "jurisdiction": restriction.jurisdiction,
+                        "source_kind": product.get_source_kind_display().lower(),
+                        "product": product.name,
+                    }
+                problems.append(Problem("product_not_authorised", message, f"{where}.lot"))
                 break
         if line.units <= 0:
             problems.append(
-                Problem("units_not_positive", "Give the units used, above zero.", f"{where}.units")
+                Problem(
+                    "units_not_positive", _("Give the units used, above zero."), f"{where}.units"
+                )
             )
         elif balances.get(lot.pk, 0) < line.units:
             problems.append(
                 Problem(
                     "stock_insufficient",
-                    f"{clinic.name} has {balances.get(lot.pk, 0)} accepted unit(s) of {label}; "
-                    f"{line.units} needed.",
+                    _("%(clinic)s has %(held)s accepted unit(s) of Lot %(lot)s; %(needed)s needed.")
+                    % {
+                        "clinic": clinic.name,
+                        "held": balances.get(lot.pk, 0),
+                        "lot": lot.lot_number,
+                        "needed": line.units,
+                    },
                     f"{where}.units",
                 )
             )
@@ -395,7 +450,7 @@ def adverse_event_record(
     if lot is not None and not treatment.lines.filter(lot=lot).exists():
         raise DomainError.single(
             "adverse_event_lot_not_used",
-            "The suspected lot was not used in this treatment.",
+            _("The suspected lot was not used in this treatment."),
             field="lot",
             status=400,
         )
@@ -405,14 +460,14 @@ def adverse_event_record(
     if onset_on > clinic.local_date():
         raise DomainError.single(
             "adverse_event_onset_in_future",
-            "The onset cannot be in the future.",
+            _("The onset cannot be in the future."),
             field="onset_on",
             status=400,
         )
     if onset_on < clinic.local_date(treatment.performed_at):
         raise DomainError.single(
             "adverse_event_before_treatment",
-            "The onset cannot precede the treatment.",
+            _("The onset cannot precede the treatment."),
             field="onset_on",
             status=400,
         )

@@ -70,7 +70,8 @@ class EffectivenessOutputSerializer(serializers.Serializer[Any]):
     level = serializers.CharField(
         allow_null=True,
         help_text="A (100 % of consignees acknowledged), B (>= 75 %), C (>= 50 %), D (>= 25 %), "
-        "E: a configurable default (RECALL_EFFECTIVENESS_LEVELS), not a legal rule.",
+        "E; in a patient-level recall the lower of that share and the share of exposed patients "
+        "contacted counts. A configurable default (RECALL_EFFECTIVENESS_LEVELS), not a legal rule.",
     )
     clinics_total = serializers.IntegerField(
         help_text="Consignees: clinics with exposures or stock."

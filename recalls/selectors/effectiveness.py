@@ -29,6 +29,7 @@ from recalls.models import (
     NotificationStatus,
     PatientContactAttempt,
     Recall,
+    RecallDepth,
     RecallExposure,
     RecallStock,
     StockDisposition,
@@ -39,7 +40,7 @@ from recalls.selectors.recalls import FINAL_OUTCOMES, recall_clinic_ids
 FAILED_NOTICES_SHOWN = 200
 
 
-# Default levels: (level, lowest share of consignees acknowledged, in percent). See
+# Default levels: (level, lowest share reached, in percent). See
 # `effectiveness_level` for why this is configurable.
 DEFAULT_EFFECTIVENESS_LEVELS: tuple[tuple[str, float], ...] = (
     ("A", 100.0),
@@ -51,13 +52,15 @@ DEFAULT_EFFECTIVENESS_LEVELS: tuple[tuple[str, float], ...] = (
 
 
 def effectiveness_level(share: float | None) -> str | None:
-    """The effectiveness level A-E for the share (0..1) of consignees that acknowledged.
+    """The effectiveness level A-E for a share (0..1): of consignees that acknowledged, or in a
+    patient-level recall the lower of that and the share of exposed patients contacted
+    (`RecallEffectiveness.level_share`).
 
     21 CFR 7.42(b)(3) names levels A (100 % of consignees) to E (no effectiveness checks) for how
     far the *checks* must reach; REGULATORY.md marks that wording *unverified*. Mapping the share
-    acknowledged onto A (100 %), B (>= 75 %), C (>= 50 %), D (>= 25 %) and E (below) is a
-    configurable default, not a legal rule: set `RECALL_EFFECTIVENESS_LEVELS` in the settings to
-    a sequence of (level, lowest percent) pairs, highest first, to change it.
+    onto A (100 %), B (>= 75 %), C (>= 50 %), D (>= 25 %) and E (below) is a configurable default,
+    not a legal rule: set `RECALL_EFFECTIVENESS_LEVELS` in the settings to a sequence of (level,
+    lowest percent) pairs, highest first, to change it.
     """
     if share is None:
         return None
@@ -162,8 +165,22 @@ class RecallEffectiveness:
         return _share(self.clinics_acknowledged, self.clinics_total)
 
     @property
+    def level_share(self) -> float | None:
+        """The share the level reads. A clinic-level recall reaches its consignees: the share that
+        acknowledged. A patient-level recall must also reach the patients: the lower of that share
+        and the share of exposed patients contacted (a final outcome: reached or deceased), so
+        every clinic acknowledging while 2 of 32 patients are contacted is not level A. A
+        patient-level recall that exposed no patient (stock only) reads the clinics alone."""
+        # Unrounded: 99,999 of 100,000 patients contacted is not 100 %.
+        shares = [(self.clinics_acknowledged, self.clinics_total)]
+        if self.recall.depth == RecallDepth.PATIENT:
+            shares.append((self.patients_contacted, self.patients_exposed))
+        known = [part / whole for part, whole in shares if whole]
+        return min(known) if known else None
+
+    @property
     def level(self) -> str | None:
-        return effectiveness_level(self.clinics_acknowledged_share)
+        return effectiveness_level(self.level_share)
 
     @property
     def patients_exposed(self) -> int:

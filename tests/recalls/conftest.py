@@ -515,6 +515,7 @@ def open_recall(
     recall_class: str = "I",
     depth: str = "patient",
     drill: bool = False,
+    instructions: str = "Keep the vials frozen until they are collected.",
 ) -> Any:
     from recalls.services import RecallScopeRequest, recall_open
     from tests.factories import PASSWORD
@@ -528,7 +529,7 @@ def open_recall(
         reason="Endotoxin above the specification in retained samples",
         hazard="Fever and septic shock after injection",
         scope=RecallScopeRequest(lot_ids=[lot.pk for lot in lots]),
-        instructions="Keep the vials frozen until they are collected.",
+        instructions=instructions,
         is_drill=drill,
     )
 

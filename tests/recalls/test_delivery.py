@@ -81,12 +81,50 @@ def test_class_one_notice_says_what_21_cfr_7_49_asks_in_text_and_html(quality_ma
         assert recall.reason in body and recall.hazard in body
         assert "Class I: reasonable probability of serious harm or death" in body
         assert "Quarantine every unit" in body and "Account for every unit" in body
-        assert "return or destruction instructions" in body
+        assert "Follow the instructions below for its return or destruction" in body
         assert "lot " + lot.lot_number + ": 4 vial(s)" in body  # what the clinic must account for
         assert "Contact" in body and "each" in body.lower()
         assert _acknowledgement_link_in(body) == notification
         assert "Keep the vials frozen" in body
         assert "DRILL" not in body
+
+
+@pytest.mark.parametrize(
+    "instructions",
+    [
+        "Return or destroy every remaining vial within 10 days; the manufacturer collects returns.",
+        "Destroy every remaining vial as clinical waste.",
+    ],
+)
+def test_the_notice_defers_to_return_or_destroy_instructions(quality_manager, smtp, instructions):
+    """The quality manager's instructions say how stock leaves the clinic: the standard text must
+    not tell the clinic to keep it or to wait for instructions it has just been given."""
+    lot = recalled_lot()
+    affected = affected_clinic(lot, units_held=2)
+    recall = open_recall(quality_manager, lot, instructions=instructions)
+
+    delivery.notification_deliver(_email_notice(recall, affected.clinic).pk)
+
+    [message] = smtp.messages
+    for body in (message_text(message, "plain"), message_text(message, "html")):
+        assert instructions in body
+        assert "Follow the instructions below for its return or destruction" in body
+        assert "Quarantine every unit" in body
+        for contradiction in ("destroy it on your own", "until you receive return or destruction"):
+            assert contradiction not in body
+
+
+def test_without_instructions_the_notice_says_to_wait_for_them(quality_manager, smtp):
+    lot = recalled_lot()
+    affected = affected_clinic(lot, units_held=2)
+    recall = open_recall(quality_manager, lot, instructions="")
+
+    delivery.notification_deliver(_email_notice(recall, affected.clinic).pk)
+
+    [message] = smtp.messages
+    for body in (message_text(message, "plain"), message_text(message, "html")):
+        assert "keep it until you receive return or destruction instructions" in body
+        assert "instructions below" not in body and "Further instructions" not in body
 
 
 def _patient_data(affected) -> list[str]:

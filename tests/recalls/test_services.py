@@ -30,6 +30,7 @@ from recalls.services import (
     recall_close,
     recall_contact_attempt_record,
     recall_disposition_record,
+    recall_open,
     recall_widen,
 )
 from stock.models import MovementKind, StockBalance, StockMovement
@@ -475,7 +476,8 @@ def test_effectiveness_figures_on_a_small_scenario(world, recall):
 
     assert (figures.clinics_total, figures.clinics_acknowledged) == (2, 1)
     assert figures.clinics_acknowledged_share == 0.5
-    assert figures.level == "C"
+    # A patient-level recall: 1 of 3 patients contacted (33 %) is below the clinics' 50 %.
+    assert (figures.level_share, figures.level) == (pytest.approx(1 / 3), "D")
     assert (figures.patients_exposed, figures.patients_contacted, figures.patients_attempted) == (
         3,
         1,
@@ -529,6 +531,87 @@ def test_effectiveness_levels_are_a_configurable_default(settings):
     assert effectiveness_level(None) is None
     settings.RECALL_EFFECTIVENESS_LEVELS = [("A", 100), ("B", 10), ("C", 0)]
     assert [effectiveness_level(share) for share in (1, 0.5, 0.05)] == list("ABC")
+
+
+def _patient_level_recall_of(patients: int, quality_manager):
+    """One clinic that treated `patients` patients with one lot, recalled at patient level and
+    acknowledged by the clinic: 100 % of its consignees."""
+    lot = released_lot(created_by=quality_manager)
+    ready = clinic_ready()
+    receive(ready, lot, patients)
+    treated = [ready.patient, *(PatientFactory(clinic=ready.clinic) for _ in range(patients - 1))]
+    for patient in treated:
+        treat(ready, lot, 1, patient=patient)
+    recall = recall_open(
+        actor=quality_manager,
+        password=PASSWORD,
+        recall_class="II",
+        depth="patient",
+        reason="Endotoxin above specification in retained sample",
+        hazard="Fever, sepsis",
+        scope=RecallScopeRequest(lot_ids=[lot.pk]),
+    )
+    recall_acknowledge(recall=recall, clinic=ready.clinic, via="api", actor=ready.administrator)
+    return recall, ready, treated
+
+
+def test_a_patient_level_recall_is_not_level_a_while_few_patients_are_contacted(quality_manager):
+    recall, ready, treated = _patient_level_recall_of(32, quality_manager)
+
+    def contact(patients, outcome="reached"):
+        for patient in patients:
+            recall_contact_attempt_record(
+                recall=recall, patient=patient, outcome=outcome, actor=ready.clinician
+            )
+
+    contact(treated[:2])
+    contact(treated[2:10], outcome="unreachable")  # an attempt is not a contact
+    figures = recall_effectiveness(recall=recall)
+    assert (figures.clinics_acknowledged_share, figures.patients_contacted) == (1.0, 2)
+    assert (figures.level_share, figures.level) == (2 / 32, "E")
+
+    # The boundaries: 25 % is D, 50 % C, 75 % B, every patient A; one patient short stays below.
+    expected = {7: "E", 8: "D", 15: "D", 16: "C", 23: "C", 24: "B", 31: "B", 32: "A"}
+    contacted = 2
+    for count, level in expected.items():
+        contact(treated[contacted:count], outcome="deceased" if count == 32 else "reached")
+        contacted = count
+        figures = recall_effectiveness(recall=recall)
+        assert figures.patients_contacted == count
+        assert (count, figures.level) == (count, level)
+
+
+def test_a_patient_level_level_is_the_lower_of_clinics_and_patients(world, recall):
+    recall_acknowledge(recall=recall, clinic=world.a.clinic, via="api", actor=world.a.administrator)
+    for patient, actor in (
+        (world.a1, world.a.clinician),
+        (world.a2, world.a.clinician),
+        (world.b1, world.b.clinician),
+    ):
+        recall_contact_attempt_record(
+            recall=recall, patient=patient, outcome="reached", actor=actor
+        )
+    figures = recall_effectiveness(recall=recall)
+    assert (figures.patients_contacted_share, figures.clinics_acknowledged_share) == (1.0, 0.5)
+    assert figures.level == "C"
+
+
+def test_a_clinic_level_recall_counts_clinics_only(world):
+    recall = open_recall(world, depth="clinic")
+    for ready in (world.a, world.b):
+        recall_acknowledge(recall=recall, clinic=ready.clinic, via="api", actor=ready.administrator)
+    figures = recall_effectiveness(recall=recall)
+    assert (figures.patients_exposed, figures.patients_contacted) == (3, 0)
+    assert figures.level == "A"
+
+
+def test_a_patient_level_recall_without_exposed_patients_counts_clinics(world):
+    lot = released_lot(created_by=world.quality_manager)
+    receive(world.a, lot, 2)
+    recall = open_recall(world, lots=[lot])
+    recall_acknowledge(recall=recall, clinic=world.a.clinic, via="api", actor=world.a.administrator)
+    figures = recall_effectiveness(recall=recall)
+    assert (figures.patients_exposed, figures.level_share, figures.level) == (0, 1.0, "A")
 
 
 # ---------------------------------------------------------------------------------------------

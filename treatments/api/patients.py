@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -141,15 +142,17 @@ class PatientContactApi(Api):
         ):
             raise DomainError.single(
                 "role_required",
-                "Contact details are shown only to the clinic administrators and clinicians of "
-                "the patient's clinic.",
+                _(
+                    "Contact details are shown only to the clinic administrators and clinicians "
+                    "of the patient's clinic."
+                ),
                 status=403,
             )
         contact = PatientContact.objects.filter(patient=patient).first()
         if contact is None:
             raise DomainError.single(
                 "patient_contact_missing",
-                "No contact details are on record for this patient.",
+                _("No contact details are on record for this patient."),
                 status=404,
             )
         # DESIGN rule 7: recorded before the details leave, with who read whose.

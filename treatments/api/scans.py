@@ -6,6 +6,7 @@ import datetime
 from typing import Any, cast
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -72,23 +73,40 @@ class ScanInputSerializer(serializers.Serializer[Any]):
 
 def lot_use_warnings(lot: Lot, *, on: datetime.date) -> list[Problem]:
     """Why the scanned vial may not be used on `on`, in the words treatment_record refuses with."""
-    label = f"Lot {lot.lot_number}"
     warnings = []
     if lot.status == LotStatus.RECALLED:
-        warnings.append(Problem("lot_recalled", f"{label} is recalled: do not use it.", "lot"))
+        warnings.append(
+            Problem(
+                "lot_recalled",
+                _("Lot %(lot)s is recalled: do not use it.") % {"lot": lot.lot_number},
+                "lot",
+            )
+        )
     elif lot.status == LotStatus.ON_HOLD:
-        warnings.append(Problem("lot_on_hold", f"{label} is on hold: do not use it.", "lot"))
+        warnings.append(
+            Problem(
+                "lot_on_hold",
+                _("Lot %(lot)s is on hold: do not use it.") % {"lot": lot.lot_number},
+                "lot",
+            )
+        )
     elif lot.status != LotStatus.RELEASED:
         warnings.append(
             Problem(
                 "lot_not_released",
-                f"{label} is {lot.get_status_display().lower()}, not released for use.",
+                _("Lot %(lot)s is %(status)s, not released for use.")
+                % {"lot": lot.lot_number, "status": lot.get_status_display().lower()},
                 "lot",
             )
         )
     if lot.is_expired(on=on):
         warnings.append(
-            Problem("lot_expired", f"{label} expired on {lot.expires_on.isoformat()}.", "lot")
+            Problem(
+                "lot_expired",
+                _("Lot %(lot)s expired on %(expires_on)s.")
+                % {"lot": lot.lot_number, "expires_on": lot.expires_on.isoformat()},
+                "lot",
+            )
         )
     return warnings
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django.db.models import Prefetch, QuerySet
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -147,7 +148,7 @@ class TreatmentLineInputSerializer(serializers.Serializer[Any]):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if ("lot" in attrs) == ("scan" in attrs):
             raise serializers.ValidationError(
-                "Name the lot by its id (`lot`) or by a scan (`scan`), not both.",
+                _("Name the lot by its id (`lot`) or by a scan (`scan`), not both."),
                 code="lot_or_scan_required",
             )
         return attrs

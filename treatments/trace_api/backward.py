@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db.models import Q
 from django.http import StreamingHttpResponse
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
@@ -252,7 +253,7 @@ class BackwardTraceApi(TraceApi):
             user=request.user, patient_id=query.get("patient"), treatment_id=query.get("treatment")
         )
         if query.get("treatment") and not trace.treatments:
-            raise NotFound("No such treatment.", code="not_found")
+            raise NotFound(_("No such treatment."), code="not_found")
         if self.wants_csv(request):
             return csv_response(
                 "trace-backward.csv",
