@@ -215,20 +215,16 @@ class DemoStory:
         quality_manager = get_user_model().objects.get(username=username)
         for key, zone in CLINIC_TIME_ZONES.items():
             clinic = self.clinics[key]
-            if clinic.time_zone != zone:
+            wanted = {"time_zone": zone, "language": CLINIC_LANGUAGES[key]}
+            changed = {
+                field: value for field, value in wanted.items() if getattr(clinic, field) != value
+            }
+            if changed:
                 provider_services.clinic_update(
                     actor=quality_manager,
                     clinic=clinic,
-                    reason="the clinic's own time zone for its calendar days",
-                    time_zone=zone,
-                )
-            language = CLINIC_LANGUAGES[key]
-            if clinic.language != language:
-                provider_services.clinic_update(
-                    actor=quality_manager,
-                    clinic=clinic,
-                    reason="the language of the clinic's recall notices",
-                    language=language,
+                    reason="the clinic's own time zone for its calendar days, and its language",
+                    **changed,
                 )
 
     def _at(self, clinic_key: str, days_ago: int, time: datetime.time) -> datetime.datetime:

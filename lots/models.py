@@ -391,7 +391,7 @@ class LotDonor(models.Model):
         triggers = [no_delete("lot_donor_no_delete")]
 
     def __str__(self) -> str:
-        return f"{self.lot_id} <- {self.donor_id}"
+        return f"lot {self.lot.lot_number} from donor {self.donor}"
 
 
 class QcKind(models.TextChoices):
@@ -501,7 +501,7 @@ class LotQcResult(models.Model):
 
     def __str__(self) -> str:
         value = self.outcome or self.numeric_value
-        return f"{self.lot_id} {self.test.code}: {value}"
+        return f"lot {self.lot.lot_number} {self.test.code}: {value}"
 
 
 class CertificateKind(models.TextChoices):
@@ -630,4 +630,5 @@ class LotStatusChange(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.lot_id} {self.from_status} -> {self.to_status} by {self.signer_name}"
+        moved = f"{self.from_status} -> {self.to_status}"
+        return f"lot {self.lot.lot_number} {moved} by {self.signer_name}"

@@ -173,7 +173,7 @@ class RecallExposure(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.patient_id} treated {self.performed_at:%Y-%m-%d} ({self.recall_id})"
+        return f"patient {self.patient} treated {self.performed_at:%Y-%m-%d} ({self.recall})"
 
 
 class RecallStock(models.Model):
@@ -192,7 +192,7 @@ class RecallStock(models.Model):
         triggers = [no_delete("recall_stock_no_delete")]
 
     def __str__(self) -> str:
-        return f"{self.quantity_held} of {self.lot_id} at {self.clinic_id}"
+        return f"{self.quantity_held} of lot {self.lot.lot_number} held at {self.clinic.name}"
 
 
 WEBHOOK_KEY_PREFIX = "whsec_"
@@ -393,7 +393,7 @@ class Acknowledgement(models.Model):
         triggers = [no_delete("acknowledgement_no_delete")]
 
     def __str__(self) -> str:
-        return f"{self.clinic_id} acknowledged {self.recall_id}"
+        return f"{self.clinic.name} acknowledged {self.recall}"
 
 
 class DispositionKind(models.TextChoices):
@@ -424,7 +424,7 @@ class StockDisposition(models.Model):
         triggers = [no_delete("disposition_no_delete")]
 
     def __str__(self) -> str:
-        return f"{self.quantity} {self.kind} of {self.lot_id} at {self.clinic_id}"
+        return f"{self.quantity} {self.kind} of lot {self.lot.lot_number} at {self.clinic.name}"
 
 
 class ContactOutcome(models.TextChoices):
@@ -449,7 +449,7 @@ class PatientContactAttempt(models.Model):
         triggers = [no_delete("contact_attempt_no_delete")]
 
     def __str__(self) -> str:
-        return f"{self.patient_id}: {self.outcome}"
+        return f"patient {self.patient}: {self.outcome}"
 
 
 class ExpiryWarningKind(models.TextChoices):

@@ -132,7 +132,10 @@ class StockMovement(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.delta:+d} {self.state} {self.lot_id}@{self.clinic_id}"
+        return (
+            f"{self.kind} {self.delta:+d} {self.state} of lot {self.lot.lot_number} "
+            f"at {self.clinic.name}"
+        )
 
 
 class StockBalance(models.Model):
@@ -157,4 +160,4 @@ class StockBalance(models.Model):
         indexes = [models.Index(fields=["lot", "state"], name="balance_lot_state")]
 
     def __str__(self) -> str:
-        return f"{self.quantity} {self.state} of {self.lot_id} at {self.clinic_id}"
+        return f"{self.quantity} {self.state} of lot {self.lot.lot_number} at {self.clinic.name}"

@@ -83,7 +83,7 @@ def sign_in_request():
 def _logins(output: str) -> dict[str, tuple[str, str]]:
     logins = {}
     for role in Role:
-        match = re.search(rf"^\s+{re.escape(role.label)}\s+(\S+)\s+(\S+)\s*$", output, re.M)
+        match = re.search(rf"^\s+{re.escape(str(role.label))}\s+(\S+)\s+(\S+)\s*$", output, re.M)
         assert match, f"no login line for {role.label}"
         logins[role.value] = (match.group(1), match.group(2))
     return logins

@@ -57,7 +57,7 @@ class PatientContact(models.Model):
         triggers = [no_delete("patient_contact_no_delete")]
 
     def __str__(self) -> str:
-        return f"Contact of {self.patient_id}"
+        return f"contact details of patient {self.patient}"
 
 
 @pghistory.track()
@@ -153,7 +153,10 @@ class Treatment(models.Model):
         triggers = [no_delete("treatment_no_delete")]
 
     def __str__(self) -> str:
-        return f"Treatment {self.pk} of {self.patient_id} at {self.clinic_id}"
+        return (
+            f"treatment of patient {self.patient} on {self.performed_at:%Y-%m-%d} "
+            f"at {self.clinic.name}"
+        )
 
 
 @pghistory.track()
@@ -191,7 +194,7 @@ class TreatmentLine(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.units} of {self.lot_id} in {self.treatment_id}"
+        return f"{self.units} of lot {self.lot.lot_number}"
 
 
 @pghistory.track()
@@ -227,7 +230,7 @@ class AdverseEvent(models.Model):
         triggers = [no_delete("adverse_event_no_delete")]
 
     def __str__(self) -> str:
-        return f"Adverse event {self.pk} after treatment {self.treatment_id}"
+        return f"adverse event of {self.onset_on:%Y-%m-%d} after the {self.treatment}"
 
     @property
     def is_serious(self) -> bool:

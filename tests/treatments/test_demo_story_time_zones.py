@@ -28,7 +28,7 @@ def test_demo_clinics_keep_their_own_time_zones_and_treat_in_local_office_hours(
     change = Events.objects.filter(
         pgh_obj_model="providers.Clinic", pgh_obj_id=str(berlin.pk), pgh_label="update"
     ).get()
-    assert change.pgh_diff == {"time_zone": ["UTC", "Europe/Berlin"]}
+    assert change.pgh_diff == {"time_zone": ["UTC", "Europe/Berlin"], "language": ["en", "de"]}
     assert change.pgh_context["reason"]
 
     treatments = Treatment.objects.select_related("clinic")
