@@ -24,6 +24,7 @@ from django.http import (
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from audit.models import ReadVia
 from audit.services import contact_data_read_record
@@ -233,7 +234,7 @@ def recall_or_404(model_admin: ServiceAdmin, request: HttpRequest, object_id: st
         raise PermissionDenied
     recall: Recall | None = model_admin.get_object(request, unquote(object_id))
     if recall is None:
-        raise Http404("No such recall.")
+        raise Http404(_("No such recall."))
     return recall
 
 
@@ -340,7 +341,7 @@ def patients_view(
     clinic_ids = request_clinic_ids(request)
     if clinic_ids is not None and clinic_id not in clinic_ids:
         # Before looking the clinic up: whether another clinic was reached is not theirs.
-        raise PermissionDenied("You see only the patients of your own clinic.")
+        raise PermissionDenied(_("You see only the patients of your own clinic."))
     clinic = get_object_or_404(recall_clinic_ids(recall), pk=clinic_id)
     try:
         listing = recall_patient_list(recall=recall, clinic=clinic, user=request.user)

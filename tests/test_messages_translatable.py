@@ -21,7 +21,7 @@ from lots.selectors import lot_release_check
 from tests.factories import LotFactory
 
 ROOT = Path(__file__).resolve().parent.parent
-SCANNED = ("lots", "stock", "common", "signatures", "audit")
+SCANNED = ("lots", "stock", "common", "signatures", "audit", "recalls")
 
 GETTEXT_NAMES = {"_", "gettext", "gettext_lazy", "pgettext", "pgettext_lazy"}
 # Calls whose message argument a person reads: (position, keyword) of that argument.
@@ -39,6 +39,9 @@ MESSAGE_ARGUMENT = {
 # Class attributes DRF, Django forms and permissions read their messages from.
 MESSAGE_ATTRIBUTES = {"message", "default_error_messages", "default_detail"}
 EAGER_GETTEXT = {"_", "gettext", "pgettext"}
+# Untranslated messages in files this change may not edit, each named exactly, to be removed when
+# the file's owner makes it a gettext call: recalls/models.py is being changed by someone else.
+KNOWN_UNTRANSLATED = {"recalls/models.py: f'{problem} {WEBHOOK_SECRET_RULE}'"}
 PLACEHOLDER = re.compile(r"%(?:\((\w+)\))?([#0\- +]*\d*(?:\.\d+)?[sdifrxXeEgGc%])")
 
 
@@ -159,6 +162,18 @@ def untranslated_messages(source: str, filename: str = "<source>") -> list[str]:
     return found
 
 
+def _lazy_aliases(tree: ast.Module) -> set[str]:
+    """Names bound to a lazy gettext (`from django.utils.translation import gettext_lazy as _`, as
+    models do for their choice labels): evaluated when read, so fine at import time."""
+    return {
+        alias.asname
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == "django.utils.translation"
+        for alias in node.names
+        if alias.asname and alias.name.endswith("_lazy")
+    }
+
+
 def gettext_misuse(source: str, filename: str = "<source>") -> list[str]:
     """gettext calls that extraction or formatting would get wrong: a message that is not one
     string literal (an f-string, a concatenation, a variable), positional placeholders, a `%`
@@ -168,11 +183,12 @@ def gettext_misuse(source: str, filename: str = "<source>") -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod) and _is_gettext(node.left):
             formatted[id(node.left)] = node.right
+    eager = EAGER_GETTEXT - _lazy_aliases(tree)
     found = [
         f"{filename}:{node.lineno}: gettext at import time (use gettext_lazy)"
         for top in _import_time_nodes(tree.body)
         for node in ast.walk(top)
-        if isinstance(node, ast.Call) and _call_name(node.func) in EAGER_GETTEXT
+        if isinstance(node, ast.Call) and _call_name(node.func) in eager
     ]
     for node in ast.walk(tree):
         if not _is_gettext(node):
@@ -207,6 +223,7 @@ def test_every_refusal_message_is_translatable():
         problem
         for path in _sources()
         for problem in untranslated_messages(path.read_text(), str(path.relative_to(ROOT)))
+        if re.sub(r":\d+:", ":", problem) not in KNOWN_UNTRANSLATED
     ]
     assert found == []
 
@@ -298,6 +315,7 @@ def _in_a_view(expression: str) -> str:
         'MESSAGE = _("Evaluated once, in the language of whoever imported it.")',
         'class Field:\n    default_error_messages = {"invalid": _("Use true or false.")}',
         'def check(message=gettext("Too early.")):\n    pass',
+        'from django.utils.translation import gettext as _\nMESSAGE = _("Evaluated once.")',
     ],
 )
 def test_the_scanner_finds_gettext_misuse(source):
@@ -318,6 +336,7 @@ def test_the_scanner_finds_gettext_misuse(source):
             ],
         ),
         'MESSAGE = gettext_lazy("Evaluated when read.")',
+        'from django.utils.translation import gettext_lazy as _\nMESSAGE = _("Read later.")',
         'def check():\n    return _("In the language of the request.")',
         'class Field:\n    def clean(self):\n        return _("In the language of the request.")',
     ],

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -305,7 +306,7 @@ class RecallContactAttemptRecordApi(Api):
         if clinic_ids is not None and data["patient"].clinic_id not in clinic_ids:
             # Another clinic's patient is not named, not even as existing.
             raise serializers.ValidationError(
-                {"patient": [serializers.ErrorDetail("No such patient.", code="does_not_exist")]}
+                {"patient": [serializers.ErrorDetail(_("No such patient."), code="does_not_exist")]}
             )
         attempt = recall_contact_attempt_record(recall=recall, actor=request.user, **data)
         return Response(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -183,20 +184,21 @@ class RecallScopeInputSerializer(serializers.Serializer[Any]):
         missing = sorted({lot_id for lot_id in ids if lot_id not in found})
         if missing:
             raise serializers.ValidationError(
-                f"No lot with id {', '.join(map(str, missing))}.", code="does_not_exist"
+                _("No lot with id %(ids)s.") % {"ids": ", ".join(map(str, missing))},
+                code="does_not_exist",
             )
         return list(dict.fromkeys(ids))
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
         if not (data["lots"] or data["donor"] or data["product"] or data["manufacturer"]):
             raise serializers.ValidationError(
-                "Name the lots, a donor, a product or a manufacturer to recall.",
+                _("Name the lots, a donor, a product or a manufacturer to recall."),
                 code="recall_scope_missing",
             )
         start, end = data["manufactured_from"], data["manufactured_to"]
         if start and end and start > end:
             raise serializers.ValidationError(
-                {"manufactured_from": "manufactured_from is after manufactured_to."},
+                {"manufactured_from": _("manufactured_from is after manufactured_to.")},
                 code="scope_dates_reversed",
             )
         return data

@@ -24,6 +24,7 @@ from django.db.models import (
     Value,
 )
 from django.db.models.functions import Coalesce
+from django.utils.translation import gettext as _
 
 from common.errors import DomainError
 from providers.access import access_for
@@ -173,7 +174,7 @@ def recall_patient_list(*, recall: Recall, clinic: Clinic, user: Any) -> RecallP
     if clinic_ids is not None and clinic.pk not in clinic_ids:
         raise DomainError.single(
             "role_required",
-            "You see only the patients of your own clinic.",
+            _("You see only the patients of your own clinic."),
             field="clinic",
             status=403,
         )

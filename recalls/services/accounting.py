@@ -8,6 +8,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from common.errors import DomainError
 from common.services import history
@@ -72,7 +73,10 @@ def recall_disposition_record(
     require_any_role(actor, DISPOSING_ROLES, clinic=clinic)
     if kind not in DispositionKind.values:
         raise DomainError.single(
-            "invalid_choice", "A disposition is returned or destroyed.", field="kind", status=400
+            "invalid_choice",
+            _("A disposition is returned or destroyed."),
+            field="kind",
+            status=400,
         )
     if (
         isinstance(quantity, bool)
@@ -81,7 +85,7 @@ def recall_disposition_record(
     ):
         raise DomainError.single(
             "quantity_not_positive",
-            "Give a whole number of units above zero.",
+            _("Give a whole number of units above zero."),
             field="quantity",
             status=400,
         )
@@ -90,7 +94,8 @@ def recall_disposition_record(
     if not RecallLot.objects.filter(recall=recall, lot=lot).exists():
         raise DomainError.single(
             "lot_not_in_recall",
-            f"Lot {lot.lot_number} is not in {recall.reference}.",
+            _("Lot %(lot)s is not in %(recall)s.")
+            % {"lot": lot.lot_number, "recall": recall.reference},
             field="lot",
         )
     held, accounted = units_left_to_account_for(recall=recall, clinic=clinic, lot=lot)
@@ -98,9 +103,20 @@ def recall_disposition_record(
     if quantity > left:
         raise DomainError.single(
             "disposition_exceeds_held",
-            f"{clinic.name} has {left} unit(s) of lot {lot.lot_number} left to account for "
-            f"(held {held} when {recall.reference} reached it, {accounted} returned or destroyed "
-            f"since); {quantity} is too many.",
+            _(
+                "%(clinic)s has %(left)s unit(s) of lot %(lot)s left to account for (held "
+                "%(held)s when %(recall)s reached it, %(accounted)s returned or destroyed since); "
+                "%(quantity)s is too many."
+            )
+            % {
+                "clinic": clinic.name,
+                "left": left,
+                "lot": lot.lot_number,
+                "held": held,
+                "recall": recall.reference,
+                "accounted": accounted,
+                "quantity": quantity,
+            },
             field="quantity",
         )
     now = timezone.now()
@@ -158,7 +174,7 @@ def recall_contact_attempt_record(
     if outcome not in ContactOutcome.values:
         raise DomainError.single(
             "invalid_choice",
-            "The outcome is reached, unreachable or deceased.",
+            _("The outcome is reached, unreachable or deceased."),
             field="outcome",
             status=400,
         )
@@ -166,7 +182,7 @@ def recall_contact_attempt_record(
     if len(note) > NOTE_MAX_LENGTH or "\x00" in note:
         raise DomainError.single(
             "note_invalid",
-            f"Keep the note to {NOTE_MAX_LENGTH} characters of text.",
+            _("Keep the note to %(limit)s characters of text.") % {"limit": NOTE_MAX_LENGTH},
             field="note",
             status=400,
         )
@@ -175,7 +191,8 @@ def recall_contact_attempt_record(
     if recall.depth != RecallDepth.PATIENT:
         raise DomainError.single(
             "recall_not_patient_level",
-            f"{recall.reference} is a clinic-level recall: patients are not contacted.",
+            _("%(recall)s is a clinic-level recall: patients are not contacted.")
+            % {"recall": recall.reference},
             field="recall",
         )
     if not RecallExposure.objects.filter(
@@ -183,7 +200,8 @@ def recall_contact_attempt_record(
     ).exists():
         raise DomainError.single(
             "patient_not_exposed",
-            f"Patient {patient.reference} received none of the lots in {recall.reference}.",
+            _("Patient %(patient)s received none of the lots in %(recall)s.")
+            % {"patient": patient.reference, "recall": recall.reference},
             field="patient",
         )
     attempt = PatientContactAttempt(

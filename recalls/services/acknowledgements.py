@@ -18,6 +18,7 @@ from django.core.signing import BadSignature, SignatureExpired, TimestampSigner
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from common.errors import DomainError
 from common.services import history
@@ -57,8 +58,8 @@ def require_open(recall: Recall) -> None:
     if recall.status != RecallStatus.OPEN:
         raise DomainError.single(
             "recall_not_open",
-            f"{recall.reference} was closed on {recall.closed_at:%Y-%m-%d}; it takes no more "
-            "changes.",
+            _("%(recall)s was closed on %(closed_on)s; it takes no more changes.")
+            % {"recall": recall.reference, "closed_on": format(recall.closed_at, "%Y-%m-%d")},
             field="recall",
         )
 
@@ -74,14 +75,14 @@ def _person_name(name: str, actor: Any) -> str:
     if not cleaned:
         raise DomainError.single(
             "name_required",
-            "Give the name of the person acknowledging the recall.",
+            _("Give the name of the person acknowledging the recall."),
             field="name",
             status=400,
         )
     if len(cleaned) > NAME_MAX_LENGTH or "\x00" in cleaned:
         raise DomainError.single(
             "name_invalid",
-            f"Give a name of at most {NAME_MAX_LENGTH} characters.",
+            _("Give a name of at most %(limit)s characters.") % {"limit": NAME_MAX_LENGTH},
             field="name",
             status=400,
         )
@@ -100,7 +101,7 @@ def recall_acknowledge(
     """
     if via not in AcknowledgementVia.values:
         raise DomainError.single(
-            "invalid_choice", "Acknowledge by link, API or admin.", field="via", status=400
+            "invalid_choice", _("Acknowledge by link, API or admin."), field="via", status=400
         )
     if via != AcknowledgementVia.LINK or actor is not None:
         require_any_role(actor, ACKNOWLEDGING_ROLES, clinic=clinic)
@@ -117,8 +118,11 @@ def recall_acknowledge(
     if not recall_clinic_ids(recall).filter(pk=clinic.pk).exists():
         raise DomainError.single(
             "clinic_not_in_recall",
-            f"{recall.reference} did not reach {clinic.name}: it holds no stock of the recalled "
-            "lots and treated no patient with them.",
+            _(
+                "%(recall)s did not reach %(clinic)s: it holds no stock of the recalled lots and "
+                "treated no patient with them."
+            )
+            % {"recall": recall.reference, "clinic": clinic.name},
             field="clinic",
         )
     now = timezone.now()
@@ -139,9 +143,13 @@ def recall_acknowledge(
 def already_acknowledged(acknowledgement: Acknowledgement, recall: Recall) -> DomainError:
     return DomainError.single(
         "recall_already_acknowledged",
-        f"{acknowledgement.clinic.name} already acknowledged {recall.reference}: "
-        f"{acknowledgement.acknowledged_by_name}, "
-        f"{acknowledgement.acknowledged_at:%Y-%m-%d %H:%M} UTC.",
+        _("%(clinic)s already acknowledged %(recall)s: %(name)s, %(at)s UTC.")
+        % {
+            "clinic": acknowledgement.clinic.name,
+            "recall": recall.reference,
+            "name": acknowledgement.acknowledged_by_name,
+            "at": format(acknowledgement.acknowledged_at, "%Y-%m-%d %H:%M"),
+        },
         field="clinic",
     )
 
@@ -180,8 +188,10 @@ def acknowledgement_url(notification: Notification) -> str:
 def _link_invalid() -> DomainError:
     return DomainError.single(
         "acknowledgement_link_invalid",
-        "This acknowledgement link is not valid. Use the link exactly as it is in the recall "
-        "e-mail, or acknowledge in the system.",
+        _(
+            "This acknowledgement link is not valid. Use the link exactly as it is in the recall "
+            "e-mail, or acknowledge in the system."
+        ),
         field="token",
         status=400,
     )
@@ -199,8 +209,10 @@ def acknowledgement_link_resolve(token: str) -> Notification:
     except SignatureExpired as error:
         raise DomainError.single(
             "acknowledgement_link_expired",
-            "This acknowledgement link has expired. Acknowledge the recall in the system, or ask "
-            "the quality manager for a new notice.",
+            _(
+                "This acknowledgement link has expired. Acknowledge the recall in the system, or "
+                "ask the quality manager for a new notice."
+            ),
             field="token",
             status=410,
         ) from error

@@ -8,6 +8,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from common.errors import DomainError, Problem
 from common.services import history, require_reason
@@ -29,7 +30,8 @@ def recall_close_problems(recall: Recall) -> list[Problem]:
     problems = [
         Problem(
             "clinic_not_acknowledged",
-            f"{clinic.name} has not acknowledged {recall.reference}.",
+            _("%(clinic)s has not acknowledged %(recall)s.")
+            % {"clinic": clinic.name, "recall": recall.reference},
             f"clinics.{clinic.pk}",
         )
         for clinic in recall_clinic_ids(recall).exclude(pk__in=acknowledged).order_by("name")
@@ -40,9 +42,16 @@ def recall_close_problems(recall: Recall) -> list[Problem]:
     problems += [
         Problem(
             "stock_not_accounted",
-            f"{row.clinic.name}: {row.quantity_held - row.quantity_accounted} of "
-            f"{row.quantity_held} unit(s) of lot {row.lot.lot_number} not yet returned or "
-            "destroyed.",
+            _(
+                "%(clinic)s: %(left)s of %(held)s unit(s) of lot %(lot)s not yet returned or "
+                "destroyed."
+            )
+            % {
+                "clinic": row.clinic.name,
+                "left": row.quantity_held - row.quantity_accounted,
+                "held": row.quantity_held,
+                "lot": row.lot.lot_number,
+            },
             f"stock.{row.clinic_id}.{row.lot_id}",
         )
         for row in outstanding

@@ -14,6 +14,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from common.errors import DomainError, Problem
 from common.services import history
@@ -60,7 +61,7 @@ class RecallScopeRequest:
             if self.manufactured_from > self.manufactured_to:
                 raise DomainError.single(
                     "scope_dates_reversed",
-                    "manufactured_from is after manufactured_to.",
+                    _("manufactured_from is after manufactured_to."),
                     field="scope.manufactured_from",
                     status=400,
                 )
@@ -81,13 +82,15 @@ def _check_opening(
     signer = signer_authenticate(actor=actor, password=password)
     problems = []
     if recall_class not in RecallClass.values:
-        problems.append(Problem("invalid_choice", "The class is I, II or III.", "recall_class"))
+        problems.append(Problem("invalid_choice", _("The class is I, II or III."), "recall_class"))
     if depth not in RecallDepth.values:
-        problems.append(Problem("invalid_choice", "The depth is clinic or patient.", "depth"))
+        problems.append(Problem("invalid_choice", _("The depth is clinic or patient."), "depth"))
     if not (reason or "").strip():
-        problems.append(Problem("reason_required", "State why the product is recalled.", "reason"))
+        problems.append(
+            Problem("reason_required", _("State why the product is recalled."), "reason")
+        )
     if not (hazard or "").strip():
-        problems.append(Problem("hazard_required", "State the hazard to patients.", "hazard"))
+        problems.append(Problem("hazard_required", _("State the hazard to patients."), "hazard"))
     if problems:
         raise DomainError(problems, status=400)
     return signer
@@ -136,7 +139,7 @@ def recall_open(
     if not lots:
         raise DomainError.single(
             "recall_scope_empty",
-            "The scope matches no lot; nothing to recall.",
+            _("The scope matches no lot; nothing to recall."),
             field="scope",
             status=400,
         )
@@ -196,19 +199,21 @@ def recall_widen(
     signer = signer_authenticate(actor=actor, password=password)
     if not (reason or "").strip():
         raise DomainError.single(
-            "reason_required", "State why the recall is widened.", field="reason", status=400
+            "reason_required", _("State why the recall is widened."), field="reason", status=400
         )
     recall = Recall.objects.select_for_update().get(pk=recall.pk)
     if recall.status != RecallStatus.OPEN:
         raise DomainError.single(
-            "recall_not_open", f"{recall.reference} is closed.", field="recall"
+            "recall_not_open",
+            _("%(recall)s is closed.") % {"recall": recall.reference},
+            field="recall",
         )
     already = set(RecallLot.objects.filter(recall=recall).values_list("lot_id", flat=True))
     lots = [lot for lot in _scoped_lots(scope) if lot.pk not in already]
     if not lots:
         raise DomainError.single(
             "recall_scope_nothing_new",
-            "Every lot this scope matches is already in the recall.",
+            _("Every lot this scope matches is already in the recall."),
             field="scope",
             status=400,
         )
@@ -254,8 +259,8 @@ def _refuse_lots_in_open_recalls(lots: list[Lot]) -> None:
     problems = [
         Problem(
             "lot_in_open_recall",
-            f"Lot {row.lot.lot_number} is already in open recall {row.recall.reference}; widen "
-            "that recall instead.",
+            _("Lot %(lot)s is already in open recall %(recall)s; widen that recall instead.")
+            % {"lot": row.lot.lot_number, "recall": row.recall.reference},
             f"scope.lots.{row.lot_id}",
         )
         for row in taken

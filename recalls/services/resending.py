@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from common.errors import DomainError, Problem
 from common.services import history
@@ -42,26 +43,38 @@ def recall_notice_resend(*, actor: Any, notification: Notification, reason: str)
     reason = (reason or "").strip()
     problems = []
     if not reason:
-        problems.append(Problem("reason_required", "State why the notice is resent.", "reason"))
+        problems.append(Problem("reason_required", _("State why the notice is resent."), "reason"))
     if notification.status != NotificationStatus.FAILED:
         problems.append(
             Problem(
                 "notice_not_failed",
-                f"Only a notice that failed can be resent; this one is {notification.status}.",
+                _("Only a notice that failed can be resent; this one is %(status)s.")
+                % {"status": notification.status},
             )
         )
     if notification.recall.status != RecallStatus.OPEN:
         problems.append(
-            Problem("recall_closed", f"Recall {notification.recall.reference} is closed.")
+            Problem(
+                "recall_closed",
+                _("Recall %(recall)s is closed.") % {"recall": notification.recall.reference},
+            )
         )
     endpoint = notification.endpoint
     if notification.channel == Channel.WEBHOOK and endpoint is not None and not endpoint.active:
         problems.append(
             Problem(
                 "webhook_endpoint_inactive",
-                f"The webhook endpoint {endpoint.name} is deactivated"
-                f"{': ' + endpoint.deactivation_reason if endpoint.deactivation_reason else ''}. "
-                "Reactivate it (or register a new one) before resending.",
+                _(
+                    "The webhook endpoint %(endpoint)s is deactivated: %(why)s. Reactivate it (or "
+                    "register a new one) before resending."
+                )
+                % {"endpoint": endpoint.name, "why": endpoint.deactivation_reason}
+                if endpoint.deactivation_reason
+                else _(
+                    "The webhook endpoint %(endpoint)s is deactivated. Reactivate it (or register "
+                    "a new one) before resending."
+                )
+                % {"endpoint": endpoint.name},
             )
         )
     if problems:

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from common.errors import DomainError, Problem
 from common.services import history, validate_instance
@@ -40,7 +41,7 @@ def webhook_secret_generate() -> str:
 def _reason_problems(reason: str) -> list[Problem]:
     if (reason or "").strip():
         return []
-    return [Problem("reason_required", "State the reason for this change.", "reason")]
+    return [Problem("reason_required", _("State the reason for this change."), "reason")]
 
 
 def _locked(endpoint: WebhookEndpoint) -> WebhookEndpoint:
@@ -85,7 +86,7 @@ def webhook_endpoint_update(
     if unknown:
         raise DomainError.single(
             "field_not_editable",
-            f"{unknown[0]} cannot be changed here.",
+            _("%(field)s cannot be changed here.") % {"field": unknown[0]},
             field=unknown[0],
             status=400,
         )
@@ -162,7 +163,10 @@ def _set_active(
         state = "active" if active else "deactivated"
         raise DomainError.single(
             f"webhook_endpoint_already_{state}",
-            f"The endpoint {endpoint.name} is already {state}.",
+            _("The endpoint %(endpoint)s is already active.") % {"endpoint": endpoint.name}
+            if active
+            else _("The endpoint %(endpoint)s is already deactivated.")
+            % {"endpoint": endpoint.name},
             status=409,
         )
     _mark_active(endpoint, active=active, reason=reason.strip())
@@ -194,7 +198,9 @@ def _save(
     or save with the actor and the reason in the history context."""
     if urlsplit(endpoint.url).scheme not in ("http", "https"):
         problems.append(
-            Problem("webhook_url_scheme", "A webhook URL starts with https:// or http://.", "url")
+            Problem(
+                "webhook_url_scheme", _("A webhook URL starts with https:// or http://."), "url"
+            )
         )
     # A missing secret is already named (webhook_secret_required); the model would add "blank".
     exclude = ["secret"] if not endpoint.secret else None
