@@ -170,16 +170,12 @@ def render_trace_svg(trace: Trace, *, element_id: str = "trace") -> SafeString:
     for box in [*donors, lot, *clinic_boxes, *(drawn for _index, drawn in treatment_boxes)]:
         parts.append(_node(box))
     if not trace.donors:
-        parts.append(
-            f'<text class="empty" x="{MARGIN}" y="{HEADING + MARGIN + 26}">'
-            f"{escape(_('No donor recorded'))}</text>"
-        )
+        empty = escape(_("No donor recorded"))
+        parts.append(f'<text class="empty" x="{MARGIN}" y="{HEADING + MARGIN + 26}">{empty}</text>')
     if not trace.clinics:
         x = MARGIN + 2 * (NODE_WIDTH + COLUMN_GAP)
-        parts.append(
-            f'<text class="empty" x="{x}" y="{HEADING + MARGIN + 26}">'
-            f"{escape(_('Not at any clinic you can see'))}</text>"
-        )
+        empty = escape(_("Not at any clinic you can see"))
+        parts.append(f'<text class="empty" x="{x}" y="{HEADING + MARGIN + 26}">{empty}</text>')
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 - every text above is escaped
 
