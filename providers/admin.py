@@ -113,7 +113,7 @@ class ClinicAddForm(ServiceForm):
 
     class Meta:
         model = Clinic
-        fields = ["name", "address", "jurisdiction", "time_zone"]
+        fields = ["name", "address", "jurisdiction", "time_zone", "language"]
 
     def call_service(self, data: dict[str, Any]) -> Clinic:
         contacts = []
@@ -130,6 +130,7 @@ class ClinicAddForm(ServiceForm):
             address=data["address"],
             jurisdiction=data["jurisdiction"],
             time_zone=data["time_zone"],
+            language=data["language"],
             contacts=contacts,
         )
 
@@ -140,10 +141,10 @@ class ClinicUpdateForm(ServiceForm):
 
     class Meta:
         model = Clinic
-        fields = ["name", "address", "jurisdiction", "time_zone", "consent_required"]
+        fields = ["name", "address", "jurisdiction", "time_zone", "language", "consent_required"]
 
     def call_service(self, data: dict[str, Any]) -> Clinic:
-        fields = changed_fields(self, ("name", "address", "jurisdiction", "time_zone"))
+        fields = changed_fields(self, ("name", "address", "jurisdiction", "time_zone", "language"))
         consent_changed = "consent_required" in self.changed_data
         # Two services, one decision: both happen or neither.
         with transaction.atomic():
@@ -182,17 +183,29 @@ class ClinicMembershipInline(ReadOnlyInline):
 @admin.register(Clinic)
 class ClinicAdmin(ServiceAdmin):
     clinic_path = ""
-    list_display = ["name", "jurisdiction", "time_zone", "created_at"]
+    list_display = ["name", "jurisdiction", "time_zone", "language", "created_at"]
     search_fields = ["name", "address"]
     list_filter = ["jurisdiction", "consent_required"]
     readonly_fields = ["consent_required", "created_at", "audit_trail_link"]
     fieldsets = [
-        (None, {"fields": ["name", "address", "jurisdiction", "time_zone", "consent_required"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "name",
+                    "address",
+                    "jurisdiction",
+                    "time_zone",
+                    "language",
+                    "consent_required",
+                ]
+            },
+        ),
         ("Record", {"fields": ["created_at", "audit_trail_link"]}),
     ]
     add_form = ClinicAddForm
     add_fieldsets = [
-        (None, {"fields": ["name", "address", "jurisdiction", "time_zone"]}),
+        (None, {"fields": ["name", "address", "jurisdiction", "time_zone", "language"]}),
         ("Notification contact", {"fields": ["contact_name", "contact_email"]}),
     ]
     update_form = ClinicUpdateForm
@@ -205,6 +218,7 @@ class ClinicAdmin(ServiceAdmin):
                     "address",
                     "jurisdiction",
                     "time_zone",
+                    "language",
                     "consent_required",
                     "reason",
                 ]

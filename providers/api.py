@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 from django.db.models import QuerySet
@@ -76,6 +77,7 @@ class ClinicOutputSerializer(serializers.ModelSerializer[Clinic]):
             "address",
             "jurisdiction",
             "time_zone",
+            "language",
             "contacts",
             "created_at",
         ]
@@ -148,6 +150,12 @@ class ClinicCreateInputSerializer(serializers.Serializer[Any]):
         "day (lot expiry, treatment and receipt dates) is judged in it. Unknown names are "
         "refused (time_zone_unknown).",
     )
+    language = TextChoiceField(
+        choices=settings.LANGUAGES,
+        default="en",
+        help_text="The language of the recall notices and acknowledgement page the clinic "
+        "receives.",
+    )
     contacts = ClinicContactInputSerializer(  # type: ignore[call-arg]  # ListSerializer takes it
         many=True, required=False, default=list, max_length=50
     )
@@ -163,6 +171,11 @@ class ClinicUpdateInputSerializer(serializers.Serializer[Any]):
         max_length=64,
         required=False,
         help_text="IANA time zone; the clinic's calendar day is judged in it from now on.",
+    )
+    language = TextChoiceField(
+        choices=settings.LANGUAGES,
+        required=False,
+        help_text="The language of the recall notices the clinic receives from now on.",
     )
     reason = serializers.CharField(
         max_length=REASON_MAX_LENGTH, allow_blank=True, help_text="Why the record changes."

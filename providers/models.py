@@ -64,11 +64,16 @@ def validate_time_zone(value: str) -> None:
     spelt = next(
         (name for name in known_time_zones() if name.lower() == (value or "").lower()), None
     )
-    hint = f" Did you mean {spelt}?" if spelt else ""
-    raise ValidationError(
-        f"{value} is not an IANA time zone name such as Europe/Berlin or America/Chicago.{hint}",
-        code="time_zone_unknown",
-    )
+    if spelt:
+        message = _(
+            "%(value)s is not an IANA time zone name such as Europe/Berlin or America/Chicago. "
+            "Did you mean %(spelt)s?"
+        ) % {"value": value, "spelt": spelt}
+    else:
+        message = _(
+            "%(value)s is not an IANA time zone name such as Europe/Berlin or America/Chicago."
+        ) % {"value": value}
+    raise ValidationError(message, code="time_zone_unknown")
 
 
 @pghistory.track()

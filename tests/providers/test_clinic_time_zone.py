@@ -245,6 +245,7 @@ def test_admin_adds_a_clinic_with_its_time_zone_chosen_from_the_list(quality_man
             "address": "Zeil 10",
             "jurisdiction": "DE",
             "time_zone": "Europe/Berlin",
+            "language": "de",
         },
     )
 
@@ -262,6 +263,7 @@ def test_admin_changes_a_clinic_time_zone_with_a_reason(quality_manager):
         "jurisdiction": clinic.jurisdiction,
         "consent_required": "on",
         "time_zone": "America/Chicago",
+        "language": "en",
     }
 
     refused_page = client.post(url, {**data, "time_zone": "Mars/Olympus_Mons", "reason": "x"})
