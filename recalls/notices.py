@@ -16,8 +16,10 @@ Message-ID / webhook-id and a receiver can drop a duplicate.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import Any
@@ -28,6 +30,9 @@ from django.core.mail import EmailMultiAlternatives
 from django.db.models import Count, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from lots.models import Lot
 from providers.models import Clinic, Role
@@ -47,8 +52,33 @@ from recalls.services.acknowledgements import acknowledgement_url
 EVENT_OPENED = "recall.opened"
 EVENT_WIDENED = "recall.widened"
 EVENT_REMINDER = "recall.reminder"
-DRILL_SENTENCE = "This is a mock recall drill — no product is actually recalled."
+DRILL_SENTENCE = gettext_lazy("This is a mock recall drill — no product is actually recalled.")
 LOT_NUMBERS_IN_SUBJECT = 3
+
+
+# ---------------------------------------------------------------------------------------------
+# The clinic's language
+
+
+@contextlib.contextmanager
+def in_clinic_language(clinic: Clinic | None) -> Iterator[None]:
+    """Render what a clinic reads (its notices, reminders and acknowledgement page) in the
+    clinic's `language`. Without a clinic, the language already active."""
+    if clinic is None or not clinic.language:
+        yield
+        return
+    with translation.override(clinic.language):
+        yield
+
+
+def date_formats() -> dict[str, str]:
+    """The `date` filter formats for the active language: English keeps the ISO dates notices
+    always had (unambiguous across the Atlantic); another language writes dates its own way
+    (German: 6. Dezember 2026)."""
+    language = translation.get_language() or settings.LANGUAGE_CODE
+    if language.split("-")[0] == "en":
+        return {"date_format": "Y-m-d", "datetime_format": "Y-m-d H:i"}
+    return {"date_format": "DATE_FORMAT", "datetime_format": "DATETIME_FORMAT"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,16 +216,18 @@ def patient_list_url(recall: Recall, clinic: Clinic) -> str:
 
 
 def subject_prefix(recall: Recall) -> str:
-    urgent = "URGENT: " if recall.is_urgent else ""
-    drill = "DRILL: " if recall.is_drill else ""
-    return f"{urgent}{drill}"
+    """The marks a subject opens with, each followed by a space: "URGENT: DRILL: "."""
+    marks = [_("URGENT:")] if recall.is_urgent else []
+    if recall.is_drill:
+        marks.append(_("DRILL:"))
+    return "".join(f"{mark} " for mark in marks)
 
 
 def _lot_numbers(lots: list[LotLine]) -> str:
     numbers = [lot.lot_number for lot in lots]
     shown = ", ".join(numbers[:LOT_NUMBERS_IN_SUBJECT])
     more = len(numbers) - LOT_NUMBERS_IN_SUBJECT
-    return f"{shown} and {more} more" if more > 0 else shown
+    return _("%(shown)s and %(more)s more") % {"shown": shown, "more": more} if more > 0 else shown
 
 
 def _products(lots: list[LotLine]) -> str:
@@ -216,6 +248,7 @@ def _base_context(recall: Recall, lots: list[Lot]) -> dict[str, Any]:
         "lots": lines,
         "products": _products(lines),
         "site_url": settings.SITE_URL.rstrip("/"),
+        **date_formats(),
     }
 
 
@@ -254,11 +287,17 @@ def notice_context(notification: Notification) -> dict[str, Any]:
 
 
 def notice_subject(recall: Recall, lots: list[LotLine], *, widened: bool) -> str:
-    what = "RECALL WIDENED" if widened else "PRODUCT RECALL"
-    return (
-        f"{subject_prefix(recall)}{what} {recall.reference} (Class {recall.recall_class}): "
-        f"stop using {_products(lots)} lot {_lot_numbers(lots)}"
-    )
+    reference, recall_class = recall.reference, recall.recall_class
+    products, numbers = _products(lots), _lot_numbers(lots)
+    if widened:
+        what = _(
+            "RECALL WIDENED %(reference)s (Class %(class)s): stop using %(products)s lot %(lots)s"
+        ) % {"reference": reference, "class": recall_class, "products": products, "lots": numbers}
+    else:
+        what = _(
+            "PRODUCT RECALL %(reference)s (Class %(class)s): stop using %(products)s lot %(lots)s"
+        ) % {"reference": reference, "class": recall_class, "products": products, "lots": numbers}
+    return f"{subject_prefix(recall)}{what}"
 
 
 def _email(
@@ -291,35 +330,47 @@ def _email(
 
 
 def notice_email(notification: Notification) -> EmailMultiAlternatives:
-    """The recall notice for one e-mail outbox row, as plain text with an HTML alternative."""
-    context = notice_context(notification)
-    return _email(
-        subject=notice_subject(notification.recall, context["lots"], widened=context["widened"]),
-        template="notice",
-        context=context,
-        to=[notification.recipient],
-        message_id=notification.message_id,
-        recall=notification.recall,
-    )
+    """The recall notice for one e-mail outbox row, as plain text with an HTML alternative, in
+    the clinic's language (the recall's own reason, hazard and instructions as written)."""
+    with in_clinic_language(notification.clinic):
+        context = notice_context(notification)
+        return _email(
+            subject=notice_subject(
+                notification.recall, context["lots"], widened=context["widened"]
+            ),
+            template="notice",
+            context=context,
+            to=[notification.recipient],
+            message_id=notification.message_id,
+            recall=notification.recall,
+        )
 
 
 def reminder_email(notification: Notification, *, number: int) -> EmailMultiAlternatives:
-    """Reminder `number` to a clinic contact that has not acknowledged yet."""
-    context = notice_context(notification)
-    context.update(number=number, sent_at=notification.sent_at)
-    recall = notification.recall
-    clinic_name = notification.clinic.name if notification.clinic else "your clinic"
-    return _email(
-        subject=(
-            f"{subject_prefix(recall)}REMINDER {number}: recall {recall.reference} "
-            f"(Class {recall.recall_class}) not yet acknowledged by {clinic_name}"
-        ),
-        template="reminder",
-        context=context,
-        to=[notification.recipient],
-        message_id=reminder_message_id(notification, number),
-        recall=recall,
-    )
+    """Reminder `number` to a clinic contact that has not acknowledged yet, in the clinic's
+    language."""
+    with in_clinic_language(notification.clinic):
+        context = notice_context(notification)
+        context.update(number=number, sent_at=notification.sent_at)
+        recall = notification.recall
+        clinic_name = notification.clinic.name if notification.clinic else _("your clinic")
+        reminder = _(
+            "REMINDER %(number)s: recall %(reference)s (Class %(class)s) not yet acknowledged by "
+            "%(clinic)s"
+        ) % {
+            "number": number,
+            "reference": recall.reference,
+            "class": recall.recall_class,
+            "clinic": clinic_name,
+        }
+        return _email(
+            subject=f"{subject_prefix(recall)}{reminder}",
+            template="reminder",
+            context=context,
+            to=[notification.recipient],
+            message_id=reminder_message_id(notification, number),
+            recall=recall,
+        )
 
 
 def escalation_email(

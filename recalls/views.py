@@ -4,6 +4,9 @@ name of the person acknowledging it for the clinic the notice went to.
 Opening the page (GET) changes nothing, so a mail scanner that follows links cannot acknowledge;
 only the form (POST, CSRF-protected) does. The page never shows patient data: whoever holds the
 link sees what the e-mail already said.
+
+Once the link names its clinic, the page (and any refusal on it) is in the clinic's `language`,
+as the e-mail was; a link that names no clinic is answered in the browser's language.
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import translation
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from common.errors import DomainError
 from recalls.models import Acknowledgement, Notification, RecallLot, RecallStock
+from recalls.notices import date_formats, in_clinic_language
 from recalls.services import recall_acknowledge_by_link
 from recalls.services.acknowledgements import acknowledgement_link_resolve
 
@@ -25,7 +30,8 @@ FORM_ERRORS = {"name_required", "name_invalid"}
 
 
 def _page(request: HttpRequest, context: dict[str, Any], *, status: int = 200) -> HttpResponse:
-    response = render(request, TEMPLATE, context, status=status)
+    response = render(request, TEMPLATE, {**context, **date_formats()}, status=status)
+    response["Content-Language"] = translation.get_language() or ""
     # The token is in the address: keep it out of Referer headers sent to other sites, and out of
     # search engines. Not "no-referrer": browsers then send `Origin: null` with the form's POST,
     # which Django's CSRF check rightly refuses (found by the browser test).
@@ -60,6 +66,13 @@ def recall_acknowledgement_page(request: HttpRequest, token: str) -> HttpRespons
         notification = acknowledgement_link_resolve(token)
     except DomainError as error:
         return _page(request, {"state": "error", "error": error}, status=error.status)
+    with in_clinic_language(notification.clinic):
+        return _acknowledgement_page(request, token, notification)
+
+
+def _acknowledgement_page(
+    request: HttpRequest, token: str, notification: Notification
+) -> HttpResponse:
     context = _recall_context(notification)
     if request.method == "GET":
         state = "already" if context["acknowledgement"] else "form"
