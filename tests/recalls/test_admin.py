@@ -953,3 +953,17 @@ def test_only_quality_managers_keep_webhook_endpoints(world, auditor):
         assert response.status_code == 403
     endpoint.refresh_from_db()
     assert endpoint.name == "ERP"
+
+
+@pytest.mark.parametrize("depth", ["patient", "clinic"])
+def test_the_level_help_says_what_the_level_reads_for_the_recalls_depth(quality_manager, depth):
+    """A patient-level recall's level is the lower of the clinics acknowledged and the patients
+    contacted; a clinic-level recall's, the clinics acknowledged."""
+    recall = open_recall(build_world(quality_manager), depth=depth)
+    page = browser(quality_manager).get(recall_url("change", recall)).content.decode()
+    patients = "the lower of the share of clinics reached that acknowledged and the share of "
+    if depth == "patient":
+        assert patients + "exposed patients contacted; A = 100 % of both" in page
+    else:
+        assert patients not in page
+        assert "A = 100 % of the clinics reached acknowledged" in page
