@@ -13,7 +13,7 @@ from django.utils import translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from providers.models import AccountPreference
+from pages.models import AccountPreference
 
 
 class SignInView(auth_views.LoginView):

@@ -26,8 +26,9 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from common.errors import DomainError, Problem
+from pages.models import AccountPreference
 from providers.access import Access, access_for
-from providers.models import AccountPreference, Clinic
+from providers.models import Clinic
 
 View = Callable[..., HttpResponse]
 Rule = Callable[[Access], bool]

@@ -270,17 +270,3 @@ class Account(User):
 # Who created, renamed, deactivated or reactivated an account, when and why; never the password
 # hash or the sign-in times.
 pghistory.track(exclude=["password", "last_login"], model_name="AccountEvent")(Account)
-
-
-class AccountPreference(models.Model):
-    """How one user wants the clinic pages: a language (blank: the browser's) and a time zone
-    (blank: the zone of the clinic they work at, or the network's for network roles)."""
-
-    user = models.OneToOneField(
-        User, on_delete=models.CASCADE, primary_key=True, related_name="preference"
-    )
-    language = models.CharField(max_length=8, choices=settings.LANGUAGES, blank=True)
-    time_zone = models.CharField(max_length=64, blank=True, validators=[validate_time_zone])
-
-    def __str__(self) -> str:
-        return f"preferences of {self.user}"

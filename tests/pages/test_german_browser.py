@@ -8,7 +8,7 @@ import datetime
 import pytest
 from playwright.sync_api import expect
 
-from providers.models import AccountPreference
+from pages.models import AccountPreference
 from tests.factories import clinic_ready, receive, released_lot, treat
 from tests.pages.conftest import assert_accessible, sign_in
 

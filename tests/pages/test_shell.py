@@ -14,8 +14,9 @@ from django.utils import timezone, translation
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pages.models import AccountPreference
 from pages.templatetags.pages import day, quantity, when
-from providers.models import AccountPreference, Role
+from providers.models import Role
 from tests.factories import PASSWORD, ClinicFactory, MembershipFactory, UserFactory
 from tests.pages.conftest import client_for
 

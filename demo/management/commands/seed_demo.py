@@ -69,9 +69,9 @@ from lots.models import (
     SourceRestriction,
 )
 from lots.selectors import required_markers_for
+from pages.models import AccountPreference
 from providers import services as provider_services
 from providers.models import (
-    AccountPreference,
     Clinic,
     ClinicContact,
     ClinicPractitioner,
