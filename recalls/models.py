@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils.functional import lazy
 from django.utils.translation import gettext_lazy as _
 
 from common.triggers import no_delete
@@ -197,20 +198,26 @@ class RecallStock(models.Model):
 
 WEBHOOK_KEY_PREFIX = "whsec_"
 WEBHOOK_KEY_BYTES = (24, 64)  # the Standard Webhooks recommendation for the key's length
-WEBHOOK_SECRET_RULE = (
-    f"A Standard Webhooks secret is {WEBHOOK_KEY_PREFIX} followed by the base64 of "
-    f"{WEBHOOK_KEY_BYTES[0]} to {WEBHOOK_KEY_BYTES[1]} random bytes (such as 32 bytes from "
-    "os.urandom)."
-)
+
+
+def _webhook_secret_rule() -> str:
+    return _(
+        "A Standard Webhooks secret is %(prefix)s followed by the base64 of %(low)s to %(high)s "
+        "random bytes (such as 32 bytes from os.urandom)."
+    ) % {"prefix": WEBHOOK_KEY_PREFIX, "low": WEBHOOK_KEY_BYTES[0], "high": WEBHOOK_KEY_BYTES[1]}
+
+
+# Read in the language of the moment it is shown.
+WEBHOOK_SECRET_RULE: str = lazy(_webhook_secret_rule, str)()
 # Used with fullmatch(): with match(), `$` also matches before a trailing newline.
 _BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 
 
 def _webhook_secret_problem(value: str) -> str | None:
     if not value.startswith(WEBHOOK_KEY_PREFIX):
-        return f"The secret does not start with {WEBHOOK_KEY_PREFIX}."
+        return _("The secret does not start with %(prefix)s.") % {"prefix": WEBHOOK_KEY_PREFIX}
     body = value.removeprefix(WEBHOOK_KEY_PREFIX)
-    not_base64 = f"The part after {WEBHOOK_KEY_PREFIX} is not base64."
+    not_base64 = _("The part after %(prefix)s is not base64.") % {"prefix": WEBHOOK_KEY_PREFIX}
     if not _BASE64.fullmatch(body):
         return not_base64
     try:
@@ -219,7 +226,7 @@ def _webhook_secret_problem(value: str) -> str | None:
         return not_base64
     low, high = WEBHOOK_KEY_BYTES
     if not low <= len(key) <= high:
-        return f"The key is {len(key)} bytes long."
+        return _("The key is %(count)s bytes long.") % {"count": len(key)}
     return None
 
 
@@ -227,7 +234,10 @@ def validate_webhook_secret(value: str) -> None:
     """A Standard Webhooks secret. The message never repeats the value: it is a signing key."""
     problem = _webhook_secret_problem(value)
     if problem is not None:
-        raise ValidationError(f"{problem} {WEBHOOK_SECRET_RULE}", code="webhook_secret_invalid")
+        raise ValidationError(
+            _("%(problem)s %(rule)s") % {"problem": problem, "rule": WEBHOOK_SECRET_RULE},
+            code="webhook_secret_invalid",
+        )
 
 
 @pghistory.track()
