@@ -21,7 +21,12 @@ from lots.selectors import lot_release_check
 from tests.factories import LotFactory
 
 ROOT = Path(__file__).resolve().parent.parent
-SCANNED = ("lots", "stock", "common", "signatures", "audit")
+SCANNED = ("lots", "stock", "common", "signatures", "audit", "treatments", "providers")
+# Messages knowingly left untranslated for now, as (file, start of the message as the scanner shows
+# it): issue 11 leaves models.py files alone, and the time-zone validator lives in one.
+LEFT_UNTRANSLATED = {
+    ("providers/models.py", "f'{value} is not an IANA time zone name"),
+}
 
 GETTEXT_NAMES = {"_", "gettext", "gettext_lazy", "pgettext", "pgettext_lazy"}
 # Calls whose message argument a person reads: (position, keyword) of that argument.
@@ -207,8 +212,16 @@ def test_every_refusal_message_is_translatable():
         problem
         for path in _sources()
         for problem in untranslated_messages(path.read_text(), str(path.relative_to(ROOT)))
+        if not _left_untranslated(problem)
     ]
     assert found == []
+
+
+def _left_untranslated(problem: str) -> bool:
+    filename, _line, message = problem.split(":", 2)
+    return any(
+        filename == path and message.strip().startswith(start) for path, start in LEFT_UNTRANSLATED
+    )
 
 
 def test_every_gettext_call_extracts_and_formats():
