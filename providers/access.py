@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext as _
 
 from common.errors import DomainError, Problem
 from providers.models import Clinic, Membership, Role
@@ -71,7 +72,7 @@ class Access:
     def holds_anywhere(self, roles: Iterable[Role | str]) -> bool:
         """Holds one of `roles` at some clinic or network-wide."""
         wanted = {str(role) for role in roles}
-        return any(role in wanted for role, _ in self.memberships)
+        return any(role in wanted for role, _clinic in self.memberships)
 
     # -- clinics ---------------------------------------------------------------------------------
 
@@ -95,7 +96,7 @@ class Access:
         the clinics the user holds any role at. A clinic never sees another's (DESIGN rule 8)."""
         if self.is_network:
             return None
-        return sorted({at for _, at in self.memberships if at is not None})
+        return sorted({at for _role, at in self.memberships if at is not None})
 
     def sees_clinic(self, clinic_id: int | None) -> bool:
         visible = self.visible_clinic_ids
@@ -124,7 +125,7 @@ class Access:
     @property
     def writes_clinic_work(self) -> bool:
         """Does a clinic's daily work somewhere (stock, patients, treatments); never an auditor."""
-        return any(role in CLINIC_WRITERS for role, _ in self.memberships)
+        return any(role in CLINIC_WRITERS for role, _clinic in self.memberships)
 
     # -- accounts --------------------------------------------------------------------------------
 
@@ -209,26 +210,36 @@ def user_has_role(user: Any, role: Role, *, clinic: Clinic | None = None) -> boo
     return access_for(user).holds(role, clinic_id=None if clinic is None else clinic.pk)
 
 
+def _role_needed(roles: tuple[Role, ...], clinic: Clinic | None) -> Problem:
+    """`role_required`: "This needs the clinician or clinic administrator role at Praxis Mitte."
+    One sentence for the translator; the roles are named one after another by a translatable
+    "%(roles)s or %(role)s", so a language may say "or" its own way."""
+    names = roles[0].label.lower()
+    for role in roles[1:]:
+        names = _("%(roles)s or %(role)s") % {"roles": names, "role": role.label.lower()}
+    if clinic is None:
+        message = _("This needs the %(roles)s role.") % {"roles": names}
+    else:
+        message = _("This needs the %(roles)s role at %(clinic)s.") % {
+            "roles": names,
+            "clinic": clinic.name,
+        }
+    return Problem("role_required", message, None)
+
+
 def require_role(user: Any, role: Role, *, clinic: Clinic | None = None) -> None:
     if not user_has_role(user, role, clinic=clinic):
-        raise DomainError(
-            Problem("role_required", f"This needs the {role.label.lower()} role.", None),
-            status=403,
-        )
+        raise DomainError(_role_needed((role,), None), status=403)
 
 
 def require_any_role(user: Any, roles: tuple[Role, ...], *, clinic: Clinic | None = None) -> None:
     """Pass if the user holds any of `roles` (at `clinic`, or network-wide)."""
     if not access_for(user).holds_any(roles, clinic_id=None if clinic is None else clinic.pk):
-        names = " or ".join(role.label.lower() for role in roles)
-        where = f" at {clinic.name}" if clinic is not None else ""
-        raise DomainError(
-            Problem("role_required", f"This needs the {names} role{where}.", None), status=403
-        )
+        raise DomainError(_role_needed(roles, clinic), status=403)
 
 
 def user_roles(user: Any) -> set[str]:
-    return {role for role, _ in access_for(user).memberships}
+    return {role for role, _clinic in access_for(user).memberships}
 
 
 class AccessMiddleware:

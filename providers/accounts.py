@@ -21,6 +21,7 @@ from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from knox.models import get_token_model
 from knox.settings import knox_settings
 
@@ -45,7 +46,7 @@ def require_account_keeper(actor: Any, *, user: Any | None = None) -> None:
         raise DomainError(
             Problem(
                 "role_required",
-                "Accounts are kept by a quality manager or a system administrator.",
+                _("Accounts are kept by a quality manager or a system administrator."),
                 None,
             ),
             status=403,
@@ -53,7 +54,7 @@ def require_account_keeper(actor: Any, *, user: Any | None = None) -> None:
     if user is not None and user.is_superuser and not actor.is_superuser:
         raise DomainError.single(
             "superuser_account_protected",
-            "Only a system administrator changes a system administrator's account.",
+            _("Only a system administrator changes a system administrator's account."),
             status=403,
         )
 
@@ -87,7 +88,10 @@ def _email(value: str, *, exclude_pk: int | None = None) -> str:
             taken = taken.exclude(pk=exclude_pk)
         if taken.exists():
             raise DomainError.single(
-                "email_taken", "Another account has this e-mail address.", field="email", status=400
+                "email_taken",
+                _("Another account has this e-mail address."),
+                field="email",
+                status=400,
             )
     return email
 
@@ -111,7 +115,10 @@ def user_create(
     username = (username or "").strip()
     if get_user_model().objects.filter(username__iexact=username).exists():
         raise DomainError.single(
-            "username_taken", "An account with this username exists.", field="username", status=400
+            "username_taken",
+            _("An account with this username exists."),
+            field="username",
+            status=400,
         )
     user = Account(
         username=username,
@@ -136,7 +143,10 @@ def user_update(*, actor: Any, user: Any, reason: str, **fields: Any) -> Any:
     if unknown:
         name = sorted(unknown)[0]
         raise DomainError.single(
-            "field_not_editable", f"{name} cannot be changed here.", field=name, status=400
+            "field_not_editable",
+            _("%(field)s cannot be changed here.") % {"field": name},
+            field=name,
+            status=400,
         )
     user = _locked(user)
     if "email" in fields:
@@ -154,12 +164,12 @@ def user_deactivate(*, actor: Any, user: Any, reason: str) -> Any:
     reason = require_reason(reason)
     if user.pk == actor.pk:
         raise DomainError.single(
-            "own_account", "You cannot deactivate your own account.", status=409
+            "own_account", _("You cannot deactivate your own account."), status=409
         )
     user = _locked(user)
     if not user.is_active:
         raise DomainError.single(
-            "account_inactive", "This account is deactivated already.", status=409
+            "account_inactive", _("This account is deactivated already."), status=409
         )
     user.is_active = False
     _save_account(user, actor=actor, reason=reason)
@@ -174,7 +184,7 @@ def user_reactivate(*, actor: Any, user: Any, reason: str) -> Any:
     reason = require_reason(reason)
     user = _locked(user)
     if user.is_active:
-        raise DomainError.single("account_active", "This account is active already.", status=409)
+        raise DomainError.single("account_active", _("This account is active already."), status=409)
     user.is_active = True
     return _save_account(user, actor=actor, reason=reason)
 
@@ -203,7 +213,7 @@ def own_password_change(*, user: Any, current_password: str, new_password: str) 
     if not current_password or not user.check_password(current_password):
         problems = [
             Problem(
-                "password_incorrect", "Your current password is not correct.", "current_password"
+                "password_incorrect", _("Your current password is not correct."), "current_password"
             )
         ]
         if signing_failed(username=username):
@@ -231,7 +241,7 @@ def token_create(*, user: Any) -> tuple[Any, str]:
     the expiry) and the token itself, which is never stored and shown once. Refused once the
     account holds API_TOKEN_LIMIT_PER_USER unexpired tokens."""
     if not user.is_active:
-        raise DomainError.single("account_inactive", "This account is deactivated.", status=403)
+        raise DomainError.single("account_inactive", _("This account is deactivated."), status=403)
     limit = knox_settings.TOKEN_LIMIT_PER_USER
     if limit is not None:
         # Serialises this account's sign-ins, so two at once cannot both pass the count.
@@ -245,8 +255,11 @@ def token_create(*, user: Any) -> tuple[Any, str]:
         if held >= limit:
             raise DomainError.single(
                 "token_limit_reached",
-                f"This account holds {held} unexpired API tokens, the most allowed; revoke one "
-                "(DELETE /api/v1/auth/tokens/{token_key}/) or wait for one to expire.",
+                _(
+                    "This account holds %(held)s unexpired API tokens, the most allowed; revoke "
+                    "one (DELETE /api/v1/auth/tokens/{token_key}/) or wait for one to expire."
+                )
+                % {"held": held},
                 status=403,
             )
     created: tuple[Any, str] = get_token_model().objects.create(user=user)
@@ -265,7 +278,7 @@ def token_revoke(*, actor: Any, user: Any, token_key: str | None = None) -> int:
     count: int = tokens.delete()[0]
     if token_key is not None and not count:
         raise DomainError.single(
-            "token_not_found", "No such token of this user.", field="token_key", status=404
+            "token_not_found", _("No such token of this user."), field="token_key", status=404
         )
     logger.info(
         "%d API token(s) of %s revoked by %s", count, user.get_username(), actor.get_username()
@@ -293,7 +306,7 @@ def membership_grant(
     if clinic is None and role not in NETWORK_ROLES and role in Role.values:
         raise DomainError.single(
             "membership_clinic_required",
-            "A clinic administrator or clinician role is held at a clinic: name the clinic.",
+            _("A clinic administrator or clinician role is held at a clinic: name the clinic."),
             field="clinic",
             status=400,
         )
@@ -314,7 +327,9 @@ def membership_revoke(*, actor: Any, membership: Membership, reason: str) -> Mem
     reason = require_reason(reason)
     membership = Membership.objects.select_for_update().get(pk=membership.pk)
     if not membership.active:
-        raise DomainError.single("membership_inactive", "This role is revoked already.", status=409)
+        raise DomainError.single(
+            "membership_inactive", _("This role is revoked already."), status=409
+        )
     membership.active = False
     return _save_membership(membership, actor=actor, reason=reason)
 

@@ -16,6 +16,7 @@ from django.contrib import admin
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 
 from common.admin import ServiceForm
 from common.lockout import is_locked_out
@@ -96,7 +97,7 @@ class AccountUpdateForm(ServiceForm):
 
     def clean(self) -> dict[str, Any] | None:
         if not set(self.changed_data) - {"reason"}:
-            raise forms.ValidationError("Change a field, or leave the page.", code="no_change")
+            raise forms.ValidationError(_("Change a field, or leave the page."), code="no_change")
         return super().clean()
 
     def problem_field(self, field: str | None) -> str | None:

@@ -31,6 +31,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
 from pghistory.models import Events
 
 from common.admin import ServiceForm, _event_row, add_problems
@@ -187,7 +188,7 @@ class ServiceAdmin(RoleAccessMixin, admin.ModelAdmin):  # type: ignore[type-arg]
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         """The form's service call saved the object."""
         if not isinstance(form, ServiceForm):
-            raise PermissionDenied("Records are only written through their service.")
+            raise PermissionDenied(_("Records are only written through their service."))
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         """Inlines are read-only; the service stored the relations."""
@@ -283,7 +284,11 @@ def signature_page(
                     add_problems(form, error)
                     break
                 refusals = " ".join(f"[{p.code}] {p.message}" for p in error.problems)
-                model_admin.message_user(request, f"{obj}: refused. {refusals}", messages.ERROR)
+                refused = _("%(object)s: refused. %(refusals)s") % {
+                    "object": obj,
+                    "refusals": refusals,
+                }
+                model_admin.message_user(request, refused, messages.ERROR)
         else:
             return None
     context = {

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext_lazy
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
@@ -23,7 +24,9 @@ class HasActiveRole(BasePermission):
     """Signed in and holding at least one active role. Anonymous callers get `not_authenticated`
     (DRF raises it before this message is used); signed-in callers without a role get `no_role`."""
 
-    message = "Your account holds no active role in this system; ask a quality manager for one."
+    message = gettext_lazy(
+        "Your account holds no active role in this system; ask a quality manager for one."
+    )
     code = "no_role"
 
     def has_permission(self, request: Request, view: Any) -> bool:
@@ -34,7 +37,7 @@ class QualityManagerWrites(BasePermission):
     """Reads for every role; writes (POST, PUT, PATCH, DELETE) for network-wide quality managers
     only. Auditors and clinic staff never write through these views."""
 
-    message = "This needs the quality manager role."
+    message = gettext_lazy("This needs the quality manager role.")
     code = "role_required"
 
     def has_permission(self, request: Request, view: Any) -> bool:
@@ -46,7 +49,7 @@ class ClinicStaffWrites(BasePermission):
     (at any clinic, or network-wide). An auditor never writes. Which clinic the write concerns is
     in the body, which is not parsed yet: the services check the role at that clinic again."""
 
-    message = (
+    message = gettext_lazy(
         "This needs the clinic administrator, clinician or quality manager role; auditors read "
         "only."
     )
@@ -60,7 +63,7 @@ class NetworkRolesOnly(BasePermission):
     """Network quality managers and auditors only, for what concerns the whole network rather
     than a clinic: webhook endpoints and their secrets' metadata."""
 
-    message = "This needs the quality manager or auditor role."
+    message = gettext_lazy("This needs the quality manager or auditor role.")
     code = "role_required"
 
     def has_permission(self, request: Request, view: Any) -> bool:
@@ -79,7 +82,7 @@ class AccountKeepers(BasePermission):
     """Accounts and their roles: read by account keepers and network auditors, written by account
     keepers (system administrators and network quality managers); clinic staff are refused."""
 
-    message = "Accounts are kept by a quality manager or a system administrator."
+    message = gettext_lazy("Accounts are kept by a quality manager or a system administrator.")
     code = "role_required"
 
     def has_permission(self, request: Request, view: Any) -> bool:

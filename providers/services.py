@@ -10,6 +10,7 @@ import datetime
 from typing import Any, TypeVar
 
 from django.db import models, transaction
+from django.utils.translation import gettext as _
 
 from common.errors import DomainError
 from common.services import history, require_reason, validate_instance
@@ -63,7 +64,10 @@ def _assign(instance: Any, fields: dict[str, Any], allowed: set[str]) -> None:
     if unknown:
         name = sorted(unknown)[0]
         raise DomainError.single(
-            "field_not_editable", f"{name} cannot be changed here.", field=name, status=400
+            "field_not_editable",
+            _("%(field)s cannot be changed here.") % {"field": name},
+            field=name,
+            status=400,
         )
     for name, value in fields.items():
         setattr(instance, name, value)
@@ -193,7 +197,8 @@ def clinic_practitioner_unlink(
     if link is None or not link.active:
         raise DomainError.single(
             "practitioner_not_linked",
-            f"{practitioner.name} is not linked to {clinic.name}.",
+            _("%(practitioner)s is not linked to %(clinic)s.")
+            % {"practitioner": practitioner.name, "clinic": clinic.name},
             field="practitioner",
             status=409,
         )

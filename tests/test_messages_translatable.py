@@ -21,7 +21,16 @@ from lots.selectors import lot_release_check
 from tests.factories import LotFactory
 
 ROOT = Path(__file__).resolve().parent.parent
-SCANNED = ("lots", "stock", "common", "signatures", "audit", "recalls")
+SCANNED = (
+    "lots",
+    "stock",
+    "common",
+    "signatures",
+    "audit",
+    "treatments",
+    "providers",
+    "recalls",
+)
 
 GETTEXT_NAMES = {"_", "gettext", "gettext_lazy", "pgettext", "pgettext_lazy"}
 # Calls whose message argument a person reads: (position, keyword) of that argument.

@@ -149,7 +149,11 @@ class TreatmentRecordForm(ServiceForm):
                     lot = scan_resolve(scan).lot
                 except DomainError as error:
                     for problem in error.problems:
-                        self.add_error(source, f"{problem.message} ({problem.code})")
+                        message = _("%(message)s (%(code)s)") % {
+                            "message": problem.message,
+                            "code": problem.code,
+                        }
+                        self.add_error(source, message)
                     continue
             if lot is None:
                 self.add_error(source, _("Choose the lot used, or scan the vial."))

@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib.auth import authenticate
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from knox.models import AuthToken, get_token_model
 from rest_framework import serializers, status
@@ -82,7 +83,7 @@ class TokenObtainApi(Api):
             raise DomainError(
                 Problem(
                     "invalid_credentials",
-                    "The username or password is not correct, or the account is deactivated.",
+                    _("The username or password is not correct, or the account is deactivated."),
                     None,
                 ),
                 status=400,

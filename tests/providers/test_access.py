@@ -4,11 +4,19 @@ of memberships a user can hold, and is read with one query per request."""
 from __future__ import annotations
 
 import pytest
+from django.utils import translation
 from hypothesis import given
 from hypothesis import strategies as st
 
-from providers.access import NO_ACCESS, Access, access_cache, access_for, access_forget
-from providers.models import Role
+from providers.access import (
+    NO_ACCESS,
+    Access,
+    _role_needed,
+    access_cache,
+    access_for,
+    access_forget,
+)
+from providers.models import Clinic, Role
 from tests.factories import ClinicFactory, MembershipFactory, UserFactory
 
 CLINICS = (1, 2, 3)
@@ -107,3 +115,32 @@ def test_inactive_anonymous_and_roleless_users_have_no_access():
     for user in (roleless, revoked):
         assert not access_for(user).has_role
         assert access_for(user).visible_clinic_ids == []
+
+
+@pytest.mark.parametrize("language", ["en", "de"])
+@pytest.mark.parametrize(
+    ("roles", "at", "message"),
+    [
+        ((Role.QUALITY_MANAGER,), None, "This needs the quality manager role."),
+        (
+            (Role.CLINICIAN, Role.CLINIC_ADMINISTRATOR),
+            "Praxis Mitte",
+            "This needs the clinician or clinic administrator role at Praxis Mitte.",
+        ),
+        (
+            (Role.CLINIC_ADMINISTRATOR, Role.CLINICIAN, Role.QUALITY_MANAGER),
+            "Praxis Mitte",
+            "This needs the clinic administrator or clinician or quality manager role at "
+            "Praxis Mitte.",
+        ),
+    ],
+)
+def test_role_required_is_one_translatable_sentence_with_the_english_unchanged(
+    roles, at, message, language
+):
+    """Issue 11: the roles and the clinic are placeholders of one sentence; without a German
+    catalog the words are the English ones."""
+    clinic = None if at is None else Clinic(name=at)
+    with translation.override(language):
+        problem = _role_needed(roles, clinic)
+    assert problem.as_dict() == {"code": "role_required", "message": message, "field": None}
