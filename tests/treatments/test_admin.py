@@ -370,6 +370,7 @@ def test_quality_manager_changes_the_consent_requirement_with_a_reason(quality_m
         "address": clinic.address,
         "jurisdiction": clinic.jurisdiction,
         "time_zone": clinic.time_zone,
+        "language": clinic.language,
     }
     refused = client.post(url, data)
     assert "reason" in refused.context["adminform"].form.errors
