@@ -27,6 +27,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext_lazy
 
 from common.errors import DomainError, Problem
 from providers.models import Clinic, Membership, Role
@@ -210,13 +211,23 @@ def user_has_role(user: Any, role: Role, *, clinic: Clinic | None = None) -> boo
     return access_for(user).holds(role, clinic_id=None if clinic is None else clinic.pk)
 
 
+# A role named inside a sentence: lower case in English ("the quality manager role"), while German
+# keeps its nouns capitalised; so each language says it its own way, apart from the labels.
+ROLE_IN_A_SENTENCE = {
+    Role.QUALITY_MANAGER: pgettext_lazy("role named in a sentence", "quality manager"),
+    Role.CLINIC_ADMINISTRATOR: pgettext_lazy("role named in a sentence", "clinic administrator"),
+    Role.CLINICIAN: pgettext_lazy("role named in a sentence", "clinician"),
+    Role.AUDITOR: pgettext_lazy("role named in a sentence", "auditor"),
+}
+
+
 def _role_needed(roles: tuple[Role, ...], clinic: Clinic | None) -> Problem:
     """`role_required`: "This needs the clinician or clinic administrator role at Praxis Mitte."
     One sentence for the translator; the roles are named one after another by a translatable
     "%(roles)s or %(role)s", so a language may say "or" its own way."""
-    names = roles[0].label.lower()
+    names = str(ROLE_IN_A_SENTENCE[roles[0]])
     for role in roles[1:]:
-        names = _("%(roles)s or %(role)s") % {"roles": names, "role": role.label.lower()}
+        names = _("%(roles)s or %(role)s") % {"roles": names, "role": ROLE_IN_A_SENTENCE[role]}
     if clinic is None:
         message = _("This needs the %(roles)s role.") % {"roles": names}
     else:

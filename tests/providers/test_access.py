@@ -117,30 +117,38 @@ def test_inactive_anonymous_and_roleless_users_have_no_access():
         assert access_for(user).visible_clinic_ids == []
 
 
-@pytest.mark.parametrize("language", ["en", "de"])
 @pytest.mark.parametrize(
-    ("roles", "at", "message"),
+    ("roles", "at", "english", "german"),
     [
-        ((Role.QUALITY_MANAGER,), None, "This needs the quality manager role."),
+        (
+            (Role.QUALITY_MANAGER,),
+            None,
+            "This needs the quality manager role.",
+            "Hierfür wird die Rolle Qualitätsmanagement benötigt.",
+        ),
         (
             (Role.CLINICIAN, Role.CLINIC_ADMINISTRATOR),
             "Praxis Mitte",
             "This needs the clinician or clinic administrator role at Praxis Mitte.",
+            "Hierfür wird die Rolle Behandler oder Klinikadministration in Praxis Mitte benötigt.",
         ),
         (
             (Role.CLINIC_ADMINISTRATOR, Role.CLINICIAN, Role.QUALITY_MANAGER),
             "Praxis Mitte",
             "This needs the clinic administrator or clinician or quality manager role at "
             "Praxis Mitte.",
+            "Hierfür wird die Rolle Klinikadministration oder Behandler oder "
+            "Qualitätsmanagement in Praxis Mitte benötigt.",
         ),
     ],
 )
 def test_role_required_is_one_translatable_sentence_with_the_english_unchanged(
-    roles, at, message, language
+    roles, at, english, german
 ):
-    """Issue 11: the roles and the clinic are placeholders of one sentence; without a German
-    catalog the words are the English ones."""
+    """Issue 11: the roles and the clinic are placeholders of one sentence, the roles named as a
+    sentence names them in each language (lower case in English, German nouns capitalised)."""
     clinic = None if at is None else Clinic(name=at)
-    with translation.override(language):
-        problem = _role_needed(roles, clinic)
-    assert problem.as_dict() == {"code": "role_required", "message": message, "field": None}
+    for language, message in (("en", english), ("de", german)):
+        with translation.override(language):
+            problem = _role_needed(roles, clinic)
+        assert problem.as_dict() == {"code": "role_required", "message": message, "field": None}

@@ -157,10 +157,10 @@ def test_a_german_clinics_reminder_is_rendered_in_german(two_clinics):
     ):
         message = notices.reminder_email(notification, number=2)
 
-    assert message.subject.startswith(f"URGENT: {MARK}REMINDER 2: recall {recall.reference}")
+    assert message.subject.startswith(f"DRINGEND: {MARK}REMINDER 2: recall {recall.reference}")
     assert german.name in message.subject
     assert f"{MARK}The original notice follows." in message.body
-    assert f"sent {sent_german} UTC" in message.body
+    assert f"{sent_german} UTC" in message.body
     assert '<html lang="de">' in _html(message)
     assert german_date(lot.expires_on) in message.body
 
