@@ -13,13 +13,14 @@ from typing import Any
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils.translation import gettext as _
 
-from common.errors import DomainError
+from common.errors import DomainError, Problem
 from lots.models import (
     MANUFACTURER_CERTIFICATE_KINDS,
     Donor,
     DonorMarkerResult,
     Lot,
     LotQcResult,
+    LotStatus,
 )
 from lots.selectors import current_certificates
 from providers.access import access_for
@@ -197,3 +198,43 @@ def trace_backward(
         .order_by("pk")
     )
     return BackwardTrace(treatments=treatment_rows, lots=lots)
+
+
+def lot_use_warnings(lot: Lot, *, on: datetime.date) -> list[Problem]:
+    """Why the scanned vial may not be used on `on`, in the words treatment_record refuses with."""
+    warnings = []
+    if lot.status == LotStatus.RECALLED:
+        warnings.append(
+            Problem(
+                "lot_recalled",
+                _("Lot %(lot)s is recalled: do not use it.") % {"lot": lot.lot_number},
+                "lot",
+            )
+        )
+    elif lot.status == LotStatus.ON_HOLD:
+        warnings.append(
+            Problem(
+                "lot_on_hold",
+                _("Lot %(lot)s is on hold: do not use it.") % {"lot": lot.lot_number},
+                "lot",
+            )
+        )
+    elif lot.status != LotStatus.RELEASED:
+        warnings.append(
+            Problem(
+                "lot_not_released",
+                _("Lot %(lot)s is %(status)s, not released for use.")
+                % {"lot": lot.lot_number, "status": lot.get_status_display().lower()},
+                "lot",
+            )
+        )
+    if lot.is_expired(on=on):
+        warnings.append(
+            Problem(
+                "lot_expired",
+                _("Lot %(lot)s expired on %(expires_on)s.")
+                % {"lot": lot.lot_number, "expires_on": lot.expires_on.isoformat()},
+                "lot",
+            )
+        )
+    return warnings

@@ -7,10 +7,10 @@
 - `chair`: the treatment at the chair, recorded through `treatments.services.treatment_record`.
 
 A scan is resolved by `lots.scan.scan_resolve` and judged by the same words the service refuses
-with (`treatments.api.lot_use_warnings`), plus the clinic's accepted stock. A refused treatment is
-shown inline in plain words with what to do next; nothing is saved. The treatment's time is the
-moment it is saved unless the user gives one, so consent taken after the page was opened is
-never "after the treatment".
+with (`treatments.selectors.lot_use_warnings`), plus the clinic's accepted stock. A refused
+treatment is shown inline in plain words with what to do next; nothing is saved. The treatment's
+time is the moment it is saved unless the user gives one, so consent taken after the page was
+opened is never "after the treatment".
 """
 
 from pages.treatments import chair, detail, listing, scanning

@@ -1,6 +1,6 @@
 """Clinic pages, treatments: scanning a vial at the chair (a keyboard-wedge scanner or the
 camera). A scan is resolved by `lots.scan.scan_resolve` and judged by the same words the service
-refuses with (`treatments.api.lot_use_warnings`), plus the clinic's accepted stock; the lines
+refuses with (`treatments.selectors.lot_use_warnings`), plus the clinic's accepted stock; the lines
 already on the form are read back from it (`posted_lines`)."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from providers.models import Clinic
 from stock.models import StockState
 from stock.selectors import stock_balance_list
 from treatments import services
-from treatments.api.scans import lot_use_warnings
+from treatments.selectors import lot_use_warnings
 
 
 @dataclass

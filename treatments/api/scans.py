@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import datetime
 from typing import Any, cast
 
 from django.utils import timezone
-from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -14,15 +12,14 @@ from rest_framework.response import Response
 
 from common.api_fields import ErrorItemSerializer, error_responses, id_field
 from common.api_views import Api, validated
-from common.errors import Problem
 from lots.api import ProductRefSerializer
-from lots.models import Lot, LotStatus
+from lots.models import Lot
 from lots.scan import scan_resolve
 from providers.models import Clinic
 from providers.permissions import HasActiveRole
 from providers.selectors import clinic_list
 from treatments.api.base import SCAN_MAX_LENGTH
-from treatments.selectors import visible_clinic_ids
+from treatments.selectors import lot_use_warnings, visible_clinic_ids
 
 
 class ScannedLotSerializer(serializers.ModelSerializer[Lot]):
@@ -69,46 +66,6 @@ class ScanInputSerializer(serializers.Serializer[Any]):
             # A clinic the caller cannot see is "does not exist", as everywhere else.
             clinic = cast(serializers.PrimaryKeyRelatedField[Clinic], self.fields["clinic"])
             clinic.queryset = clinic_list(user=request.user)  # type: ignore[arg-type]
-
-
-def lot_use_warnings(lot: Lot, *, on: datetime.date) -> list[Problem]:
-    """Why the scanned vial may not be used on `on`, in the words treatment_record refuses with."""
-    warnings = []
-    if lot.status == LotStatus.RECALLED:
-        warnings.append(
-            Problem(
-                "lot_recalled",
-                _("Lot %(lot)s is recalled: do not use it.") % {"lot": lot.lot_number},
-                "lot",
-            )
-        )
-    elif lot.status == LotStatus.ON_HOLD:
-        warnings.append(
-            Problem(
-                "lot_on_hold",
-                _("Lot %(lot)s is on hold: do not use it.") % {"lot": lot.lot_number},
-                "lot",
-            )
-        )
-    elif lot.status != LotStatus.RELEASED:
-        warnings.append(
-            Problem(
-                "lot_not_released",
-                _("Lot %(lot)s is %(status)s, not released for use.")
-                % {"lot": lot.lot_number, "status": lot.get_status_display().lower()},
-                "lot",
-            )
-        )
-    if lot.is_expired(on=on):
-        warnings.append(
-            Problem(
-                "lot_expired",
-                _("Lot %(lot)s expired on %(expires_on)s.")
-                % {"lot": lot.lot_number, "expires_on": lot.expires_on.isoformat()},
-                "lot",
-            )
-        )
-    return warnings
 
 
 class ScanResolveApi(Api):
