@@ -62,6 +62,7 @@ class PatientContactInline(ReadOnlyInline):
     fields = ["full_name", "date_of_birth", "phone", "email", "postal_address"]
     show_change_link = False
     max_num = 1
+    select_related = ("patient",)
 
 
 class PatientTreatmentInline(ReadOnlyInline):
@@ -74,7 +75,8 @@ class PatientTreatmentInline(ReadOnlyInline):
         return (
             super()
             .get_queryset(request)
-            .select_related("clinic", "practitioner")
+            # The row is named by its patient and clinic (Treatment.__str__).
+            .select_related("clinic", "patient", "practitioner")
             .prefetch_related(
                 Prefetch("lines", queryset=TreatmentLine.objects.select_related("lot"))
             )

@@ -54,7 +54,7 @@ class TreatmentLineInline(ReadOnlyInline):
 
 class TreatmentAdverseEventInline(ReadOnlyInline):
     model = AdverseEvent
-    select_related = ("lot", "treatment")
+    select_related = ("lot__product", "treatment__patient", "treatment__clinic")
     fields = ["onset_on", "lot", "description", "serious", "reported_at"]
 
     @admin.display(description="Serious", boolean=True)
