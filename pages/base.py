@@ -25,7 +25,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from common.errors import DomainError, Problem
+from common.errors import DomainError
 from pages.models import AccountPreference
 from providers.access import Access, access_for
 from providers.models import Clinic
@@ -37,11 +37,6 @@ Rule = Callable[[Access], bool]
 def signed_in(access: Access) -> bool:
     """Any active role: the least a page asks."""
     return access.has_role
-
-
-def clinic_worker(access: Access) -> bool:
-    """Does a clinic's daily work somewhere (never an auditor)."""
-    return access.writes_clinic_work
 
 
 def network_writer(access: Access) -> bool:
@@ -99,10 +94,6 @@ def zone_for(access: Access, preference: AccountPreference) -> datetime.tzinfo:
 def refused(request: HttpRequest, reason: str, *, status: int = 403) -> HttpResponse:
     """The product's refusal page: what was refused and where to go instead."""
     return render(request, "pages/refused.html", {"reason": reason}, status=status)
-
-
-def problems_of(error: DomainError) -> list[Problem]:
-    return list(error.problems)
 
 
 def form_problems(form: Any, error: DomainError) -> None:

@@ -11,7 +11,7 @@ from providers.access import access_for
 
 
 def page_context(request: HttpRequest) -> dict[str, Any]:
-    if not request.path.startswith("/") or request.path.startswith(("/admin/", "/api/")):
+    if request.path.startswith(("/admin/", "/api/")):
         return {}
     access = access_for(request)
     return {

@@ -114,7 +114,7 @@ def _recent_adverse_events(access: Access) -> list[AdverseEvent]:
 def home(request: HttpRequest) -> HttpResponse:
     access = access_for(request)
     context: dict[str, Any] = {"nav": "home", "today": timezone.localdate()}
-    recalls = open_recalls_for(access)
+    recalls = open_recalls_for(request.user)
     context["open_recalls"] = recalls
     if access.is_network:
         context["awaiting"] = lots_awaiting_release()

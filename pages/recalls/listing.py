@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django import forms
-from django.contrib.auth import get_user_model
 from django.db.models import OuterRef, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
@@ -19,7 +18,7 @@ from django.utils.translation import gettext_lazy
 from common.csv import csv_response
 from pages.base import page
 from pages.recalls.common import _count, _page_of, _query_without_page, _sum
-from providers.access import Access, access_for
+from providers.access import access_for
 from providers.models import Clinic
 from recalls.models import (
     Acknowledgement,
@@ -86,19 +85,15 @@ def percent(part: int, whole: int) -> int | None:
     return None if not whole else round(100 * min(part, whole) / whole)
 
 
-def _user_of(access: Access) -> Any:
-    """A stand-in for the user the access belongs to, for selectors that take a user (they read
-    its access again, from the request's cache when there is one)."""
-    return get_user_model()(pk=access.user_id, is_active=True)
-
-
-def open_recalls_for(access: Access, *, limit: int = 10) -> list[Recall]:
+def open_recalls_for(user: Any, *, limit: int = 10) -> list[Recall]:
     """The open recalls the user sees (clinic staff: those that reached their clinics), newest
     first, each with its progress figures (`clinics_total`, `clinics_acknowledged`,
-    `patients_exposed`, `patients_contacted`, `units_held`, `units_accounted`); two queries."""
-    if access.user_id is None or not access.has_role:
+    `patients_exposed`, `patients_contacted`, `units_held`, `units_accounted`) over the clinics
+    the user sees; two queries."""
+    access = access_for(user)
+    if not access.has_role:
         return []
-    recalls = recall_list(user=_user_of(access)).filter(status=RecallStatus.OPEN)
+    recalls = recall_list(user=user).filter(status=RecallStatus.OPEN)
     return list(
         with_progress(recalls, access.visible_clinic_ids).order_by("-opened_at", "-pk")[:limit]
     )

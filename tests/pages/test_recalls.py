@@ -15,7 +15,6 @@ from django.urls import reverse
 
 from audit.models import ContactDataRead
 from lots.models import LotStatus
-from providers.access import access_for
 from recalls.models import (
     Acknowledgement,
     Notification,
@@ -109,17 +108,17 @@ def test_open_recalls_for_gives_open_recalls_with_progress_in_the_users_scope(
 ):
     from pages.recalls import open_recalls_for
 
-    [mine] = open_recalls_for(access_for(world.a.ready.clinician))
+    [mine] = open_recalls_for(world.a.ready.clinician)
     assert mine == world.recall
     assert (mine.clinics_total, mine.clinics_acknowledged, mine.units_held) == (1, 0, 3)
-    [every] = open_recalls_for(access_for(quality_manager))
+    [every] = open_recalls_for(quality_manager)
     assert (every.clinics_total, every.patients_exposed, every.units_held) == (2, 2, 5)
     outsider = clinic_ready()
-    assert open_recalls_for(access_for(outsider.administrator)) == []
+    assert open_recalls_for(outsider.administrator) == []
     recall_close(
         recall=world.recall, actor=quality_manager, password=PASSWORD, reason="Done", override=True
     )
-    assert open_recalls_for(access_for(quality_manager)) == []
+    assert open_recalls_for(quality_manager) == []
 
 
 def _list_queries(client: Any) -> int:
