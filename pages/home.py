@@ -81,10 +81,10 @@ def owed_in(recalls: list[Any]) -> list[Owed]:
     return owed
 
 
-def expiry_bands(access: Access) -> list[tuple[int, list[Any]]]:
+def expiry_bands(user: Any) -> list[tuple[int, list[Any]]]:
     """Usable stock by the window it expires in: within 30, 31-60 and 61-90 days (FEFO)."""
     today = timezone.localdate()
-    rows = expiring_stock(access, days=EXPIRY_WINDOWS[-1], limit=30)
+    rows = expiring_stock(user, days=EXPIRY_WINDOWS[-1], limit=30)
     bands: list[tuple[int, list[Any]]] = []
     lower = -1
     for days in EXPIRY_WINDOWS:
@@ -123,8 +123,8 @@ def home(request: HttpRequest) -> HttpResponse:
         context["auditor"] = not access.writes_network
     else:
         context["owed"] = owed_in(recalls)
-        context["expiry_bands"] = expiry_bands(access)
-        context["unusable"] = unusable_stock(access, limit=10)
+        context["expiry_bands"] = expiry_bands(request.user)
+        context["unusable"] = unusable_stock(request.user, limit=10)
         context["treatments"] = _recent_treatments(request)
         context["adverse_events"] = _recent_adverse_events(access)
     return render(request, "pages/home.html", context)

@@ -41,18 +41,12 @@ PAGE_SIZE = 50
 EXPIRY_WINDOWS = (30, 60, 90)
 
 
-def _balances(access: Access) -> QuerySet[StockBalance]:
-    """Units on hand at the clinics `access` sees (the same scope stock_balance_list applies)."""
-    balances = StockBalance.objects.filter(quantity__gt=0).select_related("clinic", "lot__product")
-    visible = access.visible_clinic_ids
-    return balances if visible is None else balances.filter(clinic_id__in=visible)
-
-
-def expiring_stock(access: Access, *, days: int = 90, limit: int = 20) -> list[StockBalance]:
-    """Usable units whose lot expires within `days` (today included), first expiry first."""
+def expiring_stock(user: Any, *, days: int = 90, limit: int = 20) -> list[StockBalance]:
+    """Usable units the user sees whose lot expires within `days` (today included), first
+    expiry first."""
     today = timezone.localdate()
     return list(
-        _balances(access)
+        stock_balance_list(user=user)
         .filter(
             state=StockState.ACCEPTED,
             lot__status=LotStatus.RELEASED,
@@ -63,10 +57,11 @@ def expiring_stock(access: Access, *, days: int = 90, limit: int = 20) -> list[S
     )
 
 
-def unusable_stock(access: Access, *, limit: int = 20) -> list[StockBalance]:
+def unusable_stock(user: Any, *, limit: int = 20) -> list[StockBalance]:
     """Units on hand that must not be used: quarantined, blocked or rejected, or of a lot that is
     not released or has expired. These wait for a decision, a return or a destruction."""
-    return list(_balances(access).filter(_unusable_q(timezone.localdate())).order_by(*FEFO)[:limit])
+    balances = stock_balance_list(user=user).filter(_unusable_q(timezone.localdate()))
+    return list(balances.order_by(*FEFO)[:limit])
 
 
 @dataclass

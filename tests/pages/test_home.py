@@ -11,7 +11,6 @@ from django.utils import timezone
 
 from lots.models import LotStatus
 from pages.home import expiry_bands
-from providers.access import access_for
 from providers.models import Role
 from tests.factories import (
     LotFactory,
@@ -60,7 +59,7 @@ def test_clinic_staff_see_usable_stock_by_the_window_it_expires_in():
     for lot in (soon, later, last, beyond):
         receive(ready, lot, 3)
 
-    bands = dict(expiry_bands(access_for(ready.clinician)))
+    bands = dict(expiry_bands(ready.clinician))
 
     assert [row.lot for row in bands[30]] == [soon]
     assert [row.lot for row in bands[60]] == [later]

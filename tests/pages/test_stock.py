@@ -13,7 +13,6 @@ from django.urls import reverse
 
 from lots.models import LotStatus
 from pages.stock import expiring_stock, unusable_stock
-from providers.access import access_for
 from providers.models import Role
 from stock.models import MovementKind, Receipt, StockBalance, StockMovement, StockState
 from tests.factories import (
@@ -227,14 +226,14 @@ def test_expiring_stock_lists_usable_units_within_the_window_first_expiry_first(
         receive(ready, lot, 1)
     receive(ready, held, 1, decision="quarantine")
     receive(elsewhere, foreign, 1)
-    access = access_for(ready.administrator)
+    user = ready.administrator
 
-    assert [b.lot for b in expiring_stock(access)] == [soon, later]
-    assert [b.lot for b in expiring_stock(access, days=30)] == [soon]
-    assert [b.lot for b in expiring_stock(access, limit=1)] == [soon]
+    assert [b.lot for b in expiring_stock(user)] == [soon, later]
+    assert [b.lot for b in expiring_stock(user, days=30)] == [soon]
+    assert [b.lot for b in expiring_stock(user, limit=1)] == [soon]
     network = UserFactory()
     MembershipFactory(user=network, role=Role.AUDITOR, clinic=None)
-    assert foreign in [b.lot for b in expiring_stock(access_for(network))]
+    assert foreign in [b.lot for b in expiring_stock(network)]
 
 
 def test_unusable_stock_lists_quarantined_blocked_rejected_and_not_released_lots():
@@ -248,14 +247,14 @@ def test_unusable_stock_lists_quarantined_blocked_rejected_and_not_released_lots
     on_hold.save()
     receive(elsewhere, released_lot(), 1, decision="quarantine")
 
-    found = {(b.lot, b.state) for b in unusable_stock(access_for(ready.administrator))}
+    found = {(b.lot, b.state) for b in unusable_stock(ready.administrator)}
 
     assert found == {
         (held, StockState.QUARANTINED),
         (rejected, StockState.REJECTED),
         (on_hold, StockState.ACCEPTED),
     }
-    assert len(unusable_stock(access_for(ready.administrator), limit=2)) == 2
+    assert len(unusable_stock(ready.administrator, limit=2)) == 2
 
 
 # ---------------------------------------------------------------------------------------------
