@@ -144,6 +144,29 @@ DATABASES = {
 DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c pgtrigger.ignore={}"
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ValueError("DATABASE_URL must point at PostgreSQL (postgresql://...)")
+# A streaming replica of DATABASE_URL for reads (docs/replicas.md); unset, everything uses the
+# primary. After a write, a browser reads the primary for DATABASE_REPLICA_PIN_SECONDS.
+_replica_url = env_str("DATABASE_REPLICA_URL")
+DATABASE_REPLICA_PIN_SECONDS = env_float("DATABASE_REPLICA_PIN_SECONDS", 5.0)
+if DATABASE_REPLICA_PIN_SECONDS < 0:
+    raise ValueError(
+        f"DATABASE_REPLICA_PIN_SECONDS must not be negative, got {DATABASE_REPLICA_PIN_SECONDS}"
+    )
+if _replica_url:
+    DATABASES["replica"] = {
+        **dj_database_url.parse(
+            _replica_url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60), conn_health_checks=True
+        ),
+        "OPTIONS": dict(DATABASES["default"]["OPTIONS"]),
+        "TEST": {"MIRROR": "default"},
+    }
+    if DATABASES["replica"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ValueError("DATABASE_REPLICA_URL must point at PostgreSQL (postgresql://...)")
+    DATABASE_ROUTERS = ["common.db_routing.PrimaryReplicaRouter"]
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.contrib.sessions.middleware.SessionMiddleware"),
+        "common.db_routing.ReplicaReadsMiddleware",
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Argon2id for every new or changed password; the others only read hashes stored before (Django
