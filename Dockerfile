@@ -30,4 +30,8 @@ RUN useradd --system --uid 10001 --home-dir /app traceability \
 USER traceability
 
 EXPOSE 8000
+# Liveness only: a database outage must not get the web process restarted (docs/operations.md).
+# The worker and beat containers of docker-compose.yml turn this off.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health/live', timeout=5)"]
 CMD ["gunicorn", "traceability.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "pgtrigger",
     "pghistory",
     "pghistory.admin",
+    "common.apps.CommonConfig",
     "providers.apps.ProvidersConfig",
     "signatures.apps.SignaturesConfig",
     "lots.apps.LotsConfig",
@@ -89,6 +90,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so every line any other middleware logs carries the request's id.
+    "common.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -342,7 +345,15 @@ CELERY_BEAT_SCHEDULE_FILENAME = env_str(
     "CELERY_BEAT_SCHEDULE_FILENAME", str(VAR_DIR / "celerybeat-schedule")
 )
 # Periodic work (Celery beat): each app's own schedule.
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {**RECALLS_BEAT_SCHEDULE}
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    **RECALLS_BEAT_SCHEDULE,
+    # Beat's own heartbeat, for the readiness check; one left queued past the next is dropped.
+    "health-beat-heartbeat": {
+        "task": "common.beat_heartbeat_record",
+        "schedule": 60.0,
+        "options": {"expires": 55.0},
+    },
+}
 CELERY_TIMEZONE = "UTC"
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
@@ -400,10 +411,49 @@ RECALL_WEBHOOK_TIMEOUT_SECONDS = env_int("RECALL_WEBHOOK_TIMEOUT_SECONDS", 10)
 RECALL_REMINDER_AFTER_HOURS = env_int("RECALL_REMINDER_AFTER_HOURS", 24)
 RECALL_ESCALATE_AFTER_REMINDERS = env_int("RECALL_ESCALATE_AFTER_REMINDERS", 2)
 
+# Health endpoints (common.health): /health/live answers while the process runs; /health/ready
+# checks the database, the broker, the worker's heartbeat and beat's, and answers 503 when a
+# required one fails (the others show "warn"): a web-only deployment is ready without a worker.
+HEALTH_CHECK_NAMES = ("database", "broker", "worker", "beat")
+HEALTH_REQUIRED_CHECKS = env_list("HEALTH_REQUIRED_CHECKS", ["database", "broker"])
+if not set(HEALTH_REQUIRED_CHECKS) <= set(HEALTH_CHECK_NAMES):
+    raise ValueError(
+        f"HEALTH_REQUIRED_CHECKS may name {', '.join(HEALTH_CHECK_NAMES)}, "
+        f"got {', '.join(HEALTH_REQUIRED_CHECKS)}"
+    )
+HEALTH_CHECK_TIMEOUT_SECONDS = 2.0
+# The worker writes its heartbeat every HEALTH_WORKER_HEARTBEAT_SECONDS; beat's comes every
+# minute (CELERY_BEAT_SCHEDULE) through a worker. Each is stale after a few missed beats.
+HEALTH_WORKER_HEARTBEAT_SECONDS = 30.0
+HEALTH_WORKER_MAX_AGE_SECONDS = 120.0
+HEALTH_BEAT_MAX_AGE_SECONDS = 300.0
+# A load balancer probes over plain HTTP behind the TLS it terminates.
+SECURE_REDIRECT_EXEMPT = [r"^health/"]
+
+# One JSON object per line in production, for a log collector; readable lines in development.
+# Every line written while a request is served (and by the tasks it queued) carries its id.
+LOG_FORMAT = env_str("LOG_FORMAT", "json" if PRODUCTION else "text")
+if LOG_FORMAT not in {"json", "text"}:
+    raise ValueError(f"LOG_FORMAT must be json or text, got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "common.request_id.RequestIdFilter"}},
+    "formatters": {
+        "json": {"()": "common.logging_json.JsonFormatter"},
+        "text": {
+            "()": "logging.Formatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+            "defaults": {"request_id": "-"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # The PDF recall report: WeasyPrint logs every layout step and fontTools every glyph subset
     # at INFO; keep their warnings only.

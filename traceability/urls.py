@@ -3,12 +3,16 @@ from django.contrib.auth.decorators import login_required
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from common import health
 from common.api import api_not_found
 from recalls.views import recall_acknowledgement_page
 
 handler400 = "common.api.bad_request"
 
 urlpatterns = [
+    # For load balancers: open to all, no session, no throttle (common.health).
+    path("health/live", health.live, name="health-live"),
+    path("health/ready", health.ready, name="health-ready"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The docs page is for people: sign in first, rather than meet a bare 403.
