@@ -16,7 +16,7 @@ from rest_framework.response import Response
 
 from common.api import Pagination
 from common.api_views import validated
-from common.csv import csv_response
+from common.csv import csv_cells, csv_copy_response
 from lots.api import ManufacturerRefSerializer, ProductRefSerializer
 from lots.models import Lot
 from providers.api import ClinicRefSerializer
@@ -28,7 +28,6 @@ from treatments.models import AdverseEvent, TreatmentLine
 from treatments.selectors import ForwardScope, trace_forward
 from treatments.trace_api.base import FORMAT_PARAMETER, TraceApi, query_id, trace_responses
 
-CSV_CHUNK_ROWS = 2000
 # Django reads at most DATA_UPLOAD_MAX_NUMBER_FIELDS (1000) query fields; the other parameters take
 # at most 8, so this many repeated `lot` ids always fit (separated by commas they count as one).
 LOT_IDS_MAX = 990
@@ -212,11 +211,10 @@ class ForwardTraceApi(TraceApi):
     def get(self, request: Request) -> Response | StreamingHttpResponse:
         trace = trace_forward(user=request.user, scope=_forward_scope(request))
         if self.wants_csv(request):
-            rows = trace.lines.values_list(*(field for _, field in FORWARD_CSV_COLUMNS))
-            return csv_response(
+            return csv_copy_response(
                 "trace-forward.csv",
                 [name for name, _ in FORWARD_CSV_COLUMNS],
-                rows.iterator(chunk_size=CSV_CHUNK_ROWS),
+                csv_cells(trace.lines, [field for _, field in FORWARD_CSV_COLUMNS]),
             )
         totals = trace.lines.aggregate(
             treatment_lines=Count("pk"),
