@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -98,9 +100,11 @@ def treatment_problems(
     route: str,
     lines: list[LineRequest],
     consent: ConsentRequest | None,
+    balances: dict[int, int],
     now: datetime.datetime,
 ) -> list[Problem]:
-    """Every reason DESIGN rule 2 refuses this treatment, in words a clinician understands."""
+    """Every reason DESIGN rule 2 refuses this treatment, in words a clinician understands.
+    `balances` holds the clinic's accepted units of each lot, by lot id."""
     problems: list[Problem] = []
     # The treatment's day is the clinic's calendar day: at 00:30 in Berlin it is already the
     # next day, whatever the date in UTC. Expiry, "made after", and the licence are judged on it;
@@ -131,9 +135,9 @@ def treatment_problems(
                 "treatment_lot_repeated", _("Each lot appears once; add up its units."), "lines"
             )
         )
-    if not ClinicPractitioner.objects.filter(
-        clinic=clinic, practitioner=practitioner, active=True
-    ).exists():
+    chain = jurisdiction_chain(clinic.jurisdiction)
+    member, licensed = _practitioner_standing(clinic, practitioner, chain, day)
+    if not member:
         problems.append(
             Problem(
                 "practitioner_not_member",
@@ -142,10 +146,6 @@ def treatment_problems(
                 "practitioner",
             )
         )
-    chain = jurisdiction_chain(clinic.jurisdiction)
-    licensed = Licence.objects.filter(
-        practitioner=practitioner, jurisdiction__in=chain, valid_from__lte=day, valid_until__gte=day
-    ).exists()
     if not licensed:
         problems.append(
             Problem(
@@ -159,7 +159,7 @@ def treatment_problems(
                 "practitioner",
             )
         )
-    problems.extend(_lot_problems(clinic, lines, day, indication, route, chain))
+    problems.extend(_lot_problems(clinic, lines, balances, day, indication, route, chain))
     if consent is None and clinic.consent_required:
         problems.append(
             Problem(
@@ -189,9 +189,29 @@ def treatment_problems(
     return problems
 
 
+def _practitioner_standing(
+    clinic: Clinic, practitioner: Practitioner, chain: list[str], day: datetime.date
+) -> tuple[bool, bool]:
+    """Whether the practitioner practises at the clinic and holds a licence valid there on `day`:
+    both answers in one statement."""
+    memberships = ClinicPractitioner.objects.filter(
+        clinic=clinic, practitioner=practitioner, active=True
+    )
+    licences = Licence.objects.filter(
+        practitioner=practitioner, jurisdiction__in=chain, valid_from__lte=day, valid_until__gte=day
+    )
+    standing = (
+        Practitioner.objects.filter(pk=practitioner.pk)
+        .values(member=Exists(memberships), licensed=Exists(licences))
+        .get()
+    )
+    return standing["member"], standing["licensed"]
+
+
 def _lot_problems(
     clinic: Clinic,
     lines: list[LineRequest],
+    balances: dict[int, int],
     day: datetime.date,
     indication: str,
     route: str,
@@ -207,12 +227,6 @@ def _lot_problems(
         )
     }
     restrictions = list(SourceRestriction.objects.filter(jurisdiction__in=chain))
-    balances = {
-        b.lot_id: b.quantity
-        for b in StockBalance.objects.filter(
-            clinic=clinic, lot_id__in=[lot.pk for lot in lots], state=StockState.ACCEPTED
-        )
-    }
     for index, line in enumerate(lines):
         lot, product = line.lot, line.lot.product
         where = f"lines[{index}]"
@@ -372,16 +386,7 @@ def treatment_record(
     Refuses with every applicable reason, and a refusal changes nothing.
     """
     require_any_role(actor, TREATING_ROLES, clinic=clinic)
-    # Re-read the lots with their products; their status is read again under the stock row locks
-    # below only through the balance, so a lot recalled a moment later is caught by the recall's
-    # own stock block (it moves accepted units to blocked).
-    lots = {
-        lot.pk: lot
-        for lot in Lot.objects.select_related("product").filter(
-            pk__in=[line.lot.pk for line in lines]
-        )
-    }
-    lines = [LineRequest(lot=lots[line.lot.pk], units=line.units) for line in lines]
+    lines, balances = _read_afresh(clinic, lines)
     problems = treatment_problems(
         clinic=clinic,
         patient=patient,
@@ -391,6 +396,7 @@ def treatment_record(
         route=route,
         lines=lines,
         consent=consent,
+        balances=balances,
         now=timezone.now(),
     )
     if problems:
@@ -411,7 +417,10 @@ def treatment_record(
         recorded_by=actor,
         recorded_at=timezone.now(),
     )
-    validate_instance(treatment, exclude=["recorded_by", "consent_taken_by"])
+    # The related rows are the instances this request read, and the consent's order is one of the
+    # problems above (its completeness holds by construction); the database's foreign keys and
+    # constraints enforce both again. Validating them here would read each row once more.
+    validate_instance(treatment, exclude=[*ALREADY_CHECKED, "recorded_by", "consent_taken_by"])
     with history(actor, "treatment recorded"):
         treatment.save()
         movements = apply_changes(
@@ -425,7 +434,7 @@ def treatment_record(
             reason=f"treatment {treatment.pk}",
             at=performed_at,
         )
-        TreatmentLine.objects.bulk_create(
+        written = TreatmentLine.objects.bulk_create(
             [
                 TreatmentLine(
                     treatment=treatment, lot=line.lot, units=line.units, stock_movement=movement
@@ -433,7 +442,42 @@ def treatment_record(
                 for line, movement in zip(lines, movements, strict=True)
             ]
         )
+    _known(treatment, "lines", written)
+    _known(treatment, "adverse_events", [])
     return treatment
+
+
+# Fields of a new treatment that treatment_problems has already judged, or that hold instances
+# read for this request.
+ALREADY_CHECKED = ["clinic", "patient", "practitioner", "consent_text", "consent_taken_at"]
+
+
+def _read_afresh(
+    clinic: Clinic, lines: list[LineRequest]
+) -> tuple[list[LineRequest], dict[int, int]]:
+    """The lines with their lots read again, with their products, and the clinic's accepted units
+    of each lot, in one statement. A caller's lot may have been read before it was recalled or
+    put on hold; a lot recalled after this read is caught by the recall's own stock block, which
+    moves the accepted units to blocked under the balance's row lock."""
+    accepted = StockBalance.objects.filter(
+        clinic=clinic, lot=OuterRef("pk"), state=StockState.ACCEPTED
+    ).values("quantity")
+    lots = (
+        Lot.objects.select_related("product")
+        .annotate(accepted=Coalesce(Subquery(accepted), 0))
+        .in_bulk([line.lot.pk for line in lines])
+    )
+    balances = {pk: lot.accepted for pk, lot in lots.items()}
+    return [LineRequest(lot=lots[line.lot.pk], units=line.units) for line in lines], balances
+
+
+def _known(treatment: Treatment, relation: str, rows: list[Any]) -> None:
+    """Hand `rows` to `treatment.<relation>.all()` as a prefetch would, so whoever shows the
+    treatment just recorded reads none of what was written back from the database."""
+    manager = getattr(treatment, relation)
+    known: QuerySet[Any] = manager.all()
+    known._result_cache = rows
+    treatment.__dict__.setdefault("_prefetched_objects_cache", {})[relation] = known
 
 
 @transaction.atomic

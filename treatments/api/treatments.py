@@ -272,7 +272,11 @@ class TreatmentsApi(ListApi):
             ),
             **data,
         )
-        return Response(_treatment_detail(request, treatment.pk), status=status.HTTP_201_CREATED)
+        # The treatment as written, with its lines and (none yet) adverse events: nothing is read
+        # back.
+        return Response(
+            TreatmentDetailOutputSerializer(treatment).data, status=status.HTTP_201_CREATED
+        )
 
 
 class TreatmentDetailApi(Api):
