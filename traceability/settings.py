@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "audit.apps.AuditConfig",
     "pages.apps.PagesConfig",
     "demo.apps.DemoConfig",
+    "ops.apps.OpsConfig",
     "django_htmx",
     "axes",
 ]
@@ -240,6 +241,8 @@ STATIC_ROOT = env_str("STATIC_ROOT", str(VAR_DIR / "static"))
 Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)
 MEDIA_URL = "media/"
 MEDIA_ROOT = env_str("MEDIA_ROOT", str(VAR_DIR / "media"))
+# The PostgreSQL client programs for backups (ops.postgres); unset, found by the server's version.
+PG_BIN_DIR = env_str("PG_BIN_DIR")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
