@@ -35,7 +35,7 @@ import time
 
 from django.contrib.auth import get_user_model
 from django.db import connections, transaction
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.test import Client, RequestFactory
 
 from common.db_routing import PIN_COOKIE, ReplicaReadsMiddleware
@@ -70,7 +70,7 @@ def scalar(alias, sql):
 
 
 def replica_catches_up():
-    target = scalar("default", "SELECT pg_current_wal_lsn()::text")
+    target = scalar("default", "SELECT pg_current_wal_insert_lsn()::text")
     deadline = time.monotonic() + 30
     while not scalar("replica", f"SELECT pg_last_wal_replay_lsn() >= '{target}'::pg_lsn"):
         assert time.monotonic() < deadline, "the replica did not catch up within 30 s"
@@ -171,6 +171,29 @@ def write_then_read(request):
     return HttpResponse()
 
 
+def streamed(view):
+    response = ReplicaReadsMiddleware(view)(RequestFactory().get("/"))
+    # Read after the middleware has returned, as a WSGI server reads a streamed export.
+    lines = servers_for("providers_manufacturer", lambda: b"".join(response).decode().split("\n"))
+    response.close()
+    return lines
+
+
+def export_names(request):
+    def lines():
+        for name in Manufacturer.objects.values_list("legal_name", flat=True):
+            yield f"{name}\n"
+
+    return StreamingHttpResponse(lines())
+
+
+def write_then_export_names(request):
+    services.manufacturer_create(actor=user, legal_name="Exported Bio", country="FR")
+    return export_names(request)
+
+
+seen["streamed_export"] = streamed(export_names)
+seen["streamed_export_after_write"] = streamed(write_then_export_names)
 within_request(reads_in_and_out_of_transactions)
 within_request(row_lock)
 seen["write_then_read_pins"] = PIN_COOKIE in within_request(write_then_read).cookies
@@ -257,7 +280,7 @@ def primary_and_replica() -> Iterator[tuple[str, str]]:
             conf.write(
                 f"listen_addresses = '127.0.0.1'\nunix_socket_directories = '{base}'\n"
                 "wal_level = replica\nhot_standby = on\n"
-                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+                "fsync = off\nfull_page_writes = off\n"
             )
         primary_port, replica_port = _free_port(), _free_port()
         _start(bin_dir, primary, primary_port)
@@ -347,6 +370,18 @@ def test_a_read_after_a_write_in_the_same_request_sees_the_write(seen):
     assert seen["before_write"] == [False, ["replica"]]
     assert seen["after_write"] == [True, ["default"]]
     assert seen["write_then_read_pins"]
+
+
+def test_a_streamed_export_reads_the_replica_while_the_response_is_read(seen):
+    names, servers = seen["streamed_export"]
+    assert servers == ["replica"]
+    assert "Written Bio" not in names
+
+
+def test_a_streamed_export_after_a_write_in_its_request_reads_the_primary(seen):
+    names, servers = seen["streamed_export_after_write"]
+    assert servers == ["default"]
+    assert {"Written Bio", "Exported Bio"} <= set(names)
 
 
 def test_reads_inside_a_transaction_and_row_locks_go_to_the_primary(seen):
