@@ -1,4 +1,4 @@
-"""Which server answers a query: writes and the reads they rest on the primary, others a replica.
+"""Which server answers a query: the primary for writes and the reads they rest on, else a replica.
 
 Installed only when `DATABASE_REPLICA_URL` is set (traceability/settings.py; docs/replicas.md):
 
