@@ -401,28 +401,32 @@ def _freeze_stock(
 
 
 def _freeze_exposures(*, recall: Recall, round_number: int, lots: list[Lot]) -> set[int]:
-    """Copy every treatment line of the lots into the recall in one statement (fast at 10^5)."""
+    """Copy every treatment line of the lots into the recall and return the clinics that used
+    them, in one statement whatever the number of lines (10^5 for a manufacturer-wide recall).
+
+    No ON CONFLICT: a round's lots are in no earlier round of the recall, so none of their lines
+    is frozen yet, and the unique constraint would refuse it loudly if one were."""
     exposure = RecallExposure._meta.db_table
     line = TreatmentLine._meta.db_table
     treatment = Treatment._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            INSERT INTO {exposure} (recall_id, round, treatment_line_id, treatment_id, lot_id,
-                                    clinic_id, patient_id, practitioner_id, performed_at, units)
-            SELECT %s, %s, l.id, t.id, l.lot_id, t.clinic_id, t.patient_id, t.practitioner_id,
-                   t.performed_at, l.units
-            FROM {line} l JOIN {treatment} t ON t.id = l.treatment_id
-            WHERE l.lot_id = ANY(%s)
-            ON CONFLICT (recall_id, treatment_line_id) DO NOTHING
+            WITH frozen AS (
+                INSERT INTO {exposure} (recall_id, round, treatment_line_id, treatment_id,
+                                        lot_id, clinic_id, patient_id, practitioner_id,
+                                        performed_at, units)
+                SELECT %s, %s, l.id, t.id, l.lot_id, t.clinic_id, t.patient_id,
+                       t.practitioner_id, t.performed_at, l.units
+                FROM {line} l JOIN {treatment} t ON t.id = l.treatment_id
+                WHERE l.lot_id = ANY(%s)
+                RETURNING clinic_id
+            )
+            SELECT DISTINCT clinic_id FROM frozen
             """,  # noqa: S608 - table names are ours; values are parameters
             [recall.pk, round_number, [lot.pk for lot in lots]],
         )
-    return set(
-        RecallExposure.objects.filter(recall=recall, round=round_number)
-        .values_list("clinic_id", flat=True)
-        .distinct()
-    )
+        return {clinic_id for (clinic_id,) in cursor.fetchall()}
 
 
 def _write_notifications(
