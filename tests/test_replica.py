@@ -9,6 +9,7 @@ only the primary holds shows which server answered each read.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -79,7 +80,9 @@ def replica_catches_up():
 
 def pause_replay():
     scalar("replica", "SELECT pg_wal_replay_pause()::text")
+    deadline = time.monotonic() + 30
     while scalar("replica", "SELECT pg_get_wal_replay_pause_state()") != "paused":
+        assert time.monotonic() < deadline, "the replica did not pause within 30 s"
         time.sleep(0.05)
 
 
@@ -240,11 +243,13 @@ def _run(*command: str | Path) -> None:
     assert completed.returncode == 0, completed.stdout + completed.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+def _free_ports(count: int) -> list[int]:
+    """Held together while asked for, so the two servers are not told the same port."""
+    with contextlib.ExitStack() as stack:
+        probes = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
 
 
 def _start(bin_dir: Path, data: Path, port: int) -> None:
@@ -282,7 +287,7 @@ def primary_and_replica() -> Iterator[tuple[str, str]]:
                 "wal_level = replica\nhot_standby = on\n"
                 "fsync = off\nfull_page_writes = off\n"
             )
-        primary_port, replica_port = _free_port(), _free_port()
+        primary_port, replica_port = _free_ports(2)
         _start(bin_dir, primary, primary_port)
         with psycopg.connect(
             f"postgresql://postgres@127.0.0.1:{primary_port}/postgres", autocommit=True
