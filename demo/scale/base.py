@@ -217,7 +217,7 @@ def lock(cursor: CursorWrapper, tables: Sequence[str]) -> None:
 # Deterministic pseudo-random numbers in [0, 2^31) from a number and a salt: the same seed gives
 # the same data set. Inlined by the planner (an immutable one-expression SQL function).
 HASH_FUNCTION_SQL = """
-CREATE FUNCTION pg_temp.scale_hash(x bigint, salt bigint) RETURNS bigint
+CREATE OR REPLACE FUNCTION pg_temp.scale_hash(x bigint, salt bigint) RETURNS bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT hashint8extended(x, salt) & 2147483647 $$
 """

@@ -26,9 +26,10 @@ CONTEXT_TABLE = "pghistory_context"
 
 # sha256(link before || digest), as audit_chain_append computes it, as a running aggregate.
 CHAIN_FOLD_SQL = """
-CREATE FUNCTION pg_temp.scale_chain_step(link bytea, digest bytea, start bytea) RETURNS bytea
+CREATE OR REPLACE FUNCTION pg_temp.scale_chain_step(link bytea, digest bytea, start bytea)
+RETURNS bytea
 LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN RETURN sha256(coalesce(link, start) || digest); END $$;
-CREATE AGGREGATE pg_temp.scale_chain(bytea, bytea) (
+CREATE OR REPLACE AGGREGATE pg_temp.scale_chain(bytea, bytea) (
     sfunc = pg_temp.scale_chain_step, stype = bytea
 )
 """
