@@ -24,7 +24,13 @@ from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.utils import timezone
 
-from ops.inventory import CertificateFile, certificate_files, migration_state, row_counts
+from ops.inventory import (
+    CertificateFile,
+    audit_chain_head,
+    certificate_files,
+    migration_state,
+    row_counts,
+)
 from ops.postgres import client_program, client_target
 
 MANIFEST_NAME = "manifest.json"
@@ -48,6 +54,16 @@ class Backup:
     damaged: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """What the database held at the instant the dump was taken."""
+
+    row_counts: dict[str, int]
+    migrations: dict[str, str]
+    certificates: list[CertificateFile]
+    audit_chain_head: str
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -66,13 +82,13 @@ def backup_create(*, out: Path) -> Backup:
     target = client_target()
     pg_dump = client_program("pg_dump", server_major=target.server_major)
     taken_at = timezone.now()
-    counts, migrations, certificates = _dump_from_one_snapshot(
+    snapshot = _dump_from_one_snapshot(
         pg_dump=pg_dump,
         target_env=target.environment(dict(os.environ)),
         conninfo=target.conninfo,
         dump=out / DUMP_NAME,
     )
-    files, damaged = _archive_certificates(certificates, out / MEDIA_NAME)
+    files, damaged = _archive_certificates(snapshot.certificates, out / MEDIA_NAME)
     manifest = {
         "format": FORMAT_VERSION,
         "created_at": taken_at.isoformat(),
@@ -81,8 +97,9 @@ def backup_create(*, out: Path) -> Backup:
             "server_version": ".".join(map(str, connection.get_database_version())),
             "pg_dump": str(pg_dump),
         },
-        "migrations": migrations,
-        "row_counts": counts,
+        "migrations": snapshot.migrations,
+        "row_counts": snapshot.row_counts,
+        "audit_chain_head": snapshot.audit_chain_head,
         "dump": {
             "file": DUMP_NAME,
             "sha256": file_sha256(out / DUMP_NAME),
@@ -103,24 +120,28 @@ def backup_create(*, out: Path) -> Backup:
 
 def _dump_from_one_snapshot(
     *, pg_dump: Path, target_env: dict[str, str], conninfo: str, dump: Path
-) -> tuple[dict[str, int], dict[str, str], list[CertificateFile]]:
+) -> Snapshot:
     """Count the rows, read the migrations and the certificate rows, and run pg_dump, all on one
     exported snapshot: writers go on meanwhile, and the manifest still describes the dump exactly.
     The read-only transaction stays open while pg_dump runs (a snapshot lives only as long as the
-    transaction that exported it); it holds no lock a writer waits for."""
+    transaction that exported it). Writers never wait for it; a migration would wait for pg_dump's
+    share locks, so none should run meanwhile."""
     with transaction.atomic(durable=True), connection.cursor() as cursor:
         cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         cursor.execute("SELECT pg_export_snapshot()")
-        (snapshot,) = cursor.fetchone()
-        counts = row_counts(cursor)
-        migrations = migration_state(cursor)
-        certificates = certificate_files(cursor)
+        (snapshot_id,) = cursor.fetchone()
+        snapshot = Snapshot(
+            row_counts=row_counts(cursor),
+            migrations=migration_state(cursor),
+            certificates=certificate_files(cursor),
+            audit_chain_head=audit_chain_head(cursor),
+        )
         completed = subprocess.run(  # noqa: S603 - PostgreSQL's pg_dump, arguments built here
             [
                 str(pg_dump),
                 "--format=custom",
                 "--no-password",
-                f"--snapshot={snapshot}",
+                f"--snapshot={snapshot_id}",
                 f"--file={dump}",
                 f"--dbname={conninfo}",
             ],
@@ -131,7 +152,7 @@ def _dump_from_one_snapshot(
         )
     if completed.returncode != 0:
         raise BackupError(f"pg_dump failed ({completed.returncode}): {completed.stderr.strip()}")
-    return counts, migrations, certificates
+    return snapshot
 
 
 def _archive_certificates(

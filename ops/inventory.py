@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from audit.models import ChainLink
 from lots.models import Certificate
 
 
@@ -69,6 +70,17 @@ def certificate_files(cursor: Cursor) -> list[CertificateFile]:
     return [
         CertificateFile(int(pk), str(name), str(sha256)) for pk, name, sha256 in cursor.fetchall()
     ]
+
+
+def audit_chain_head(cursor: Cursor) -> str:
+    """The last link of the audit chain as `audit_verify --anchor` takes it (POSITION:LINKHEX),
+    or "" for an empty chain: the restored chain must hold this very link at this position."""
+    sql, params = (
+        ChainLink.objects.order_by("-id").values_list("id", "link")[:1].query.sql_with_params()
+    )
+    cursor.execute(sql, params)
+    rows = cursor.fetchall()
+    return f"{rows[0][0]}:{bytes(rows[0][1]).hex()}" if rows else ""
 
 
 def sequences_behind(cursor: Cursor) -> list[str]:

@@ -5,7 +5,9 @@ the electronic signatures check out against the copy itself.
 The restored copy is not the database Django is configured with, so it is read over its own
 connection, and the audit and signature checks run as `manage.py audit_verify` and
 `manage.py signatures_verify` in a child process whose DATABASE_URL names the copy: the very
-commands an auditor runs, against nothing but the restored data."""
+commands an auditor runs, against nothing but the restored data. The audit check is anchored on
+the chain's last link at backup time, so the restored chain must be that chain, not merely a
+consistent one."""
 
 from __future__ import annotations
 
@@ -58,8 +60,9 @@ def backup_verify(*, directory: Path, database_url: str, media_root: Path) -> li
                 Difference("sequence_behind", problem) for problem in sequences_behind(cursor)
             ]
     differences += _certificate_differences(certificates, media_root)
-    for command in ("audit_verify", "signatures_verify"):
-        differences += _command_differences(command, database_url, media_root)
+    anchor = [f"--anchor={manifest['audit_chain_head']}"] if manifest["audit_chain_head"] else []
+    differences += _command_differences(["audit_verify", *anchor], database_url, media_root)
+    differences += _command_differences(["signatures_verify"], database_url, media_root)
     return differences
 
 
@@ -131,10 +134,13 @@ def _certificate_differences(
     return differences
 
 
-def _command_differences(command: str, database_url: str, media_root: Path) -> list[Difference]:
+def _command_differences(
+    arguments: list[str], database_url: str, media_root: Path
+) -> list[Difference]:
     """Run one of the project's verification commands against the restored copy."""
+    command = arguments[0]
     completed = subprocess.run(  # noqa: S603 - this project's own manage.py
-        [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), command],
+        [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), *arguments],
         env={**os.environ, "DATABASE_URL": database_url, "MEDIA_ROOT": str(media_root)},
         capture_output=True,
         text=True,

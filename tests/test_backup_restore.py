@@ -147,6 +147,7 @@ def test_the_backup_holds_the_dump_the_media_and_a_manifest_of_every_table(backu
         name.endswith(f"/{sha256}.pdf") for name, sha256 in manifest["certificate_files"].items()
     )
     assert manifest["migrations"]["lots"].startswith("00")
+    assert manifest["audit_chain_head"] == backup["audit_head"]
     assert (backup["directory"] / "database.dump").read_bytes().startswith(b"PGDMP")
 
 
