@@ -41,20 +41,24 @@ def request_id_for(incoming: str | None) -> str:
 
 
 class RequestIdMiddleware:
-    """First in the chain, so every other middleware's log lines carry the id too."""
+    """First in the chain, so every other middleware's log lines carry the id too. The id is
+    left in place until the response is closed (`request_finished`): Django logs a 4xx or 5xx
+    answer after the middleware has returned it."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request_id = request_id_for(request.headers.get(HEADER))
-        token = _current.set(request_id)
-        try:
-            response = self.get_response(request)
-        finally:
-            _current.reset(token)
+        _current.set(request_id)
+        response = self.get_response(request)
         response[HEADER] = request_id
         return response
+
+
+def request_finished(**_: Any) -> None:
+    """Django's request_finished: lines logged between requests carry no request's id."""
+    _current.set(None)
 
 
 class RequestIdFilter(logging.Filter):
