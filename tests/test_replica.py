@@ -100,13 +100,14 @@ def exists(name):
     return Manufacturer.objects.filter(legal_name=name).exists()
 
 
+PASSWORD = "replica test password 7"
 seen = {}
 seen["in_recovery"] = {alias: scalar(alias, "SELECT pg_is_in_recovery()") for alias in connections}
 seen["migrations"] = {
     alias: scalar(alias, "SELECT count(*) FROM django_migrations") for alias in connections
 }
 
-user = get_user_model().objects.create_user("replica-qm")
+user = get_user_model().objects.create_user("replica-qm", password=PASSWORD)
 Membership.objects.create(user=user, role=Role.QUALITY_MANAGER, clinic=None)
 client = Client()
 client.force_login(user)
@@ -143,6 +144,25 @@ seen["sign_in_servers"] = sorted(
         for alias, sql in statements[start:]
         if "django_session" in sql or "auth_user" in sql
     }
+)
+
+# A token issued while replay is paused exists on the primary only.
+issued = Client().post(
+    "/api/v1/auth/token/",
+    {"username": "replica-qm", "password": PASSWORD},
+    content_type="application/json",
+)
+seen["token_status"] = issued.status_code
+start = len(statements)
+response, seen["token_get_servers"] = servers_for(
+    "providers_manufacturer",
+    lambda: Client().get(
+        "/api/v1/manufacturers/", HTTP_AUTHORIZATION=f"Token {issued.json()['token']}"
+    ),
+)
+seen["token_get_status"] = response.status_code
+seen["token_lookup_servers"] = sorted(
+    {alias for alias, sql in statements[start:] if "knox_authtoken" in sql}
 )
 
 
@@ -369,6 +389,13 @@ def test_a_list_without_the_pin_is_served_by_the_replica(seen):
 
 def test_sign_in_state_is_read_on_the_primary_even_when_the_list_is_not(seen):
     assert seen["sign_in_servers"] == ["default"]
+
+
+def test_a_token_works_the_moment_it_is_issued_while_lists_stay_on_the_replica(seen):
+    assert seen["token_status"] == 201
+    assert seen["token_get_status"] == 200
+    assert seen["token_lookup_servers"] == ["default"]
+    assert seen["token_get_servers"] == ["replica"]
 
 
 def test_a_read_after_a_write_in_the_same_request_sees_the_write(seen):
