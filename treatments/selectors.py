@@ -10,12 +10,13 @@ import datetime
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils.translation import gettext as _
 
 from common.errors import DomainError, Problem
 from lots.models import (
     MANUFACTURER_CERTIFICATE_KINDS,
+    Certificate,
     Donor,
     DonorMarkerResult,
     Lot,
@@ -154,7 +155,8 @@ def trace_backward(
     """From a patient or a treatment to every lot used, and from each lot to its donors with their
     marker results, its QC results, its certificates of analysis (`lot.certificates`) and the
     manufacturer's current GMP / ISO 13485 certificates
-    (`lot.manufacturer.quality_certificates`). Ten queries, whatever the size."""
+    (`lot.manufacturer.quality_certificates`); each certificate carries `is_current`. Ten queries,
+    whatever the size."""
     if not patient_id and not treatment_id:
         raise DomainError.single(
             "trace_scope_missing",
@@ -185,7 +187,13 @@ def trace_backward(
                 ),
             ),
             Prefetch("qc_results", queryset=LotQcResult.objects.select_related("test")),
-            "certificates",
+            # Each certificate says whether it is current (no newer version supersedes it).
+            Prefetch(
+                "certificates",
+                queryset=Certificate.objects.annotate(
+                    is_current=Exists(current_certificates().filter(pk=OuterRef("pk")))
+                ),
+            ),
             # Current means not superseded by a newer version; each keeps its validity dates.
             Prefetch(
                 "manufacturer__certificates",

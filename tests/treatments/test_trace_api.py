@@ -26,8 +26,9 @@ from tests.treatments.test_api import (
     receive,
     released_lot,
 )
-from treatments.models import Patient
+from treatments.models import Patient, TreatmentLine
 from treatments.services import adverse_event_record, patient_create
+from treatments.trace_api.forward import ForwardTreatmentRowSerializer, forward_rows
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
 
@@ -333,6 +334,10 @@ def test_forward_trace_runs_a_fixed_number_of_queries(
         assert forward(client, lot=lot.pk).json()["counts"]["treatments"] == 1
     with CaptureQueriesContext(connection) as one_csv:
         assert len(csv_rows(forward(client, lot=lot.pk, format="csv"))) == 2
+    # JSON: the caller's roles, the totals, the page's rows, lots, stock, adverse events.
+    assert len(one_json) == 6
+    # CSV: the caller's roles, then one COPY.
+    assert len(one_csv) == 2
 
     # 29 more, at two clinics, each with its own patient, practitioner and an adverse event.
     for index in range(29):
@@ -529,6 +534,11 @@ def test_backward_trace_runs_a_fixed_number_of_queries(
         assert backward(client, patient=site.patient.pk).json()["counts"]["lots"] == 1
     with CaptureQueriesContext(connection) as one_csv:
         assert len(csv_rows(backward(client, patient=site.patient.pk, format="csv"))) == 2
+    # The caller's roles, the patient, treatments, their lines and adverse events, lots, donors,
+    # marker results, QC results, certificates (each saying if current), the manufacturers'
+    # certificates; JSON adds the QC specifications.
+    assert len(one_csv) == 11
+    assert len(one_json) == 12
 
     # 29 more treatments, each with its own lot (donors, markers, QC and certificates), its own
     # practitioner and an adverse event.
@@ -546,3 +556,19 @@ def test_backward_trace_runs_a_fixed_number_of_queries(
     assert all(entry["qc_results"] and entry["donors"] for entry in body["lots"])
     with django_assert_num_queries(len(one_csv)):
         assert len(csv_rows(backward(client, patient=site.patient.pk, format="csv"))) == 31
+
+
+def test_forward_trace_rows_read_as_their_serializer_documents_them(network, auditor):
+    lot = network["lot"]
+    product = lot.product
+    product.gtin = ""
+    product.save(update_fields=["gtin"])
+    lines = TreatmentLine.objects.filter(lot=lot).order_by("treatment__performed_at", "pk")
+    documented = ForwardTreatmentRowSerializer(
+        lines.select_related("treatment__clinic", "treatment__patient", "lot__product"), many=True
+    ).data
+    assert len(documented) == 3
+    assert forward_rows(lines) == documented
+    assert forward(client_for(auditor), lot=lot.pk).json()["treatments"] == [
+        dict(row) for row in sorted(documented, key=lambda row: row["performed_at"])
+    ]

@@ -24,8 +24,7 @@ from lots.api import (
     LotQcResultOutputSerializer,
     ManufacturerRefSerializer,
 )
-from lots.models import Donor, Lot, Product, QcSpecification, Tissue
-from lots.selectors import current_certificates
+from lots.models import Certificate, Donor, Lot, LotQcResult, Product, QcSpecification, Tissue
 from providers.api import ClinicRefSerializer
 from stock.api import LotRefSerializer
 from treatments.api.patients import PatientOutputSerializer, PatientRefSerializer
@@ -162,9 +161,9 @@ BACKWARD_CSV_HEADER = (
 
 
 class _Evidence:
-    """What the output needs besides the selector's lots, read in two more queries whatever
-    their number: the QC specification in force per product, and which of the lots'
-    certificates are current (not superseded)."""
+    """What the output needs besides the selector's lots, read in one more query whatever their
+    number: the QC specification in force per product. Which certificates are current comes
+    with them from the selector."""
 
     def __init__(self, lots: list[Lot]) -> None:
         product_ids = {lot.product_id for lot in lots}
@@ -179,36 +178,54 @@ class _Evidence:
                 own.setdefault(spec.product_id, {})[spec.test_id] = spec
         # A product's own specification wins over the network default (qc_specifications_for).
         self.specifications = {pid: {**defaults, **own.get(pid, {})} for pid in product_ids}
-        certificate_ids = [c.pk for lot in lots for c in lot.certificates.all()]
-        self.current_certificate_ids = set(
-            current_certificates().filter(pk__in=certificate_ids).values_list("pk", flat=True)
-        )
-
-    def lot(self, lot: Lot) -> dict[str, Any]:
-        """One lot's evidence, serialised (each part with the context it needs)."""
-        # trace_backward prefetches the manufacturer's current quality certificates.
-        quality_certificates = lot.manufacturer.quality_certificates  # type: ignore[attr-defined]
-        return {
-            "lot": TraceLotDetailSerializer(lot).data,
-            "product": TraceProductSerializer(lot.product).data,
-            "manufacturer": ManufacturerRefSerializer(lot.manufacturer).data,
-            "donors": TraceDonorSerializer(lot.donors.all(), many=True).data,
-            "qc_results": LotQcResultOutputSerializer(
-                lot.qc_results.all(),
-                many=True,
-                context={"specifications": self.specifications[lot.product_id]},
-            ).data,
-            "certificates": LotCertificateOutputSerializer(
-                lot.certificates.all(),
-                many=True,
-                context={"current_certificate_ids": self.current_certificate_ids},
-            ).data,
-            "manufacturer_certificates": LotCertificateOutputSerializer(
-                quality_certificates,
-                many=True,
-                context={"current_certificate_ids": {c.pk for c in quality_certificates}},
-            ).data,
+        self.current_certificate_ids = {
+            certificate.pk
+            for lot in lots
+            for certificate in lot.certificates.all()
+            if certificate.is_current  # type: ignore[attr-defined]
         }
+
+    def lots(self, lots: list[Lot]) -> list[dict[str, Any]]:
+        """Every lot's evidence, serialised. Each serializer is built once for all the lots (a
+        ModelSerializer works out its fields when built, which cost more than writing the rows),
+        the QC results' once per product, whose specifications they are judged against."""
+        # trace_backward prefetches the manufacturer's current quality certificates.
+        quality = {lot.pk: lot.manufacturer.quality_certificates for lot in lots}  # type: ignore[attr-defined]
+        details = TraceLotDetailSerializer(lots, many=True).data
+        products = TraceProductSerializer([lot.product for lot in lots], many=True).data
+        manufacturers = ManufacturerRefSerializer(
+            [lot.manufacturer for lot in lots], many=True
+        ).data
+        donors: serializers.ListSerializer[Donor] = serializers.ListSerializer(
+            child=TraceDonorSerializer()
+        )
+        certificates: serializers.ListSerializer[Certificate] = serializers.ListSerializer(
+            child=LotCertificateOutputSerializer(),
+            context={
+                "current_certificate_ids": self.current_certificate_ids
+                | {c.pk for held in quality.values() for c in held}
+            },
+        )
+        qc_results: dict[int, serializers.ListSerializer[LotQcResult]] = {
+            product_id: serializers.ListSerializer(
+                child=LotQcResultOutputSerializer(), context={"specifications": specifications}
+            )
+            for product_id, specifications in self.specifications.items()
+        }
+        return [
+            {
+                "lot": detail,
+                "product": product,
+                "manufacturer": manufacturer,
+                "donors": donors.to_representation(lot.donors.all()),
+                "qc_results": qc_results[lot.product_id].to_representation(lot.qc_results.all()),
+                "certificates": certificates.to_representation(lot.certificates.all()),
+                "manufacturer_certificates": certificates.to_representation(quality[lot.pk]),
+            }
+            for lot, detail, product, manufacturer in zip(
+                lots, details, products, manufacturers, strict=True
+            )
+        ]
 
 
 def _backward_csv_rows(treatments: list[Treatment], lots: list[Lot]) -> Iterator[list[Any]]:
@@ -267,7 +284,7 @@ class BackwardTraceApi(TraceApi):
             {
                 "patient": None if patient is None else PatientOutputSerializer(patient).data,
                 "treatments": BackwardTreatmentSerializer(trace.treatments, many=True).data,
-                "lots": [evidence.lot(lot) for lot in trace.lots],
+                "lots": evidence.lots(trace.lots),
                 "counts": {
                     "treatments": len(trace.treatments),
                     "lots": len(trace.lots),
