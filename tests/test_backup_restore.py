@@ -3,8 +3,8 @@ into a new database with pg_restore and its media unpacked with tar, exactly as 
 says, is found whole by `backup_verify`, with the same audit chain; and what a restore lost or
 damaged is named.
 
-The backup is taken once for the module from committed data (pg_dump sees only what is committed),
-which is flushed afterwards as a transactional test's would be; each test restores it into a
+The backup is taken once for the module from committed data (pg_dump sees only what is
+committed), which is flushed afterwards as a transactional test's is; each test restores it into a
 database of its own and drops that database at the end.
 """
 
@@ -20,16 +20,20 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
+from django.apps import apps
 from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import override_settings
 
+from lots.reference_data import seed_reference_data
 from ops.postgres import client_program
 
-# Each test needs no database of Django's, but the mark makes pytest-django set up the test
-# database the module's backup is taken from (unmarked, the module would use DATABASE_URL's own).
-pytestmark = pytest.mark.django_db
+# The tests use no database of Django's, but the mark makes pytest-django set up the test
+# database the module's backup is taken from (unmarked, the module would use DATABASE_URL's own),
+# and transaction=True runs them with the other tests that commit: after every test that rolls
+# back, since the backup's data is committed and then flushed.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 FAST_HASHING = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
@@ -72,6 +76,8 @@ def backup(django_db_setup, django_db_blocker, tmp_path_factory):
         override_settings(PASSWORD_HASHERS=FAST_HASHING, MEDIA_ROOT=str(media_root)),
     ):
         try:
+            # An earlier transactional test's flush took the migrations' reference data too.
+            seed_reference_data(apps)
             call_command("seed_demo", stdout=io.StringIO())
             call_command("backup_create", out=directory, stdout=io.StringIO())
             audit = io.StringIO()

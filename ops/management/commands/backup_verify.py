@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ops.backup import BackupError
@@ -41,6 +42,8 @@ class Command(BaseCommand):
             )
         except BackupError as error:
             raise CommandError(str(error)) from error
+        except psycopg.OperationalError as error:
+            raise CommandError(f"Cannot read the restored database: {error}") from error
         for difference in differences:
             self.stdout.write(self.style.ERROR(difference.describe()))
         if differences:
