@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -155,6 +156,34 @@ def test_the_backup_holds_the_dump_the_media_and_a_manifest_of_every_table(backu
     assert manifest["migrations"]["lots"].startswith("00")
     assert manifest["audit_chain_head"] == backup["audit_head"]
     assert (backup["directory"] / "database.dump").read_bytes().startswith(b"PGDMP")
+
+
+def test_the_dump_loads_every_row_before_it_creates_any_trigger(backup):
+    """pg_restore follows the archive's table of contents: rows loaded while no pgtrigger
+    protection, pghistory trigger or audit chain trigger exists write no history and are never
+    refused (docs/backup.md, "Triggers, history and sequences at restore")."""
+    manifest = json.loads((backup["directory"] / "manifest.json").read_text())
+    server_major = int(manifest["database"]["server_version"].split(".")[0])
+    contents = subprocess.run(
+        [
+            str(client_program("pg_restore", server_major=server_major)),
+            "--list",
+            str(backup["directory"] / "database.dump"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    kinds = re.findall(r"^\d+; \d+ \d+ (TABLE DATA|TRIGGER) ", contents, re.MULTILINE)
+
+    for trigger in (
+        "lots_certificate pgtrigger_certificate_immutable_",
+        "lots_certificate pgtrigger_insert_insert_",
+        "lots_certificateevent audit_chain ",
+    ):
+        assert f"TRIGGER public {trigger}" in contents, trigger
+    assert kinds.index("TRIGGER") > len(kinds) - 1 - kinds[::-1].index("TABLE DATA")
 
 
 def test_backup_create_never_writes_over_an_earlier_backup(backup):
