@@ -34,4 +34,6 @@ EXPOSE 8000
 # The worker and beat containers of docker-compose.yml turn this off.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health/live', timeout=5)"]
-CMD ["gunicorn", "traceability.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+# The access line ends with the request's id, as every other line of the request carries it.
+CMD ["gunicorn", "traceability.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-", \
+     "--access-logformat", "%(h)s %(l)s %(u)s %(t)s \"%(r)s\" %(s)s %(b)s \"%(f)s\" \"%(a)s\" request_id=%({x-request-id}o)s"]

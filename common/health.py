@@ -21,7 +21,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import Resolver404, resolve
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
@@ -34,6 +35,8 @@ from common.models import Heartbeat
 
 logger = logging.getLogger(__name__)
 
+# Where traceability/urls.py puts the probes; other paths are not even resolved here.
+PROBE_PREFIX = "/health/"
 WORKER = "worker"
 BEAT = "beat"
 
@@ -206,6 +209,32 @@ def ready(request: HttpRequest) -> JsonResponse:
         "checks": checks,
     }
     return JsonResponse(body, status=503)
+
+
+class ProbeMiddleware:
+    """Answers the two probes before the rest of the chain: a load balancer asks with its own
+    idea of the Host header (often the instance's address, not in ALLOWED_HOSTS), over plain
+    HTTP, and needs no session, language or sign-in. The paths stay in the URL configuration;
+    only the views below are answered here."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        view = _probe_view(request.path_info)
+        if view is not None:
+            return view(request)
+        return self.get_response(request)
+
+
+def _probe_view(path: str) -> Callable[[HttpRequest], HttpResponse] | None:
+    if not path.startswith(PROBE_PREFIX):
+        return None
+    try:
+        view: Callable[[HttpRequest], HttpResponse] = resolve(path).func
+    except Resolver404:
+        return None
+    return view if view in (live, ready) else None
 
 
 def heartbeat_keep(process: str, every_seconds: float, stop: threading.Event) -> None:

@@ -205,6 +205,27 @@ def test_ready_neither_throttles_nor_sets_cookies(client, settings, directory_br
 
 
 @pytest.mark.django_db
+def test_probes_are_answered_whatever_host_the_load_balancer_names(client, directory_broker):
+    foreign = {"Host": "10.0.4.17:8000", "X-Request-ID": "lb-probe-1"}
+
+    live = client.get(LIVE, headers=foreign)
+    ready = client.get(READY, headers=foreign)
+    page = client.get("/api/v1/lots/", headers=foreign)
+
+    assert (live.status_code, ready.status_code) == (200, 200)
+    assert ready["X-Request-ID"] == "lb-probe-1"
+    assert page.status_code == 400
+
+
+@pytest.mark.django_db
+def test_probes_are_not_redirected_to_https(client, settings, directory_broker):
+    settings.SECURE_SSL_REDIRECT = True
+
+    assert client.get(READY).status_code == 200
+    assert client.get("/api/v1/lots/").status_code == 301
+
+
+@pytest.mark.django_db
 def test_ready_refuses_writes(client):
     assert client.post(READY).status_code == 405
 

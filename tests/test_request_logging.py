@@ -6,8 +6,12 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +19,7 @@ from django.test import Client
 
 from common.logging_json import JsonFormatter
 from common.request_id import RequestIdFilter
+from recalls.models import Notification, NotificationStatus, Recall
 from tests.factories import PASSWORD
 from tests.recalls import conftest as recall_fixtures
 from tests.recalls.conftest import affected_clinic, recalled_lot, wait_until
@@ -24,6 +29,8 @@ smtp_server = recall_fixtures.smtp_server
 celery_worker = recall_fixtures.celery_worker
 
 NEW_ID = re.compile(r"[0-9a-f]{32}")
+ROOT = Path(__file__).resolve().parent.parent
+PRODUCTION_SECRET = "q8Zp1xR7mN4tB9wC3yL6hF0jD5gS8aE2uI7oP1qW4eR6tY9uI3oP5aS7dF0gH2k2V"
 
 
 @pytest.fixture
@@ -100,11 +107,12 @@ def _worker_lines(worker) -> list[dict[str, Any]]:
 
 
 def _succeeded(lines: list[dict[str, Any]], task: str) -> list[dict[str, Any]]:
+    """The worker's lines saying a task whose name starts with `task` succeeded."""
     return [
         line
         for line in lines
         if line["logger"] == "celery.app.trace"
-        and line["message"].startswith(f"Task {task}[")
+        and line["message"].startswith(f"Task {task}")
         and " succeeded " in line["message"]
     ]
 
@@ -139,17 +147,73 @@ def test_the_tasks_a_request_queues_log_with_its_id_in_a_real_worker(
     assert response.status_code == 201, response.content
     assert response["X-Request-ID"] == "open-recall-4711"
 
-    # then the fan-out task it queued, and each delivery task the fan-out queued in turn, log
+    # then the fan-out task it queued, and the delivery tasks the fan-out queued in turn, log
     # their work in the worker with the request's id.
+    recall = Recall.objects.get()
     wait_until(
-        lambda: len(_succeeded(_worker_lines(worker), "recalls.notification_deliver")) >= 2,
-        what=f"both notices delivered\n{worker.log_tail()}",
+        lambda: (
+            set(Notification.objects.filter(recall=recall).values_list("status", flat=True))
+            == {NotificationStatus.SENT}
+        ),
+        what=f"every notice sent\n{worker.log_tail()}",
+    )
+    # (a task's "succeeded" line follows its last write)
+    wait_until(
+        lambda: len(_succeeded(_worker_lines(worker), "recalls.")) > 1,
+        what=f"the delivery tasks' lines\n{worker.log_tail()}",
     )
     lines = _worker_lines(worker)
-    fan_out = _succeeded(lines, "recalls.recall_notices_send")
-    deliveries = _succeeded(lines, "recalls.notification_deliver")
+    fan_out = _succeeded(lines, "recalls.recall_notices_send[")
+    recall_tasks = _succeeded(lines, "recalls.")
     assert [line["request_id"] for line in fan_out] == ["open-recall-4711"]
-    assert {line["request_id"] for line in deliveries} == {"open-recall-4711"}
+    assert len(recall_tasks) > len(fan_out)
+    assert {line["request_id"] for line in recall_tasks} == {"open-recall-4711"}
     # and the worker's own lines, outside any task, carry none.
     ready = [line for line in lines if line["message"].endswith(" ready.")]
     assert [line["request_id"] for line in ready] == [None]
+
+
+def _logged_by_a_command(tmp_path, **environment: str) -> str:
+    """What a management command's warning looks like on standard error, under `environment`."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            "import logging; logging.getLogger('lots').warning('expiry soon')",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=True,
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(tmp_path),
+            "TRACEABILITY_VAR_DIR": str(tmp_path / "var"),
+            # Only parsed: the command opens no connection.
+            "DATABASE_URL": "postgresql://check@127.0.0.1:1/check",
+            "CELERY_BROKER_URL": "redis://127.0.0.1:1/0",
+            **environment,
+        },
+    )
+    return result.stderr.strip().splitlines()[-1]
+
+
+def test_the_production_profile_logs_json_and_development_text(tmp_path):
+    production = _logged_by_a_command(
+        tmp_path, TRACEABILITY_PROFILE="production", SECRET_KEY=PRODUCTION_SECRET
+    )
+    development = _logged_by_a_command(tmp_path)
+    chosen = _logged_by_a_command(tmp_path, LOG_FORMAT="json")
+
+    assert json.loads(production) == {
+        **json.loads(production),
+        "level": "WARNING",
+        "logger": "lots",
+        "message": "expiry soon",
+        "request_id": None,
+    }
+    assert development.endswith(" WARNING lots [-] expiry soon")
+    assert json.loads(chosen)["message"] == "expiry soon"

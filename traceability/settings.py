@@ -93,6 +93,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so every line any other middleware logs carries the request's id.
     "common.request_id.RequestIdMiddleware",
+    # The load balancer's probes, answered before the host check and the session (common.health).
+    "common.health.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -430,8 +432,6 @@ HEALTH_CHECK_TIMEOUT_SECONDS = 2.0
 HEALTH_WORKER_HEARTBEAT_SECONDS = 30.0
 HEALTH_WORKER_MAX_AGE_SECONDS = 120.0
 HEALTH_BEAT_MAX_AGE_SECONDS = 300.0
-# A load balancer probes over plain HTTP behind the TLS it terminates.
-SECURE_REDIRECT_EXEMPT = [r"^health/"]
 
 # One JSON object per line in production, for a log collector; readable lines in development.
 # Every line written while a request is served (and by the tasks it queued) carries its id.
