@@ -98,8 +98,11 @@ def _candidate_directories(name: str) -> list[Path]:
 def _major_version(program: Path) -> int | None:
     if not program.is_file():
         return None
-    completed = subprocess.run(  # noqa: S603 - a PostgreSQL client program found above
-        [str(program), "--version"], capture_output=True, text=True, timeout=30, check=False
-    )
+    try:
+        completed = subprocess.run(  # noqa: S603 - a PostgreSQL client program found above
+            [str(program), "--version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None  # not runnable here (permissions, missing libraries): look further
     match = VERSION.search(completed.stdout)
     return int(match[1]) if match else None
