@@ -10,9 +10,10 @@ import datetime
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.postgres.expressions import ArraySubquery
 from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, JSONObject
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -64,6 +65,21 @@ def patient_create(
 
 @dataclass(frozen=True)
 class LineRequest:
+    """A lot used and its units. The lot may be given by its id, as an API client names it:
+    treatment_record reads every lot afresh, so a lot read beforehand would be read twice."""
+
+    lot: Lot | int
+    units: int
+
+    @property
+    def lot_id(self) -> int:
+        return self.lot if isinstance(self.lot, int) else self.lot.pk
+
+
+@dataclass(frozen=True)
+class Line:
+    """A line as treatment_record judges and writes it: its lot read afresh, with its product."""
+
     lot: Lot
     units: int
 
@@ -98,13 +114,13 @@ def treatment_problems(
     performed_at: datetime.datetime,
     indication: str,
     route: str,
-    lines: list[LineRequest],
+    lines: list[Line],
     consent: ConsentRequest | None,
-    balances: dict[int, int],
+    lot_facts: LotFacts,
     now: datetime.datetime,
 ) -> list[Problem]:
     """Every reason DESIGN rule 2 refuses this treatment, in words a clinician understands.
-    `balances` holds the clinic's accepted units of each lot, by lot id."""
+    `lines` and `lot_facts` are as `lots_afresh` read them."""
     problems: list[Problem] = []
     # The treatment's day is the clinic's calendar day: at 00:30 in Berlin it is already the
     # next day, whatever the date in UTC. Expiry, "made after", and the licence are judged on it;
@@ -136,8 +152,8 @@ def treatment_problems(
             )
         )
     chain = jurisdiction_chain(clinic.jurisdiction)
-    member, licensed = _practitioner_standing(clinic, practitioner, chain, day)
-    if not member:
+    standing = _standing(clinic, practitioner, chain, day)
+    if not standing.member:
         problems.append(
             Problem(
                 "practitioner_not_member",
@@ -146,7 +162,7 @@ def treatment_problems(
                 "practitioner",
             )
         )
-    if not licensed:
+    if not standing.licensed:
         problems.append(
             Problem(
                 "practitioner_not_licensed",
@@ -159,7 +175,11 @@ def treatment_problems(
                 "practitioner",
             )
         )
-    problems.extend(_lot_problems(clinic, lines, balances, day, indication, route, chain))
+    problems.extend(
+        _lot_problems(
+            clinic, lines, lot_facts, standing.restrictions, day, indication, route, chain
+        )
+    )
     if consent is None and clinic.consent_required:
         problems.append(
             Problem(
@@ -189,44 +209,70 @@ def treatment_problems(
     return problems
 
 
-def _practitioner_standing(
+@dataclass(frozen=True)
+class LotFacts:
+    """What the rules need to know of a treatment's lots besides the lots themselves: the
+    clinic's accepted units of each lot, by lot id, and the authorisation status of each product
+    in each jurisdiction of the clinic's chain, by (product id, jurisdiction)."""
+
+    balances: dict[int, int]
+    authorisations: dict[tuple[int, str], str]
+
+
+@dataclass(frozen=True)
+class _Standing:
+    member: bool
+    licensed: bool
+    restrictions: list[SourceRestriction]
+
+
+def _standing(
     clinic: Clinic, practitioner: Practitioner, chain: list[str], day: datetime.date
-) -> tuple[bool, bool]:
-    """Whether the practitioner practises at the clinic and holds a licence valid there on `day`:
-    both answers in one statement."""
+) -> _Standing:
+    """Whether the practitioner practises at the clinic and holds a licence valid there on `day`,
+    and the source restrictions of the clinic's jurisdictions (in their order): one statement."""
     memberships = ClinicPractitioner.objects.filter(
         clinic=clinic, practitioner=practitioner, active=True
     )
     licences = Licence.objects.filter(
         practitioner=practitioner, jurisdiction__in=chain, valid_from__lte=day, valid_until__gte=day
     )
+    restrictions = (
+        SourceRestriction.objects.filter(jurisdiction__in=chain)
+        .order_by("jurisdiction", "source_kind")
+        .values(row=JSONObject(**{name: name for name in RESTRICTION_FIELDS}))
+    )
     standing = (
         Practitioner.objects.filter(pk=practitioner.pk)
-        .values(member=Exists(memberships), licensed=Exists(licences))
+        .values(
+            member=Exists(memberships),
+            licensed=Exists(licences),
+            restrictions=ArraySubquery(restrictions),
+        )
         .get()
     )
-    return standing["member"], standing["licensed"]
+    return _Standing(
+        member=standing["member"],
+        licensed=standing["licensed"],
+        restrictions=[SourceRestriction(**row) for row in standing["restrictions"]],
+    )
+
+
+RESTRICTION_FIELDS = ("id", "jurisdiction", "source_kind", "scope", "note")
 
 
 def _lot_problems(
     clinic: Clinic,
-    lines: list[LineRequest],
-    balances: dict[int, int],
+    lines: list[Line],
+    lot_facts: LotFacts,
+    restrictions: list[SourceRestriction],
     day: datetime.date,
     indication: str,
     route: str,
     chain: list[str],
 ) -> list[Problem]:
     problems: list[Problem] = []
-    lots = [line.lot for line in lines]
-    product_ids = {lot.product_id for lot in lots}
-    authorisations = {
-        (a.product_id, a.jurisdiction): a
-        for a in ProductAuthorisation.objects.filter(
-            product_id__in=product_ids, jurisdiction__in=chain
-        )
-    }
-    restrictions = list(SourceRestriction.objects.filter(jurisdiction__in=chain))
+    balances, authorisations = lot_facts.balances, lot_facts.authorisations
     for index, line in enumerate(lines):
         lot, product = line.lot, line.lot.product
         where = f"lines[{index}]"
@@ -289,11 +335,7 @@ def _lot_problems(
                 )
             )
         status = next(
-            (
-                authorisations[(product.pk, j)].status
-                for j in chain
-                if (product.pk, j) in authorisations
-            ),
+            (authorisations[(product.pk, j)] for j in chain if (product.pk, j) in authorisations),
             None,
         )
         if status == "banned":
@@ -386,7 +428,7 @@ def treatment_record(
     Refuses with every applicable reason, and a refusal changes nothing.
     """
     require_any_role(actor, TREATING_ROLES, clinic=clinic)
-    lines, balances = _read_afresh(clinic, lines)
+    read, lot_facts = lots_afresh(clinic, lines)
     problems = treatment_problems(
         clinic=clinic,
         patient=patient,
@@ -394,9 +436,9 @@ def treatment_record(
         performed_at=performed_at,
         indication=indication,
         route=route,
-        lines=lines,
+        lines=read,
         consent=consent,
-        balances=balances,
+        lot_facts=lot_facts,
         now=timezone.now(),
     )
     if problems:
@@ -413,7 +455,7 @@ def treatment_record(
         consent_text=consent.consent_text if consent else None,
         consent_taken_by=consent.taken_by if consent else None,
         consent_taken_at=consent.taken_at if consent else None,
-        consent_regulatory_statement=regulatory_statement([line.lot for line in lines]),
+        consent_regulatory_statement=regulatory_statement([line.lot for line in read]),
         recorded_by=actor,
         recorded_at=timezone.now(),
     )
@@ -428,7 +470,7 @@ def treatment_record(
                 Change(
                     clinic.pk, line.lot.pk, StockState.ACCEPTED, -line.units, MovementKind.TREATMENT
                 )
-                for line in lines
+                for line in read
             ],
             actor=actor,
             reason=f"treatment {treatment.pk}",
@@ -439,7 +481,7 @@ def treatment_record(
                 TreatmentLine(
                     treatment=treatment, lot=line.lot, units=line.units, stock_movement=movement
                 )
-                for line, movement in zip(lines, movements, strict=True)
+                for line, movement in zip(read, movements, strict=True)
             ]
         )
     _known(treatment, "lines", written)
@@ -452,23 +494,46 @@ def treatment_record(
 ALREADY_CHECKED = ["clinic", "patient", "practitioner", "consent_text", "consent_taken_at"]
 
 
-def _read_afresh(
-    clinic: Clinic, lines: list[LineRequest]
-) -> tuple[list[LineRequest], dict[int, int]]:
-    """The lines with their lots read again, with their products, and the clinic's accepted units
-    of each lot, in one statement. A caller's lot may have been read before it was recalled or
-    put on hold; a lot recalled after this read is caught by the recall's own stock block, which
-    moves the accepted units to blocked under the balance's row lock."""
+def lots_afresh(clinic: Clinic, lines: list[LineRequest]) -> tuple[list[Line], LotFacts]:
+    """The lines with their lots read again, with their products, and what the rules need to know
+    of them at the clinic (LotFacts), in one statement. A caller's lot may have been read before
+    it was recalled or put on hold; a lot recalled after this read is caught by the recall's own
+    stock block, which moves the accepted units to blocked under the balance's row lock. A lot
+    id that names no lot is refused at its line."""
     accepted = StockBalance.objects.filter(
         clinic=clinic, lot=OuterRef("pk"), state=StockState.ACCEPTED
     ).values("quantity")
+    authorisations = ProductAuthorisation.objects.filter(
+        product=OuterRef("product"), jurisdiction__in=jurisdiction_chain(clinic.jurisdiction)
+    ).values(row=JSONObject(jurisdiction="jurisdiction", status="status"))
     lots = (
         Lot.objects.select_related("product")
-        .annotate(accepted=Coalesce(Subquery(accepted), 0))
-        .in_bulk([line.lot.pk for line in lines])
+        .annotate(
+            accepted=Coalesce(Subquery(accepted), 0),
+            authorisations=ArraySubquery(authorisations),
+        )
+        .in_bulk([line.lot_id for line in lines])
     )
-    balances = {pk: lot.accepted for pk, lot in lots.items()}
-    return [LineRequest(lot=lots[line.lot.pk], units=line.units) for line in lines], balances
+    unknown = [
+        Problem(
+            "does_not_exist",
+            _("No lot has the id %(lot)s.") % {"lot": line.lot_id},
+            f"lines[{index}].lot",
+        )
+        for index, line in enumerate(lines)
+        if line.lot_id not in lots
+    ]
+    if unknown:
+        raise DomainError(unknown, status=400)
+    facts = LotFacts(
+        balances={pk: lot.accepted for pk, lot in lots.items()},
+        authorisations={
+            (lot.product_id, row["jurisdiction"]): row["status"]
+            for lot in lots.values()
+            for row in lot.authorisations
+        },
+    )
+    return [Line(lot=lots[line.lot_id], units=line.units) for line in lines], facts
 
 
 def _known(treatment: Treatment, relation: str, rows: list[Any]) -> None:

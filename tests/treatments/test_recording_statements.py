@@ -1,7 +1,7 @@
 """Recording a treatment over the API sends a fixed number of statements: a fixed part for the
-request (the token, the caller's roles, the rules' reference rows, the treatment and its history)
-and a fixed part per line (its lot, its balance's conditional UPDATE). Nothing is read twice and
-nothing written is read back."""
+request (the token, the caller's roles, the rows the rules read, the treatment, its lines and
+movements) and one statement per line (its balance's conditional UPDATE). Nothing is read twice
+and nothing written is read back."""
 
 from __future__ import annotations
 
@@ -10,19 +10,26 @@ from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from stock.models import StockBalance, StockState
-from tests.api_helpers import API
-from tests.treatments.test_api import make_site, receive, released_lot, treatment_body
+from tests.api_helpers import API, error_codes, error_fields
+from tests.treatments.test_api import (
+    accepted_units,
+    make_site,
+    receive,
+    released_lot,
+    treatment_body,
+)
+from treatments.models import Treatment
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
 
-# The token and its owner's other tokens (knox), the caller's roles; clinic, patient,
+# The token and its owner's other tokens (knox) and the caller's roles; the clinic, patient,
 # practitioner and consent text named in the body; the savepoint of treatment_record (a
-# transaction of its own outside a test); the practitioner's membership and licence, the
-# product authorisations, the source restrictions and the balances; the treatment, the
-# movements and the lines; the savepoint's release.
-PER_REQUEST = 16
-# The line's lot (with its product) and the conditional UPDATE of its balance.
-PER_LINE = 2
+# transaction of its own outside a test); the lots afresh with their products, balances and
+# authorisations; the practitioner's membership and licence with the source restrictions; the
+# treatment, the movements and the lines; the savepoint's release.
+PER_REQUEST = 14
+# The conditional UPDATE of the line's balance (its row lock).
+PER_LINE = 1
 
 
 @pytest.mark.parametrize("line_count", [1, 3])
@@ -48,3 +55,21 @@ def test_recording_a_treatment_sends_a_fixed_number_of_statements_per_line(
         clinic=site.clinic, lot__in=lots, state=StockState.ACCEPTED
     ).values_list("quantity", flat=True)
     assert sorted(balances) == [98] * line_count
+
+
+def test_an_unknown_lot_is_refused_at_its_line_and_changes_nothing(quality_manager, clinic):
+    site = make_site(quality_manager, clinic=clinic)
+    _, token = AuthToken.objects.create(site.clinician)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    body = treatment_body(
+        site, lines=[{"lot": site.lot.pk, "units": 1}, {"lot": 987654321, "units": 1}]
+    )
+
+    response = client.post(f"{API}/treatments/", body, format="json")
+
+    assert response.status_code == 400, response.content
+    assert error_codes(response) == ["does_not_exist"]
+    assert error_fields(response) == ["lines[1].lot"]
+    assert not Treatment.objects.exists()
+    assert accepted_units(site.clinic, site.lot) == 100

@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from common.api_fields import (
+    BIGINT_MAX,
     INTEGER_MAX,
     LIST_ERRORS,
     READ_ERRORS,
@@ -23,7 +24,7 @@ from common.api_fields import (
 from common.api_views import Api, ListApi, get_or_404, validated
 from common.errors import DomainError, Problem
 from lots.api import ProductRefSerializer
-from lots.models import Lot, Route
+from lots.models import Route
 from lots.scan import scan_resolve
 from providers.api import ClinicRefSerializer
 from providers.models import Clinic, Practitioner
@@ -135,7 +136,11 @@ class LineListSerializer(serializers.ListSerializer[Any]):
 
 
 class TreatmentLineInputSerializer(serializers.Serializer[Any]):
-    lot = id_field(Lot.objects.all(), required=False, help_text="Lot id; or give `scan`.")
+    # An id only: treatment_record reads every lot afresh (one statement for all the lines) and
+    # refuses an unknown one at its line.
+    lot = serializers.IntegerField(
+        min_value=1, max_value=BIGINT_MAX, required=False, help_text="Lot id; or give `scan`."
+    )
     scan = serializers.CharField(
         max_length=SCAN_MAX_LENGTH,
         required=False,
