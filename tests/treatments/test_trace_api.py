@@ -13,6 +13,7 @@ from django.db import connection
 from django.http import StreamingHttpResponse
 from django.test.utils import CaptureQueriesContext
 
+from lots.api import LotQcResultOutputSerializer
 from lots.models import CertificateKind, Lot, SourceKind
 from lots.services import certificate_upload
 from tests.api_helpers import API, error_codes, error_fields
@@ -27,7 +28,10 @@ from tests.treatments.test_api import (
     released_lot,
 )
 from treatments.models import Patient, TreatmentLine
+from treatments.selectors import trace_backward
 from treatments.services import adverse_event_record, patient_create
+from treatments.trace_api import _Evidence
+from treatments.trace_api.backward import TraceDonorSerializer, _DonorRows, _QcRows
 from treatments.trace_api.forward import ForwardTreatmentRowSerializer, forward_rows
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
@@ -572,3 +576,24 @@ def test_forward_trace_rows_read_as_their_serializer_documents_them(network, aud
     assert forward(client_for(auditor), lot=lot.pk).json()["treatments"] == [
         dict(row) for row in sorted(documented, key=lambda row: row["performed_at"])
     ]
+
+
+def test_backward_trace_donors_and_qc_results_read_as_their_serializers_document_them(
+    history, auditor
+):
+    trace = trace_backward(user=auditor, patient_id=history["site"].patient.pk)
+    evidence = _Evidence(trace.lots)
+    measured = qualitative = 0
+    for lot in trace.lots:
+        donors = lot.donors.all()
+        assert _DonorRows()(donors) == TraceDonorSerializer(donors, many=True).data
+        assert all(donor.eligibility_decided_at for donor in donors)
+        specifications = evidence.specifications[lot.product_id]
+        results = lot.qc_results.all()
+        documented = LotQcResultOutputSerializer(
+            results, many=True, context={"specifications": specifications}
+        ).data
+        assert _QcRows(specifications)(results) == documented
+        measured += sum(row["numeric_value"] is not None for row in documented)
+        qualitative += sum(row["outcome"] is not None for row in documented)
+    assert measured and qualitative
