@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.http import StreamingHttpResponse
 from django.test.utils import CaptureQueriesContext
+from rest_framework.renderers import JSONRenderer
 
 from lots.api import LotQcResultOutputSerializer
 from lots.models import CertificateKind, Lot, SourceKind
@@ -28,11 +30,15 @@ from tests.treatments.test_api import (
     released_lot,
 )
 from treatments.models import Patient, TreatmentLine
-from treatments.selectors import trace_backward
+from treatments.selectors import ForwardScope, trace_backward, trace_forward
 from treatments.services import adverse_event_record, patient_create
 from treatments.trace_api import _Evidence
 from treatments.trace_api.backward import TraceDonorSerializer, _DonorRows, _QcRows
-from treatments.trace_api.forward import ForwardTreatmentRowSerializer, forward_rows
+from treatments.trace_api.forward import (
+    ForwardTraceOutputSerializer,
+    ForwardTreatmentRowSerializer,
+    forward_rows,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
 
@@ -562,20 +568,46 @@ def test_backward_trace_runs_a_fixed_number_of_queries(
         assert len(csv_rows(backward(client, patient=site.patient.pk, format="csv"))) == 31
 
 
-def test_forward_trace_rows_read_as_their_serializer_documents_them(network, auditor):
+def test_forward_trace_answers_as_its_serializer_documents_it(network, auditor):
     lot = network["lot"]
     product = lot.product
     product.gtin = ""
     product.save(update_fields=["gtin"])
+    here = network["here"]
+    adverse_event_record(
+        actor=here.clinician,
+        treatment=network["treatments"][1],
+        onset_on=TODAY(),
+        description="Fainted",
+        hospitalisation=True,
+    )
     lines = TreatmentLine.objects.filter(lot=lot).order_by("treatment__performed_at", "pk")
-    documented = ForwardTreatmentRowSerializer(
-        lines.select_related("treatment__clinic", "treatment__patient", "lot__product"), many=True
+    assert (
+        forward_rows(lines)
+        == ForwardTreatmentRowSerializer(
+            lines.select_related("treatment__clinic", "treatment__patient", "lot__product"),
+            many=True,
+        ).data
+    )
+
+    body = forward(client_for(auditor), lot=lot.pk).json()
+
+    trace = trace_forward(user=auditor, scope=ForwardScope(lot_ids=[lot.pk]))
+    documented = ForwardTraceOutputSerializer(
+        {
+            "lots": list(trace.lots),
+            "treatments": list(trace.lines),
+            "page": body["page"],
+            "stock_on_hand": list(trace.stock),
+            "adverse_events": list(trace.adverse_events),
+            "counts": body["counts"],
+        }
     ).data
-    assert len(documented) == 3
-    assert forward_rows(lines) == documented
-    assert forward(client_for(auditor), lot=lot.pk).json()["treatments"] == [
-        dict(row) for row in sorted(documented, key=lambda row: row["performed_at"])
-    ]
+    assert body == json.loads(JSONRenderer().render(documented))
+    assert len(body["treatments"]) == 3
+    assert len(body["stock_on_hand"]) == 2
+    assert {event["lot"] is None for event in body["adverse_events"]} == {True, False}
+    assert {event["serious"] for event in body["adverse_events"]} == {True, False}
 
 
 def test_backward_trace_donors_and_qc_results_read_as_their_serializers_document_them(

@@ -3,6 +3,7 @@ patient reference, practitioner and clinic, plus the stock on hand and adverse e
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from django.db.models import Count, QuerySet, Sum
@@ -188,17 +189,70 @@ FORWARD_ROW_FIELDS = (
 )
 
 
-def forward_rows(lines: QuerySet[TreatmentLine]) -> list[dict[str, Any]]:
-    """The rows of `lines` as ForwardTreatmentRowSerializer writes them, read in one joined query.
+# The answer is written as ForwardTraceOutputSerializer documents it, without DRF's field by field
+# machinery: building its nested serializers and walking them cost more than the database took to
+# answer a typical lot. The tests hold the two to the same output.
+_TIME = serializers.DateTimeField()
+_DATE = serializers.DateField()
 
-    A page's rows are the part of the answer that grows with its length, and DRF's field by field
-    machinery (with a query per related kind for the models it walks) cost more than the database
-    did; the serializer documents the rows, and a test holds both to the same output."""
-    performed_at = ForwardTreatmentRowSerializer().fields["performed_at"]
+
+def _time(value: datetime.datetime | None) -> str | None:
+    return None if value is None else _TIME.to_representation(value)
+
+
+def _date(value: datetime.date | None) -> str | None:
+    return None if value is None else _DATE.to_representation(value)
+
+
+def _lot(lot: Lot) -> dict[str, Any]:
+    """As TraceLotSerializer writes it."""
+    return {
+        "id": lot.pk,
+        "lot_number": lot.lot_number,
+        "product": {"id": lot.product.pk, "name": lot.product.name, "gtin": lot.product.gtin},
+        "manufacturer": {"id": lot.manufacturer.pk, "legal_name": lot.manufacturer.legal_name},
+        "status": lot.status,
+        "manufactured_on": _date(lot.manufactured_on),
+        "expires_on": _date(lot.expires_on),
+    }
+
+
+def _stock(balance: StockBalance) -> dict[str, Any]:
+    """As StockOnHandSerializer writes it."""
+    return {
+        "clinic": {"id": balance.clinic.pk, "name": balance.clinic.name},
+        "lot": balance.lot_id,
+        "lot_number": balance.lot.lot_number,
+        "state": balance.state,
+        "quantity": balance.quantity,
+    }
+
+
+def _adverse_event(event: AdverseEvent) -> dict[str, Any]:
+    """As TraceAdverseEventSerializer writes it."""
+    clinic = event.treatment.clinic
+    lot = event.lot
+    return {
+        "id": event.pk,
+        "treatment": event.treatment_id,
+        "clinic": {"id": clinic.pk, "name": clinic.name},
+        "patient_reference": event.treatment.patient.reference,
+        "lot": None if lot is None else {"id": lot.pk, "lot_number": lot.lot_number},
+        "onset_on": _date(event.onset_on),
+        "description": event.description,
+        "serious": event.is_serious,
+        **{flag: getattr(event, flag) for flag in SERIOUS},
+        "reported_at": _time(event.reported_at),
+    }
+
+
+def forward_rows(lines: QuerySet[TreatmentLine]) -> list[dict[str, Any]]:
+    """The rows of `lines` as ForwardTreatmentRowSerializer writes them, read in one joined query
+    (instead of a query per related kind for the models DRF would walk)."""
     return [
         {
             "treatment": treatment,
-            "performed_at": performed_at.to_representation(at),
+            "performed_at": _time(at),
             "clinic": {"id": clinic_id, "name": clinic},
             "patient_reference": patient_reference,
             "practitioner": {"id": practitioner_id, "name": practitioner},
@@ -290,25 +344,28 @@ class ForwardTraceApi(TraceApi):
         lots = list(trace.lots)
         stock = list(trace.stock)
         events = list(trace.adverse_events)
-        body = ForwardTraceOutputSerializer(
+        return Response(
             {
-                "lots": lots,
-                "treatments": [],
+                "lots": [_lot(lot) for lot in lots],
+                "treatments": rows,
                 "page": {
                     "limit": limit,
                     "offset": paginator.offset,
                     "next": paginator.get_next_link(),
                     "previous": paginator.get_previous_link(),
                 },
-                "stock_on_hand": stock,
-                "adverse_events": events,
+                "stock_on_hand": [_stock(balance) for balance in stock],
+                "adverse_events": [_adverse_event(event) for event in events],
                 "counts": {
-                    **totals,
                     "lots": len(lots),
+                    "treatment_lines": totals["treatment_lines"],
+                    "treatments": totals["treatments"],
+                    "patients": totals["patients"],
+                    "clinics": totals["clinics"],
+                    "practitioners": totals["practitioners"],
+                    "units_used": totals["units_used"],
                     "units_on_hand": sum(balance.quantity for balance in stock),
                     "adverse_events": len(events),
                 },
             }
-        ).data
-        body["treatments"] = rows
-        return Response(body)
+        )
