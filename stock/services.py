@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 from django.db import connection, transaction
 from django.db.models import F, Sum
@@ -57,11 +57,15 @@ def apply_changes(
     other in opposite orders (no deadlock).
     """
     occurred_at = at or timezone.now()
-    for change in sorted(changes, key=lambda c: (c.clinic_id, c.lot_id, c.state)):
-        if change.delta > 0:
-            _balance_add(change)
-        else:
-            _balance_take(change)
+    ordered = sorted(changes, key=lambda c: (c.clinic_id, c.lot_id, c.state))
+    if len(ordered) > 1 and all(change.delta < 0 for change in ordered):
+        _balances_take(ordered)
+    else:
+        for change in ordered:
+            if change.delta > 0:
+                _balance_add(change)
+            else:
+                _balance_take(change)
     movements = [
         StockMovement(
             clinic_id=change.clinic_id,
@@ -101,30 +105,70 @@ def _balance_take(change: Change) -> None:
         clinic_id=change.clinic_id, lot_id=change.lot_id, state=change.state, quantity__gte=units
     ).update(quantity=F("quantity") - units)
     if taken != 1:
-        available = (
-            StockBalance.objects.filter(
-                clinic_id=change.clinic_id, lot_id=change.lot_id, state=change.state
+        _refuse_take(change)
+
+
+def _balances_take(ordered: list[Change]) -> None:
+    """Take units from several balances in one statement. The rows are locked first, in the
+    order of `ordered` ((clinic, lot, state), as apply_changes touches them one at a time), so two
+    such statements never wait on each other in opposite orders; then each is decremented only
+    if its units are there, re-checked against the committed quantity as the single UPDATE is."""
+    table = StockBalance._meta.db_table
+    wanted = ", ".join(["(%s::bigint, %s::bigint, %s::text, %s::integer)"] * len(ordered))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH wanted (clinic_id, lot_id, state, units) AS (VALUES {wanted}),
+            locked AS MATERIALIZED (
+                SELECT balance.id, wanted.units
+                FROM {table} balance JOIN wanted USING (clinic_id, lot_id, state)
+                ORDER BY balance.clinic_id, balance.lot_id, balance.state COLLATE "C"
+                FOR UPDATE OF balance
             )
-            .values_list("quantity", flat=True)
-            .first()
-            or 0
+            UPDATE {table} balance SET quantity = balance.quantity - locked.units
+            FROM locked
+            WHERE balance.id = locked.id AND balance.quantity >= locked.units
+            RETURNING balance.clinic_id, balance.lot_id, balance.state
+            """,  # noqa: S608 - the table name is ours; values are parameters
+            [
+                value
+                for change in ordered
+                for value in (change.clinic_id, change.lot_id, change.state, -change.delta)
+            ],
         )
-        raise DomainError(
-            Problem(
-                "stock_insufficient",
-                _(
-                    "Only %(available)s %(state)s unit(s) of this lot are at the clinic; "
-                    "%(needed)s needed."
-                )
-                % {
-                    "available": available,
-                    "state": StockState(change.state).label.lower(),
-                    "needed": units,
-                },
-                "quantity",
-            ),
-            status=409,
+        taken = set(cursor.fetchall())
+    for change in ordered:
+        if (change.clinic_id, change.lot_id, change.state) not in taken:
+            _refuse_take(change)
+
+
+def _refuse_take(change: Change) -> NoReturn:
+    """The units of `change` are not there: say how many are."""
+    units = -change.delta
+    available = (
+        StockBalance.objects.filter(
+            clinic_id=change.clinic_id, lot_id=change.lot_id, state=change.state
         )
+        .values_list("quantity", flat=True)
+        .first()
+        or 0
+    )
+    raise DomainError(
+        Problem(
+            "stock_insufficient",
+            _(
+                "Only %(available)s %(state)s unit(s) of this lot are at the clinic; "
+                "%(needed)s needed."
+            )
+            % {
+                "available": available,
+                "state": StockState(change.state).label.lower(),
+                "needed": units,
+            },
+            "quantity",
+        ),
+        status=409,
+    )
 
 
 def _positive(quantity: int, field: str = "quantity") -> int:
