@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "recalls.apps.RecallsConfig",
     "audit.apps.AuditConfig",
     "pages.apps.PagesConfig",
+    "interop.apps.InteropConfig",
     "demo.apps.DemoConfig",
     "ops.apps.OpsConfig",
     "django_htmx",

@@ -28,6 +28,7 @@ urlpatterns = [
     path("api/v1/", include("recalls.urls")),
     path("api/v1/", include("audit.urls")),
     path("api/v1/", include("signatures.urls")),
+    path("api/v1/fhir/", include("interop.fhir.urls")),
     re_path(r"^api/", api_not_found),
     path(
         "recalls/acknowledge/<str:token>/",
