@@ -10,7 +10,7 @@ import datetime
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Prefetch, Q, QuerySet
 from django.utils.translation import gettext as _
 
 from common.errors import DomainError, Problem
@@ -20,6 +20,7 @@ from lots.models import (
     Donor,
     DonorMarkerResult,
     Lot,
+    LotDonor,
     LotQcResult,
     LotStatus,
 )
@@ -157,6 +158,143 @@ def trace_backward(
     manufacturer's current GMP / ISO 13485 certificates
     (`lot.manufacturer.quality_certificates`); each certificate carries `is_current`. Ten queries,
     whatever the size."""
+    treatments = _backward_treatments(user, patient_id, treatment_id)
+    lots = _backward_lots(treatments).prefetch_related(
+        Prefetch(
+            "donors",
+            queryset=Donor.objects.prefetch_related(
+                Prefetch(
+                    "marker_results",
+                    queryset=DonorMarkerResult.objects.select_related("marker"),
+                )
+            ),
+        ),
+        # Each certificate says whether it is current (no newer version supersedes it).
+        Prefetch(
+            "certificates",
+            queryset=Certificate.objects.annotate(
+                is_current=Exists(current_certificates().filter(pk=OuterRef("pk")))
+            ),
+        ),
+        Prefetch(
+            "manufacturer__certificates",
+            queryset=_quality_certificates(),
+            to_attr="quality_certificates",
+        ),
+    )
+    return BackwardTrace(treatments=treatments, lots=list(lots))
+
+
+@dataclass
+class BackwardEvidence:
+    """The evidence behind a backward trace's lots as plain rows, keyed by whose they are: each
+    lot's donors (by code), each donor's marker results (with the marker's code and name), each
+    lot's certificates (newest first, each with `is_current`) and each manufacturer's current
+    quality certificates."""
+
+    donors: dict[int, list[dict[str, Any]]]
+    marker_results: dict[int, list[dict[str, Any]]]
+    certificates: dict[int, list[dict[str, Any]]]
+    quality_certificates: dict[int, list[dict[str, Any]]]
+
+
+@dataclass
+class BackwardTraceRows:
+    treatments: list[Treatment]
+    lots: list[Lot]
+    evidence: BackwardEvidence
+
+
+CERTIFICATE_FIELDS = (
+    "id",
+    "kind",
+    "issuer",
+    "number",
+    "valid_from",
+    "valid_until",
+    "sha256",
+    "supersedes_id",
+    "uploaded_at",
+)
+
+
+def trace_backward_rows(
+    *, user: Any, patient_id: int | None = None, treatment_id: int | None = None
+) -> BackwardTraceRows:
+    """The backward trace for a caller that writes the evidence out as it reads it (the API): the
+    treatments and lots (with product, manufacturer and QC results) as in `trace_backward`, and
+    the donors, marker results and certificates as plain rows, since a patient's lots bring
+    hundreds of them and building model instances cost more than the database took to read
+    them. Ten queries, whatever the size."""
+    treatments = _backward_treatments(user, patient_id, treatment_id)
+    lots = list(_backward_lots(treatments))
+    lot_ids = [lot.pk for lot in lots]
+    donors = _grouped(
+        "lot_id",
+        LotDonor.objects.filter(lot_id__in=lot_ids)
+        .order_by("donor__code")
+        .values(
+            "lot_id",
+            "donor_id",
+            code=F("donor__code"),
+            isbt_din=F("donor__isbt_din"),
+            tissue=F("donor__tissue"),
+            collection_date=F("donor__collection_date"),
+            eligibility=F("donor__eligibility"),
+            eligibility_decided_at=F("donor__eligibility_decided_at"),
+        ),
+    )
+    donor_ids = {donor["donor_id"] for rows in donors.values() for donor in rows}
+    marker_results = _grouped(
+        "donor_id",
+        DonorMarkerResult.objects.filter(donor_id__in=donor_ids)
+        .order_by("donor_id", "marker_id")
+        .values(
+            "id",
+            "donor_id",
+            "result",
+            "tested_on",
+            "laboratory",
+            "test_method",
+            marker_code=F("marker__code"),
+            marker_name=F("marker__name"),
+        ),
+    )
+    certificates = _grouped(
+        "lot_id",
+        Certificate.objects.filter(lot_id__in=lot_ids)
+        .annotate(is_current=Exists(current_certificates().filter(pk=OuterRef("pk"))))
+        .order_by("-uploaded_at")
+        .values("lot_id", "is_current", *CERTIFICATE_FIELDS),
+    )
+    quality_certificates = _grouped(
+        "manufacturer_id",
+        _quality_certificates()
+        .filter(manufacturer_id__in={lot.manufacturer_id for lot in lots})
+        .values("manufacturer_id", *CERTIFICATE_FIELDS),
+    )
+    return BackwardTraceRows(
+        treatments=treatments,
+        lots=lots,
+        evidence=BackwardEvidence(
+            donors=donors,
+            marker_results=marker_results,
+            certificates=certificates,
+            quality_certificates=quality_certificates,
+        ),
+    )
+
+
+def _grouped(key: str, rows: QuerySet[Any]) -> dict[int, list[dict[str, Any]]]:
+    grouped: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        grouped.setdefault(row[key], []).append(row)
+    return grouped
+
+
+def _backward_treatments(
+    user: Any, patient_id: int | None, treatment_id: int | None
+) -> list[Treatment]:
     if not patient_id and not treatment_id:
         raise DomainError.single(
             "trace_scope_missing",
@@ -171,41 +309,29 @@ def trace_backward(
         treatments = treatments.filter(patient_id=patient_id)
     if treatment_id:
         treatments = treatments.filter(pk=treatment_id)
-    treatment_rows = list(treatments.order_by("performed_at", "pk"))
-    lot_ids = {line.lot_id for t in treatment_rows for line in t.lines.all()}
-    lots = list(
+    return list(treatments.order_by("performed_at", "pk"))
+
+
+def _backward_lots(treatments: list[Treatment]) -> QuerySet[Lot]:
+    lot_ids = {line.lot_id for treatment in treatments for line in treatment.lines.all()}
+    return (
         Lot.objects.filter(pk__in=lot_ids)
         .select_related("product__manufacturer", "manufacturer")
         .prefetch_related(
-            Prefetch(
-                "donors",
-                queryset=Donor.objects.prefetch_related(
-                    Prefetch(
-                        "marker_results",
-                        queryset=DonorMarkerResult.objects.select_related("marker"),
-                    )
-                ),
-            ),
-            Prefetch("qc_results", queryset=LotQcResult.objects.select_related("test")),
-            # Each certificate says whether it is current (no newer version supersedes it).
-            Prefetch(
-                "certificates",
-                queryset=Certificate.objects.annotate(
-                    is_current=Exists(current_certificates().filter(pk=OuterRef("pk")))
-                ),
-            ),
-            # Current means not superseded by a newer version; each keeps its validity dates.
-            Prefetch(
-                "manufacturer__certificates",
-                queryset=current_certificates()
-                .filter(kind__in=MANUFACTURER_CERTIFICATE_KINDS, lot__isnull=True)
-                .order_by("kind", "-valid_from", "pk"),
-                to_attr="quality_certificates",
-            ),
+            Prefetch("qc_results", queryset=LotQcResult.objects.select_related("test"))
         )
         .order_by("pk")
     )
-    return BackwardTrace(treatments=treatment_rows, lots=lots)
+
+
+def _quality_certificates() -> QuerySet[Certificate]:
+    """A manufacturer's GMP / ISO 13485 certificates that are current (not superseded by a newer
+    version); each keeps its validity dates."""
+    return (
+        current_certificates()
+        .filter(kind__in=MANUFACTURER_CERTIFICATE_KINDS, lot__isnull=True)
+        .order_by("kind", "-valid_from", "pk")
+    )
 
 
 def lot_use_warnings(lot: Lot, *, on: datetime.date) -> list[Problem]:

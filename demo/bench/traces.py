@@ -1,6 +1,7 @@
 """The traces over HTTP, each beside its own SQL: the forward trace of a typical lot (as a network
-reader and as clinic staff), the backward trace of the patient with the most treatments, the first
-JSON page of the heaviest lot, and the heaviest lot's full CSV stream beside COPY of the same rows.
+reader and as clinic staff), the backward trace of the patients with the most and the fewest
+treatments, the first JSON page of the heaviest lot, and the heaviest lot's full CSV stream beside
+COPY of the same rows.
 
 Whatever data is in the database is used: the heaviest lot, the lot of median use and the patients
 with the most and the fewest treatments are looked up first. Requests go through the whole Django
@@ -85,6 +86,13 @@ def measure(*, repetitions: int) -> list[Row]:
                 network,
                 BACKWARD,
                 {"patient": subjects.busiest_patient[0]},
+                repetitions,
+            ),
+            _json_row(
+                f"backward trace, one patient ({subjects.quietest_patient[1]:,} treatments)",
+                network,
+                BACKWARD,
+                {"patient": subjects.quietest_patient[0]},
                 repetitions,
             ),
             _json_row(

@@ -49,7 +49,7 @@ def test_every_trace_path_is_reported_beside_its_floor_with_equal_statement_coun
     rows = measure(repetitions=1)
 
     paths = [row.path for row in rows]
-    assert len(paths) == 10
+    assert len(paths) == 11
     for expected in (
         "JSON page, network reader",
         "JSON page, clinic staff",

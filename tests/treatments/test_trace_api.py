@@ -15,8 +15,13 @@ from django.http import StreamingHttpResponse
 from django.test.utils import CaptureQueriesContext
 from rest_framework.renderers import JSONRenderer
 
-from lots.api import LotQcResultOutputSerializer
+from lots.api import (
+    LotCertificateOutputSerializer,
+    LotQcResultOutputSerializer,
+    ManufacturerRefSerializer,
+)
 from lots.models import CertificateKind, Lot, SourceKind
+from lots.selectors import current_certificates
 from lots.services import certificate_upload
 from tests.api_helpers import API, error_codes, error_fields
 from tests.factories import TODAY, ClinicFactory, pdf_bytes
@@ -29,11 +34,17 @@ from tests.treatments.test_api import (
     receive,
     released_lot,
 )
+from treatments.api.patients import PatientOutputSerializer
 from treatments.models import Patient, TreatmentLine
 from treatments.selectors import ForwardScope, trace_backward, trace_forward
 from treatments.services import adverse_event_record, patient_create
 from treatments.trace_api import _Evidence
-from treatments.trace_api.backward import TraceDonorSerializer, _DonorRows, _QcRows
+from treatments.trace_api.backward import (
+    BackwardTreatmentSerializer,
+    TraceDonorSerializer,
+    TraceLotDetailSerializer,
+    TraceProductSerializer,
+)
 from treatments.trace_api.forward import (
     ForwardTraceOutputSerializer,
     ForwardTreatmentRowSerializer,
@@ -610,22 +621,65 @@ def test_forward_trace_answers_as_its_serializer_documents_it(network, auditor):
     assert {event["serious"] for event in body["adverse_events"]} == {True, False}
 
 
-def test_backward_trace_donors_and_qc_results_read_as_their_serializers_document_them(
-    history, auditor
-):
-    trace = trace_backward(user=auditor, patient_id=history["site"].patient.pk)
+def test_backward_trace_answers_as_its_serializers_document_it(history, auditor):
+    synthetic = history["lots"][0].product
+    synthetic.source_kind, synthetic.tissue = SourceKind.SYNTHETIC, ""
+    synthetic.save(update_fields=["source_kind", "tissue"])
+    patient = history["site"].patient
+
+    body = backward(client_for(auditor), patient=patient.pk).json()
+
+    trace = trace_backward(user=auditor, patient_id=patient.pk)
     evidence = _Evidence(trace.lots)
-    measured = qualitative = 0
+    current = set(current_certificates().values_list("pk", flat=True))
+    lots = []
     for lot in trace.lots:
-        donors = lot.donors.all()
-        assert _DonorRows()(donors) == TraceDonorSerializer(donors, many=True).data
-        assert all(donor.eligibility_decided_at for donor in donors)
-        specifications = evidence.specifications[lot.product_id]
-        results = lot.qc_results.all()
-        documented = LotQcResultOutputSerializer(
-            results, many=True, context={"specifications": specifications}
-        ).data
-        assert _QcRows(specifications)(results) == documented
-        measured += sum(row["numeric_value"] is not None for row in documented)
-        qualitative += sum(row["outcome"] is not None for row in documented)
-    assert measured and qualitative
+        quality = lot.manufacturer.quality_certificates
+        lots.append(
+            {
+                "lot": TraceLotDetailSerializer(lot).data,
+                "product": TraceProductSerializer(lot.product).data,
+                "manufacturer": ManufacturerRefSerializer(lot.manufacturer).data,
+                "donors": TraceDonorSerializer(lot.donors.all(), many=True).data,
+                "qc_results": LotQcResultOutputSerializer(
+                    lot.qc_results.all(),
+                    many=True,
+                    context={"specifications": evidence.specifications[lot.product_id]},
+                ).data,
+                "certificates": LotCertificateOutputSerializer(
+                    lot.certificates.all(), many=True, context={"current_certificate_ids": current}
+                ).data,
+                "manufacturer_certificates": LotCertificateOutputSerializer(
+                    quality, many=True, context={"current_certificate_ids": current}
+                ).data,
+            }
+        )
+    documented = {
+        "patient": PatientOutputSerializer(Patient.objects.get(pk=patient.pk)).data,
+        "treatments": BackwardTreatmentSerializer(trace.treatments, many=True).data,
+        "lots": lots,
+        "counts": body["counts"],
+    }
+    assert body == json.loads(JSONRenderer().render(documented))
+    results = [row for entry in body["lots"] for row in entry["qc_results"]]
+    assert {row["numeric_value"] is None for row in results} == {True, False}
+    assert {entry["product"]["tissue"] is None for entry in body["lots"]} == {True, False}
+    assert {c["current"] for entry in body["lots"] for c in entry["certificates"]} == {True, False}
+    assert body["treatments"][1]["adverse_events"]
+
+
+@pytest.mark.parametrize("reader", ["auditor", "clinician"])
+def test_each_trace_request_reads_the_callers_roles_once(history, auditor, reader):
+    user = auditor if reader == "auditor" else history["site"].clinician
+    client = client_for(user)
+    patient, lot = history["site"].patient, history["lots"][1]
+    for request in (
+        lambda: forward(client, lot=lot.pk).json(),
+        lambda: csv_rows(forward(client, lot=lot.pk, format="csv")),
+        lambda: backward(client, patient=patient.pk).json(),
+        lambda: csv_rows(backward(client, patient=patient.pk, format="csv")),
+    ):
+        with CaptureQueriesContext(connection) as queries:
+            request()
+        reads = [q["sql"] for q in queries.captured_queries if "providers_membership" in q["sql"]]
+        assert len(reads) == 1

@@ -3,7 +3,9 @@ result and certificate."""
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable, Iterator
+from functools import cached_property
 from typing import Any
 
 from django.db.models import Q
@@ -24,14 +26,27 @@ from lots.api import (
     LotQcResultOutputSerializer,
     ManufacturerRefSerializer,
 )
-from lots.models import Certificate, Donor, Lot, LotQcResult, Product, QcSpecification, Tissue
+from lots.models import (
+    Donor,
+    Lot,
+    LotQcResult,
+    Product,
+    QcOutcome,
+    QcSpecification,
+    Tissue,
+)
 from providers.api import ClinicRefSerializer
 from stock.api import LotRefSerializer
 from treatments.api.patients import PatientOutputSerializer, PatientRefSerializer
 from treatments.api.treatments import PractitionerRefSerializer, TreatmentLineOutputSerializer
 from treatments.filters import SERIOUS
-from treatments.models import AdverseEvent, Treatment
-from treatments.selectors import patient_list, trace_backward
+from treatments.models import AdverseEvent, Patient, Treatment
+from treatments.selectors import (
+    BackwardEvidence,
+    patient_list,
+    trace_backward,
+    trace_backward_rows,
+)
 from treatments.trace_api.base import FORMAT_PARAMETER, TraceApi, query_id, trace_responses
 
 
@@ -163,7 +178,7 @@ BACKWARD_CSV_HEADER = (
 class _Evidence:
     """What the output needs besides the selector's lots, read in one more query whatever their
     number: the QC specification in force per product. Which certificates are current comes
-    with them from the selector."""
+    with them from the selectors."""
 
     def __init__(self, lots: list[Lot]) -> None:
         product_ids = {lot.product_id for lot in lots}
@@ -178,100 +193,183 @@ class _Evidence:
                 own.setdefault(spec.product_id, {})[spec.test_id] = spec
         # A product's own specification wins over the network default (qc_specifications_for).
         self.specifications = {pid: {**defaults, **own.get(pid, {})} for pid in product_ids}
-        self.current_certificate_ids = {
+        self._lots = lots
+
+    @cached_property
+    def current_certificate_ids(self) -> set[int]:
+        """For lots from `trace_backward`, whose certificates say whether they are current."""
+        return {
             certificate.pk
-            for lot in lots
+            for lot in self._lots
             for certificate in lot.certificates.all()
             if certificate.is_current  # type: ignore[attr-defined]
         }
 
-    def lots(self, lots: list[Lot]) -> list[dict[str, Any]]:
-        """Every lot's evidence, serialised. Each serializer is built once for all the lots (a
-        ModelSerializer works out its fields when built, which cost more than writing the rows);
-        donors with their marker results and the QC results, most of the rows, are written
-        straight (`_DonorRows`, `_QcRows`)."""
-        # trace_backward prefetches the manufacturer's current quality certificates.
-        quality = {lot.pk: lot.manufacturer.quality_certificates for lot in lots}  # type: ignore[attr-defined]
-        details = TraceLotDetailSerializer(lots, many=True).data
-        products = TraceProductSerializer([lot.product for lot in lots], many=True).data
-        manufacturers = ManufacturerRefSerializer(
-            [lot.manufacturer for lot in lots], many=True
-        ).data
-        certificates: serializers.ListSerializer[Certificate] = serializers.ListSerializer(
-            child=LotCertificateOutputSerializer(),
-            context={
-                "current_certificate_ids": self.current_certificate_ids
-                | {c.pk for held in quality.values() for c in held}
-            },
-        )
-        donors = _DonorRows()
+    def lots(self, lots: list[Lot], evidence: BackwardEvidence) -> list[dict[str, Any]]:
+        """Every lot's evidence as BackwardLotSerializer documents it, from the rows of
+        `trace_backward_rows`; the QC results are judged against their product's
+        specifications."""
         qc_results = {
             product_id: _QcRows(specifications)
             for product_id, specifications in self.specifications.items()
         }
         return [
             {
-                "lot": detail,
-                "product": product,
-                "manufacturer": manufacturer,
-                "donors": donors(lot.donors.all()),
+                "lot": {
+                    "id": lot.pk,
+                    "lot_number": lot.lot_number,
+                    "status": lot.status,
+                    "manufactured_on": _date(lot.manufactured_on),
+                    "expires_on": _date(lot.expires_on),
+                    "regulatory_basis": lot.regulatory_basis,
+                    "regulatory_number": lot.regulatory_number,
+                },
+                "product": {
+                    "id": lot.product.pk,
+                    "name": lot.product.name,
+                    "gtin": lot.product.gtin,
+                    "source_kind": lot.product.source_kind,
+                    "tissue": lot.product.tissue or None,
+                },
+                "manufacturer": {
+                    "id": lot.manufacturer.pk,
+                    "legal_name": lot.manufacturer.legal_name,
+                },
+                "donors": [
+                    _donor(donor, evidence.marker_results.get(donor["donor_id"], []))
+                    for donor in evidence.donors.get(lot.pk, [])
+                ],
                 "qc_results": qc_results[lot.product_id](lot.qc_results.all()),
-                "certificates": certificates.to_representation(lot.certificates.all()),
-                "manufacturer_certificates": certificates.to_representation(quality[lot.pk]),
-            }
-            for lot, detail, product, manufacturer in zip(
-                lots, details, products, manufacturers, strict=True
-            )
-        ]
-
-
-class _DonorRows:
-    """Donors with their marker results as TraceDonorSerializer writes them (a test holds the two
-    to the same output). A patient's lots bring hundreds of marker results, and DRF's field by
-    field machinery cost several times what the database did to read them."""
-
-    def __init__(self) -> None:
-        fields = TraceDonorSerializer().fields
-        self.collection_date = fields["collection_date"]
-        self.decided_at = fields["eligibility_decided_at"]
-
-    def __call__(self, donors: Iterable[Donor]) -> list[dict[str, Any]]:
-        return [
-            {
-                "id": donor.pk,
-                "code": donor.code,
-                "isbt_din": donor.isbt_din,
-                "tissue": donor.tissue,
-                "collection_date": _written(self.collection_date, donor.collection_date),
-                "eligibility": donor.eligibility,
-                "eligibility_decided_at": _written(self.decided_at, donor.eligibility_decided_at),
-                "markers": [
-                    {
-                        "id": result.pk,
-                        "marker": result.marker.code,
-                        "marker_name": result.marker.name,
-                        "result": result.result,
-                        "tested_on": result.tested_on.isoformat(),
-                        "laboratory": result.laboratory,
-                        "test_method": result.test_method,
-                    }
-                    for result in donor.marker_results.all()
+                "certificates": [
+                    _certificate(row, current=row["is_current"])
+                    for row in evidence.certificates.get(lot.pk, [])
+                ],
+                "manufacturer_certificates": [
+                    _certificate(row, current=True)
+                    for row in evidence.quality_certificates.get(lot.manufacturer_id, [])
                 ],
             }
-            for donor in donors
+            for lot in lots
         ]
+
+
+# The answer is written as BackwardTraceOutputSerializer documents it, without DRF's field by field
+# machinery: a patient's lots bring hundreds of marker and QC results, and building and walking
+# the nested serializers cost several times what the database took to read them. A test holds
+# the two to the same output.
+_TIME = serializers.DateTimeField()
+_DATE = serializers.DateField()
+_NUMERIC_VALUE = LotQcResultOutputSerializer().get_fields()["numeric_value"]
+_OUTCOME = OptionalChoiceField(choices=QcOutcome.choices, read_only=True)
+
+
+def _time(value: datetime.datetime | None) -> str | None:
+    return None if value is None else _TIME.to_representation(value)
+
+
+def _date(value: datetime.date | None) -> str | None:
+    return None if value is None else _DATE.to_representation(value)
+
+
+def _treatment(treatment: Treatment) -> dict[str, Any]:
+    """As BackwardTreatmentSerializer writes it."""
+    return {
+        "id": treatment.pk,
+        "performed_at": _time(treatment.performed_at),
+        "clinic": {"id": treatment.clinic.pk, "name": treatment.clinic.name},
+        "patient": {"id": treatment.patient.pk, "reference": treatment.patient.reference},
+        "practitioner": {"id": treatment.practitioner.pk, "name": treatment.practitioner.name},
+        "indication": treatment.indication,
+        "route": treatment.route,
+        "anatomical_site": treatment.anatomical_site,
+        "lines": [
+            {
+                "lot": line.lot_id,
+                "lot_number": line.lot.lot_number,
+                "product": {
+                    "id": line.lot.product.pk,
+                    "name": line.lot.product.name,
+                    "gtin": line.lot.product.gtin,
+                },
+                "units": line.units,
+                "stock_movement": line.stock_movement_id,
+            }
+            for line in treatment.lines.all()
+        ],
+        "adverse_events": [
+            {
+                "id": event.pk,
+                "lot": None
+                if event.lot is None
+                else {"id": event.lot.pk, "lot_number": event.lot.lot_number},
+                "onset_on": _date(event.onset_on),
+                "description": event.description,
+                "serious": event.is_serious,
+                **{flag: getattr(event, flag) for flag in SERIOUS},
+                "reported_at": _time(event.reported_at),
+            }
+            for event in treatment.adverse_events.all()
+        ],
+    }
+
+
+def _patient(patient: Patient) -> dict[str, Any]:
+    """As PatientOutputSerializer writes it."""
+    return {
+        "id": patient.pk,
+        "reference": patient.reference,
+        "clinic": {"id": patient.clinic.pk, "name": patient.clinic.name},
+        "created_at": _time(patient.created_at),
+    }
+
+
+def _certificate(row: dict[str, Any], *, current: bool) -> dict[str, Any]:
+    """As LotCertificateOutputSerializer writes it."""
+    return {
+        "id": row["id"],
+        "kind": row["kind"],
+        "issuer": row["issuer"],
+        "number": row["number"],
+        "valid_from": _date(row["valid_from"]),
+        "valid_until": _date(row["valid_until"]),
+        "sha256": row["sha256"],
+        "supersedes": row["supersedes_id"],
+        "current": current,
+        "uploaded_at": _time(row["uploaded_at"]),
+    }
+
+
+def _donor(donor: dict[str, Any], marker_results: list[dict[str, Any]]) -> dict[str, Any]:
+    """As TraceDonorSerializer writes it, with its marker results."""
+    return {
+        "id": donor["donor_id"],
+        "code": donor["code"],
+        "isbt_din": donor["isbt_din"],
+        "tissue": donor["tissue"],
+        "collection_date": _date(donor["collection_date"]),
+        "eligibility": donor["eligibility"],
+        "eligibility_decided_at": _time(donor["eligibility_decided_at"]),
+        "markers": [
+            {
+                "id": result["id"],
+                "marker": result["marker_code"],
+                "marker_name": result["marker_name"],
+                "result": result["result"],
+                "tested_on": _date(result["tested_on"]),
+                "laboratory": result["laboratory"],
+                "test_method": result["test_method"],
+            }
+            for result in marker_results
+        ],
+    }
 
 
 class _QcRows:
     """QC results as LotQcResultOutputSerializer writes them against one product's
-    specifications, judged by the serializer's own methods (a test holds the two to the same
-    output)."""
+    specifications, judged by the serializer's own methods."""
 
     def __init__(self, specifications: dict[int, QcSpecification]) -> None:
-        self.serializer = LotQcResultOutputSerializer(context={"specifications": specifications})
-        fields = self.serializer.fields
-        self.numeric_value = fields["numeric_value"]
-        self.outcome = fields["outcome"]
+        self.judge = LotQcResultOutputSerializer(context={"specifications": specifications})
 
     def __call__(self, results: Iterable[LotQcResult]) -> list[dict[str, Any]]:
         return [
@@ -279,21 +377,18 @@ class _QcRows:
                 "id": result.pk,
                 "test": result.test.code,
                 "test_name": result.test.name,
-                "numeric_value": _written(self.numeric_value, result.numeric_value),
-                "outcome": self.outcome.to_representation(result.outcome),
-                "tested_on": result.tested_on.isoformat(),
+                "numeric_value": None
+                if result.numeric_value is None
+                else _NUMERIC_VALUE.to_representation(result.numeric_value),
+                "outcome": _OUTCOME.to_representation(result.outcome),
+                "tested_on": _date(result.tested_on),
                 "laboratory": result.laboratory,
                 "method": result.method,
-                "specification": self.serializer.get_specification(result),
-                "passes": self.serializer.get_passes(result),
+                "specification": self.judge.get_specification(result),
+                "passes": self.judge.get_passes(result),
             }
             for result in results
         ]
-
-
-def _written(field: serializers.Field[Any, Any, Any, Any], value: Any) -> Any:
-    """A value as `field` writes it; None stays None, as DRF leaves it."""
-    return None if value is None else field.to_representation(value)
 
 
 def _backward_csv_rows(treatments: list[Treatment], lots: list[Lot]) -> Iterator[list[Any]]:
@@ -334,29 +429,34 @@ class BackwardTraceApi(TraceApi):
         patient = None
         if query.get("patient"):
             patient = get_or_404(patient_list(user=request.user), query["patient"], what="patient")
-        trace = trace_backward(
-            user=request.user, patient_id=query.get("patient"), treatment_id=query.get("treatment")
-        )
-        if query.get("treatment") and not trace.treatments:
-            raise NotFound(_("No such treatment."), code="not_found")
+        scope = {"patient_id": query.get("patient"), "treatment_id": query.get("treatment")}
         if self.wants_csv(request):
+            trace = trace_backward(user=request.user, **scope)
+            _found(query, trace.treatments)
             return csv_response(
                 "trace-backward.csv",
                 BACKWARD_CSV_HEADER,
                 _backward_csv_rows(trace.treatments, trace.lots),
             )
-        evidence = _Evidence(trace.lots)
-        # Serialised part by part (each lot's QC results need its product's specifications);
-        # BackwardTraceOutputSerializer documents the whole.
+        rows = trace_backward_rows(user=request.user, **scope)
+        _found(query, rows.treatments)
+        donors = rows.evidence.donors
         return Response(
             {
-                "patient": None if patient is None else PatientOutputSerializer(patient).data,
-                "treatments": BackwardTreatmentSerializer(trace.treatments, many=True).data,
-                "lots": evidence.lots(trace.lots),
+                "patient": None if patient is None else _patient(patient),
+                "treatments": [_treatment(treatment) for treatment in rows.treatments],
+                "lots": _Evidence(rows.lots).lots(rows.lots, rows.evidence),
                 "counts": {
-                    "treatments": len(trace.treatments),
-                    "lots": len(trace.lots),
-                    "donors": len({d.pk for lot in trace.lots for d in lot.donors.all()}),
+                    "treatments": len(rows.treatments),
+                    "lots": len(rows.lots),
+                    "donors": len(
+                        {donor["donor_id"] for held in donors.values() for donor in held}
+                    ),
                 },
             }
         )
+
+
+def _found(query: dict[str, Any], treatments: list[Treatment]) -> None:
+    if query.get("treatment") and not treatments:
+        raise NotFound(_("No such treatment."), code="not_found")
