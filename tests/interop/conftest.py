@@ -12,11 +12,20 @@ from rest_framework.test import APIClient
 
 from common.validators import isbt_din_check_character
 from lots.models import Lot, LotDonor
-from tests.factories import ClinicReady, DonorFactory, clinic_ready, receive, released_lot, treat
+from tests.factories import (
+    ClinicReady,
+    DonorFactory,
+    ProductFactory,
+    clinic_ready,
+    receive,
+    released_lot,
+    treat,
+)
 from treatments.models import AdverseEvent, Treatment
 from treatments.services import adverse_event_record
 
 DONATION_NUMBER = "A999921123456"
+GTIN = "04006381333931"
 FHIR = "/api/v1/fhir"
 MEDIA_TYPE = "application/fhir+json; charset=utf-8"
 
@@ -33,7 +42,7 @@ class FhirNetwork:
 
 @pytest.fixture
 def fhir_network(reference_data: Any) -> FhirNetwork:
-    lot = released_lot()
+    lot = released_lot(product=ProductFactory(gtin=GTIN))
     donor = DonorFactory(isbt_din=DONATION_NUMBER + isbt_din_check_character(DONATION_NUMBER))
     LotDonor.objects.create(lot=lot, donor=donor)
     a, b = clinic_ready(), clinic_ready()

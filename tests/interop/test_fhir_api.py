@@ -20,7 +20,7 @@ from rest_framework.test import APIClient
 from interop.fhir import systems
 from lots.models import Lot, LotStatus
 from tests.factories import PatientFactory, UserFactory, practitioner_at, treat
-from tests.interop.conftest import DONATION_NUMBER, FHIR, MEDIA_TYPE, FhirNetwork, client_for
+from tests.interop.conftest import DONATION_NUMBER, FHIR, GTIN, MEDIA_TYPE, FhirNetwork, client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -50,6 +50,10 @@ def test_lot_reads_as_a_biologically_derived_product(fhir_network: FhirNetwork):
     product = fhir(response, BiologicallyDerivedProduct)
     assert product.id == str(lot.pk)
     assert product.productCode.text == lot.product.name
+    assert (product.productCode.coding[0].system, product.productCode.coding[0].code) == (
+        systems.GTIN,
+        GTIN,
+    )
     assert [(i.system, i.value) for i in product.identifier] == [
         (systems.lot_number_system(lot.manufacturer_id), lot.lot_number),
         (systems.ISBT_DONATION_NUMBER, DONATION_NUMBER),
