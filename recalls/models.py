@@ -148,25 +148,25 @@ class RecallLot(models.Model):
 # Refuses, once per INSERT statement, every frozen exposure that names a recall that does not exist
 # or does not agree with its treatment line and that line's treatment: a set-based check of what
 # seven foreign keys checked row by row, and more (they never checked that the copies agree).
+# Joined on primary keys only and counted, never EXISTS: under EXISTS's stop-at-the-first-row
+# costing, the planner trusts the product of eight equalities and probes the treatments by
+# practitioner and time, which a large recall shares, and the check turns quadratic.
 EXPOSURE_MATCHES_LINE = """
-IF EXISTS (
-    SELECT 1 FROM (SELECT DISTINCT recall_id FROM frozen) e
+IF (
+    SELECT count(*) FROM (SELECT DISTINCT recall_id FROM frozen) e
     LEFT JOIN recalls_recall r ON r.id = e.recall_id
     WHERE r.id IS NULL
-) OR EXISTS (
-    SELECT 1 FROM frozen e
-    LEFT JOIN (
-        treatments_treatmentline l JOIN treatments_treatment t ON t.id = l.treatment_id
-    ) ON l.id = e.treatment_line_id
-        AND l.treatment_id = e.treatment_id
-        AND l.lot_id = e.lot_id
-        AND l.units = e.units
-        AND t.clinic_id = e.clinic_id
-        AND t.patient_id = e.patient_id
-        AND t.practitioner_id = e.practitioner_id
-        AND t.performed_at = e.performed_at
-    WHERE l.id IS NULL
-) THEN
+) > 0 OR (
+    SELECT count(*) FROM frozen e
+    LEFT JOIN treatments_treatmentline l ON l.id = e.treatment_line_id
+    LEFT JOIN treatments_treatment t ON t.id = e.treatment_id
+    WHERE l.id IS NULL OR t.id IS NULL
+        OR (l.treatment_id, l.lot_id, l.units, t.clinic_id, t.patient_id, t.practitioner_id,
+            t.performed_at)
+        IS DISTINCT FROM
+           (e.treatment_id, e.lot_id, e.units, e.clinic_id, e.patient_id, e.practitioner_id,
+            e.performed_at)
+) > 0 THEN
     RAISE EXCEPTION USING
         ERRCODE = 'foreign_key_violation',
         CONSTRAINT = 'recall_exposure_matches_line',

@@ -19,10 +19,10 @@ from __future__ import annotations
 import contextlib
 import datetime
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.utils import parseaddr
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -54,6 +54,7 @@ EVENT_WIDENED = "recall.widened"
 EVENT_REMINDER = "recall.reminder"
 DRILL_SENTENCE = gettext_lazy("This is a mock recall drill — no product is actually recalled.")
 LOT_NUMBERS_IN_SUBJECT = 3
+T = TypeVar("T")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,6 +216,51 @@ def patient_list_url(recall: Recall, clinic: Clinic) -> str:
     return f"{settings.SITE_URL.rstrip('/')}{path}"
 
 
+class RoundFacts:
+    """What the notices of one delivery batch share, each read once: a round's lots (and those of
+    earlier rounds), when it was added and which clinics it reached, and per clinic the stock it
+    held and its exposures counted. A notice composed without one reads them for itself."""
+
+    def __init__(self) -> None:
+        self._read: dict[tuple[object, ...], object] = {}
+
+    def _once(self, key: tuple[object, ...], read: Callable[[], T]) -> T:
+        if key not in self._read:
+            self._read[key] = read()
+        return cast(T, self._read[key])
+
+    def lots(
+        self, recall: Recall, *, round_number: int | None = None, before: int | None = None
+    ) -> list[Lot]:
+        return self._once(
+            ("lots", recall.pk, round_number, before),
+            lambda: _lots(recall, round_number=round_number, before=before),
+        )
+
+    def held(self, notification: Notification, clinic: Clinic, lots: list[Lot]) -> list[HeldStock]:
+        return self._once(
+            ("held", notification.recall_id, notification.round, clinic.pk),
+            lambda: _held_stock(notification.recall, clinic, lots),
+        )
+
+    def exposed(self, notification: Notification, clinic: Clinic) -> Exposed:
+        return self._once(
+            ("exposed", notification.recall_id, notification.round, clinic.pk),
+            lambda: _exposed(notification, clinic),
+        )
+
+    def added_at(self, recall: Recall, round_number: int) -> datetime.datetime:
+        return self._once(
+            ("added_at", recall.pk, round_number), lambda: _round_added_at(recall, round_number)
+        )
+
+    def clinics(self, recall: Recall, round_number: int, lots: list[Lot]) -> list[Clinic]:
+        return self._once(
+            ("clinics", recall.pk, round_number),
+            lambda: _round_clinics(recall, round_number, lots),
+        )
+
+
 def subject_prefix(recall: Recall) -> str:
     """The marks a subject opens with, each followed by a space: "URGENT: DRILL: "."""
     marks = [_("URGENT:")] if recall.is_urgent else []
@@ -252,16 +298,17 @@ def _base_context(recall: Recall, lots: list[Lot]) -> dict[str, Any]:
     }
 
 
-def notice_context(notification: Notification) -> dict[str, Any]:
+def notice_context(notification: Notification, facts: RoundFacts | None = None) -> dict[str, Any]:
     """Everything the notice templates show, for one e-mail outbox row."""
+    facts = facts or RoundFacts()
     recall = notification.recall
-    lots = _lots(recall, round_number=notification.round)
+    lots = facts.lots(recall, round_number=notification.round)
     clinic = notification.clinic
     context = _base_context(recall, lots)
     context.update(
         notification=notification,
         widened=notification.round > 1,
-        earlier_lots=[LotLine.of(lot) for lot in _lots(recall, before=notification.round)]
+        earlier_lots=[LotLine.of(lot) for lot in facts.lots(recall, before=notification.round)]
         if notification.round > 1
         else [],
         clinic=clinic,
@@ -274,8 +321,8 @@ def notice_context(notification: Notification) -> dict[str, Any]:
         patient_list_url="",
     )
     if clinic is not None:
-        held = _held_stock(recall, clinic, lots)
-        exposed = _exposed(notification, clinic)
+        held = facts.held(notification, clinic, lots)
+        exposed = facts.exposed(notification, clinic)
         context.update(
             held=held,
             units_held=sum(row.quantity for row in held),
@@ -329,11 +376,13 @@ def _email(
     return message
 
 
-def notice_email(notification: Notification) -> EmailMultiAlternatives:
+def notice_email(
+    notification: Notification, facts: RoundFacts | None = None
+) -> EmailMultiAlternatives:
     """The recall notice for one e-mail outbox row, as plain text with an HTML alternative, in
     the clinic's language (the recall's own reason, hazard and instructions as written)."""
     with in_clinic_language(notification.clinic):
-        context = notice_context(notification)
+        context = notice_context(notification, facts)
         return _email(
             subject=notice_subject(
                 notification.recall, context["lots"], widened=context["widened"]
@@ -449,25 +498,31 @@ def quality_manager_emails() -> list[str]:
 # Webhooks
 
 
-def webhook_payload(notification: Notification, *, reminder: int | None = None) -> dict[str, Any]:
+def webhook_payload(
+    notification: Notification,
+    *,
+    reminder: int | None = None,
+    facts: RoundFacts | None = None,
+) -> dict[str, Any]:
     """The Standard Webhooks body for a webhook outbox row (`reminder`: the number of a reminder).
     Never patient data: a clinic-scoped endpoint sees its own clinic, a network endpoint every
     clinic the round reached."""
     if notification.channel != Channel.WEBHOOK:
         raise ValueError("webhook_payload is for webhook notices")
+    facts = facts or RoundFacts()
     recall = notification.recall
-    lots = _lots(recall, round_number=notification.round)
+    lots = facts.lots(recall, round_number=notification.round)
     if notification.clinic is not None:
         clinics = [notification.clinic]
     else:
-        clinics = _round_clinics(recall, notification.round, lots)
+        clinics = facts.clinics(recall, notification.round, lots)
     if reminder is not None:
         event = EVENT_REMINDER
     else:
         event = EVENT_WIDENED if notification.round > 1 else EVENT_OPENED
     payload: dict[str, Any] = {
         "type": event,
-        "timestamp": _round_added_at(recall, notification.round).isoformat(),
+        "timestamp": facts.added_at(recall, notification.round).isoformat(),
         "data": {
             "reference": recall.reference,
             "round": notification.round,

@@ -15,6 +15,14 @@ from recalls.models import Notification, NotificationStatus
 DELIVERY_TIME_LIMIT = settings.RECALL_DELIVERY_TIME_LIMIT_SECONDS
 
 
+# Notices one delivery task sends: enough that a task's own cost (its message, its claim, its
+# mail connection) is shared out, few enough that the round still spreads over every worker.
+NOTICES_PER_TASK = 25
+# A batch starts no send after this long, so that its last send, which may wait for a slow
+# receiver's timeout, still ends inside the task's time limit.
+BATCH_SECONDS = 15.0
+
+
 @shared_task(
     name="recalls.recall_notices_send",
     acks_late=True,
@@ -22,18 +30,42 @@ DELIVERY_TIME_LIMIT = settings.RECALL_DELIVERY_TIME_LIMIT_SECONDS
     time_limit=DELIVERY_TIME_LIMIT,
 )
 def recall_notices_send(recall_id: int, round_number: int) -> int:
-    """Fan out: one delivery task per pending notice of the round. Running it again queues the
-    notices still pending (a duplicate task then finds them claimed or sent)."""
-    ids = list(
-        Notification.objects.filter(
-            recall_id=recall_id, round=round_number, status=NotificationStatus.PENDING
-        )
-        .order_by("pk")
-        .values_list("pk", flat=True)
+    """Fan out: one batch task per NOTICES_PER_TASK pending notices of the round. Running it
+    again queues batches for the notices still pending (a batch that finds none sends nothing)."""
+    pending = Notification.objects.filter(
+        recall_id=recall_id,
+        round=round_number,
+        status=NotificationStatus.PENDING,
+        failing_since__isnull=True,
+    ).count()
+    for _ in range(-(-pending // NOTICES_PER_TASK)):
+        round_notices_deliver.delay(recall_id, round_number)
+    return pending
+
+
+@shared_task(
+    name="recalls.round_notices_deliver",
+    acks_late=True,
+    soft_time_limit=DELIVERY_TIME_LIMIT - 10,
+    time_limit=DELIVERY_TIME_LIMIT,
+)
+def round_notices_deliver(recall_id: int, round_number: int) -> dict[str, int]:
+    """Deliver up to NOTICES_PER_TASK pending notices of the round, each exactly once. A notice
+    that meets a transient error gets its own task, with the backoff delivery says; a batch out
+    of time queues the next one for the notices it gave back."""
+    batch = delivery.round_notices_deliver(
+        recall_id, round_number, limit=NOTICES_PER_TASK, seconds=BATCH_SECONDS
     )
-    for notification_id in ids:
-        notification_deliver.delay(notification_id)
-    return len(ids)
+    for notification_id, retry_in in batch.retry:
+        notification_deliver.apply_async((notification_id,), countdown=retry_in)
+    if batch.released:
+        round_notices_deliver.delay(recall_id, round_number)
+    return {
+        "sent": len(batch.sent),
+        "failed": len(batch.failed),
+        "retry": len(batch.retry),
+        "released": len(batch.released),
+    }
 
 
 @shared_task(

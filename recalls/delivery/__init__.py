@@ -1,6 +1,6 @@
 """Delivering recall notices: sending one e-mail (`mail`) or webhook event (`webhook`), the
-transient and permanent errors they raise (`errors`), and the outbox's claim, send, record with the
-stale-claim requeue (`outbox`). Reminders are a recall write:
+transient and permanent errors they raise (`errors`), and the outbox's claim, send, record, one
+notice or a batch of a round, with the stale-claim requeue (`outbox`). Reminders are a recall write:
 `recalls.services.recall_reminders_send`.
 """
 
@@ -14,6 +14,7 @@ from recalls.delivery.errors import (
 from recalls.delivery.mail import send_email
 from recalls.delivery.outbox import (
     ORPHANS_PER_RUN,
+    Batch,
     Outcome,
     delivery_window,
     endpoint_gone,
@@ -21,6 +22,7 @@ from recalls.delivery.outbox import (
     notifications_requeue_stale,
     retry_delay,
     retry_delay_longest,
+    round_notices_deliver,
 )
 from recalls.delivery.webhook import (
     TRANSIENT_HTTP_STATUSES,
@@ -35,6 +37,7 @@ __all__ = [
     "TRANSIENT_ERRORS",
     "TRANSIENT_HTTP_STATUSES",
     "USER_AGENT",
+    "Batch",
     "DeliveryError",
     "EndpointGoneError",
     "Outcome",
@@ -46,6 +49,7 @@ __all__ = [
     "notifications_requeue_stale",
     "retry_delay",
     "retry_delay_longest",
+    "round_notices_deliver",
     "send_email",
     "send_webhook",
     "webhook_body",

@@ -9,6 +9,13 @@ One notice is one outbox row (`Notification`). Delivery is claim, send, record:
 3. record: `-> sent` (and the recall's first notice time); on a named transient error back to
    `pending` for the task to retry with backoff; on a permanent error `failed` with the reason.
 
+A round's first delivery goes in batches (`round_notices_deliver`): one task claims up to a batch of
+the round's pending notices in one statement (FOR UPDATE SKIP LOCKED, so concurrent batches never
+share a notice), sends them over one SMTP connection with what they share read once, and records
+each one sent as soon as it went. A notice that meets a transient error leaves the batch for its
+own task (`notification_deliver`) and backoff; an unexpected error ends the batch, and its unsent
+claims come back through the stale-claim requeue below.
+
 A transient error is retried for as long as the notice's delivery window lasts, counted from its
 first failed attempt (`delivery_window`: hours for class I and II recalls), so a notice outlives any
 outage of its channel shorter than that window (DESIGN rule 10). The delay before each retry is
@@ -29,17 +36,24 @@ from __future__ import annotations
 import datetime
 import logging
 import random
+import smtplib
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from django.conf import settings
+from django.core.mail import get_connection
+from django.core.mail.backends.base import BaseEmailBackend
+from django.db import connection, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
 from recalls import notices
 from recalls.delivery.errors import (
+    TRANSIENT_ERRORS,
     DeliveryError,
     EndpointGoneError,
     PermanentDeliveryError,
@@ -62,6 +76,10 @@ logger = logging.getLogger(__name__)
 # Pending notices queued again per requeue run: bounds the extra messages while a long queue drains
 # (each costs one UPDATE that finds the notice claimed or sent).
 ORPHANS_PER_RUN = 1000
+# What opening a mail connection may raise (a refusal, a timeout, an SMTP reply).
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, smtplib.SMTPException)
+# What a notice's content reads with it.
+NOTICE_RELATED = ("recall", "clinic", "contact", "endpoint")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,16 +131,22 @@ class Outcome(StrEnum):
 # Claim, send, record
 
 
-def _send_notice(notification: Notification) -> None:
+def _send_notice(
+    notification: Notification,
+    mail: BaseEmailBackend | None = None,
+    facts: notices.RoundFacts | None = None,
+) -> None:
     if notification.channel == Channel.EMAIL:
-        send_email(notices.notice_email(notification))
+        message = notices.notice_email(notification, facts)
+        message.connection = mail
+        send_email(message)
     elif notification.endpoint is None:
         raise PermanentDeliveryError("webhook notice without an endpoint")
     else:
         send_webhook(
             endpoint=notification.endpoint,
             webhook_id=str(notification.message_id),
-            payload=notices.webhook_payload(notification),
+            payload=notices.webhook_payload(notification, facts=facts),
         )
 
 
@@ -141,18 +165,33 @@ def _ours(notification_id: int, claimed_at: datetime.datetime) -> Any:
     )
 
 
-def _record_sent(notification: Notification) -> None:
+def _record_sent(notification: Notification) -> datetime.datetime:
+    """Record the notice sent, at once: a worker that dies later in a batch sends it again only
+    if it died between this send and this statement.
+
+    Committed without waiting for the disk (synchronous_commit off, this transaction only): a
+    flush per notice would cost more than the notice. What a database crash can take back is the
+    record of the last moment's sends, never a notice: such a notice is sent again, under the
+    same Message-ID or webhook-id, which is what the receiver deduplicates on, the same window a
+    worker that dies after sending leaves."""
     now = timezone.now()
-    # Whatever happened to the row meanwhile (its claim expired and another task took it, or
-    # gave up on it), the notice did go out: record that, once. An earlier attempt's error is no
-    # longer true of it.
-    Notification.objects.filter(pk=notification.pk).exclude(status=NotificationStatus.SENT).update(
-        status=NotificationStatus.SENT, sent_at=now, last_error=""
-    )
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        # Whatever happened to the row meanwhile (its claim expired and another task took it,
+        # or gave up on it), the notice did go out: record that, once. An earlier attempt's
+        # error is no longer true of it.
+        Notification.objects.filter(pk=notification.pk).exclude(
+            status=NotificationStatus.SENT
+        ).update(status=NotificationStatus.SENT, sent_at=now, last_error="")
+    return now
+
+
+def _record_first_notice(recall_id: int, at: datetime.datetime) -> None:
     # Drills are timed too; the earliest sent notice wins whatever order the workers finish in.
-    Recall.objects.filter(pk=notification.recall_id).filter(
-        Q(first_notice_sent_at__isnull=True) | Q(first_notice_sent_at__gt=now)
-    ).update(first_notice_sent_at=now)
+    Recall.objects.filter(pk=recall_id).filter(
+        Q(first_notice_sent_at__isnull=True) | Q(first_notice_sent_at__gt=at)
+    ).update(first_notice_sent_at=at)
 
 
 def notification_deliver(notification_id: int) -> Outcome:
@@ -164,13 +203,154 @@ def notification_deliver(notification_id: int) -> Outcome:
     claimed_at = timezone.now()
     if not _claim(notification_id, claimed_at):
         return Outcome.NOT_CLAIMED
-    notification = Notification.objects.select_related(
-        "recall", "clinic", "contact", "endpoint"
-    ).get(pk=notification_id)
+    notification = Notification.objects.select_related(*NOTICE_RELATED).get(pk=notification_id)
+    try:
+        outcome = _attempt(notification, claimed_at)
+    except _Released as released:
+        raise released.error from None
+    if outcome == Outcome.SENT:
+        _record_first_notice(notification.recall_id, _record_sent(notification))
+    return outcome
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What one batch delivery did: the notices sent or failed for good, and those that met a
+    transient error and wait `retry_in` seconds for their own task."""
+
+    sent: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    retry: list[tuple[int, float]] = field(default_factory=list)
+    # Claimed, then given back unsent when the batch ran out of time.
+    released: list[int] = field(default_factory=list)
+
+
+def round_notices_deliver(
+    recall_id: int, round_number: int, *, limit: int, seconds: float
+) -> Batch:
+    """Claim up to `limit` pending notices of a recall round and deliver them over one SMTP
+    connection, without a task of its own per notice, reading what they share once. Safe to run
+    any number of times, concurrently too: the claim skips rows another claim has locked and
+    takes only rows still pending, so no notice is claimed twice.
+
+    A notice that has already failed once waits for its own task and backoff (`failing_since`
+    is set): a batch never brings its retry forward. A batch starts no send after `seconds`
+    (slow receivers): it gives the rest back to the outbox for the next task. Runs outside any
+    transaction."""
+    claimed_at = timezone.now()
+    ids = _claim_batch(recall_id, round_number, limit, claimed_at)
+    batch = Batch()
+    if not ids:
+        return batch
+    claimed = list(
+        Notification.objects.select_related(*NOTICE_RELATED).filter(pk__in=ids).order_by("pk")
+    )
+    first_sent: dict[int, datetime.datetime] = {}
+    facts = notices.RoundFacts()
+    deadline = time.monotonic() + seconds
+    mail = _mail_connection()
+    try:
+        for index, notification in enumerate(claimed):
+            if time.monotonic() > deadline:
+                batch.released.extend(_release(claimed[index:], claimed_at))
+                break
+            try:
+                outcome = _attempt(notification, claimed_at, mail, facts)
+            except _Released as released:
+                batch.retry.append((notification.pk, released.error.retry_in))
+                outcome = Outcome.RETRY
+            if outcome == Outcome.SENT:
+                at = _record_sent(notification)
+                first_sent.setdefault(notification.recall_id, at)
+                batch.sent.append(notification.pk)
+                continue
+            if outcome == Outcome.FAILED:
+                batch.failed.append(notification.pk)
+            # After an error the connection may be dead: the next message gets a fresh one.
+            mail.close()
+            mail = _mail_connection()
+    finally:
+        mail.close()
+    for sent_recall_id, at in first_sent.items():
+        _record_first_notice(sent_recall_id, at)
+    return batch
+
+
+def _release(notifications: list[Notification], claimed_at: datetime.datetime) -> list[int]:
+    """Give claimed notices back unsent; the claim counted an attempt that never began."""
+    ids = [notification.pk for notification in notifications]
+    Notification.objects.filter(
+        pk__in=ids, status=NotificationStatus.SENDING, claimed_at=claimed_at
+    ).update(status=NotificationStatus.PENDING, attempts=F("attempts") - 1)
+    return ids
+
+
+def _mail_connection() -> BaseEmailBackend:
+    """A connection to the mail server that the batch's messages share. When it cannot be
+    opened, each message opens its own and meets the error itself, so it is recorded against
+    that notice."""
+    mail = get_connection()
+    try:
+        mail.open()
+    except CONNECTION_ERRORS:
+        mail.close()
+    return mail
+
+
+def _claim_batch(
+    recall_id: int, round_number: int, limit: int, claimed_at: datetime.datetime
+) -> list[int]:
+    """The ids claimed. The locking SELECT is a materialised CTE, run once: as a subquery under
+    the UPDATE it may be run again for each row, each run skipping the rows the UPDATE has just
+    changed, and the LIMIT would bound nothing."""
+    table = Notification._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH claimable AS MATERIALIZED (
+                SELECT id FROM {table}
+                WHERE recall_id = %s AND round = %s AND status = %s AND failing_since IS NULL
+                ORDER BY id LIMIT %s
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE {table} n SET status = %s, attempts = n.attempts + 1, claimed_at = %s
+            FROM claimable WHERE n.id = claimable.id AND n.status = %s
+            RETURNING n.id
+            """,  # noqa: S608 - the table name is ours; values are parameters
+            [
+                recall_id,
+                round_number,
+                NotificationStatus.PENDING,
+                limit,
+                NotificationStatus.SENDING,
+                claimed_at,
+                NotificationStatus.PENDING,
+            ],
+        )
+        return [pk for (pk,) in cursor.fetchall()]
+
+
+class _Released(Exception):
+    """The attempt met a transient error and gave the notice back to the outbox."""
+
+    def __init__(self, error: TransientDeliveryError) -> None:
+        super().__init__(error.reason)
+        self.error = error
+
+
+def _attempt(
+    notification: Notification,
+    claimed_at: datetime.datetime,
+    mail: BaseEmailBackend | None = None,
+    facts: notices.RoundFacts | None = None,
+) -> Outcome:
+    """Send a notice this task has claimed and record a failure; the caller records a success.
+    Raises _Released when the notice went back to pending for a retry."""
+    notification_id = notification.pk
     # This attempt began at claimed_at; if it fails, the window counts from the first failure.
     failing_since = notification.failing_since or claimed_at
     try:
-        _send_notice(notification)
+        _send_notice(notification, mail, facts)
     except TransientDeliveryError as error:
         now = timezone.now()
         window = delivery_window(notification.recall.recall_class)
@@ -201,7 +381,7 @@ def notification_deliver(notification_id: int) -> Outcome:
         )
         if not released:  # the requeue took it back meanwhile: its new task owns the retry
             return Outcome.NOT_CLAIMED
-        raise
+        raise _Released(error) from error
     except PermanentDeliveryError as error:
         _ours(notification_id, claimed_at).update(
             status=NotificationStatus.FAILED,
@@ -220,7 +400,6 @@ def notification_deliver(notification_id: int) -> Outcome:
             failing_since=failing_since,
         )
         raise
-    _record_sent(notification)
     return Outcome.SENT
 
 

@@ -10,21 +10,18 @@ from django.db import migrations, models
 CHECK_EXISTING = """
 DO $$
 BEGIN
-    IF EXISTS (
-        SELECT 1 FROM recalls_recallexposure e
+    IF (
+        SELECT count(*) FROM recalls_recallexposure e
         LEFT JOIN recalls_recall r ON r.id = e.recall_id
-        LEFT JOIN (
-            treatments_treatmentline l JOIN treatments_treatment t ON t.id = l.treatment_id
-        ) ON l.id = e.treatment_line_id
-            AND l.treatment_id = e.treatment_id
-            AND l.lot_id = e.lot_id
-            AND l.units = e.units
-            AND t.clinic_id = e.clinic_id
-            AND t.patient_id = e.patient_id
-            AND t.practitioner_id = e.practitioner_id
-            AND t.performed_at = e.performed_at
-        WHERE r.id IS NULL OR l.id IS NULL
-    ) THEN
+        LEFT JOIN treatments_treatmentline l ON l.id = e.treatment_line_id
+        LEFT JOIN treatments_treatment t ON t.id = e.treatment_id
+        WHERE r.id IS NULL OR l.id IS NULL OR t.id IS NULL
+            OR (l.treatment_id, l.lot_id, l.units, t.clinic_id, t.patient_id,
+                t.practitioner_id, t.performed_at)
+            IS DISTINCT FROM
+               (e.treatment_id, e.lot_id, e.units, e.clinic_id, e.patient_id,
+                e.practitioner_id, e.performed_at)
+    ) > 0 THEN
         RAISE EXCEPTION 'recall exposures that do not copy their treatment line';
     END IF;
 END $$;

@@ -25,8 +25,8 @@ def test_recall_section_opens_committed_recalls_and_delivers_every_notice_once()
     assert RecallExposure.objects.filter(treatment__patient__reference__startswith="BR-").exclude(
         clinic__name__contains="delivery"
     ).count() == 300 * (1 + recalls.REPETITIONS)
-    # Every delivery round's notices went out: 20 per round.
+    # Every delivery round's notices went out, the untimed first one too: 20 per round.
     delivered = Notification.objects.filter(
         clinic__name__contains="delivery", status=NotificationStatus.SENT
     )
-    assert delivered.count() == 20 * recalls.DELIVERY_REPETITIONS
+    assert delivered.count() == 20 * (1 + recalls.DELIVERY_REPETITIONS)
