@@ -9,6 +9,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from common.api_fields import IdFilter, IsoDateFilter, StrictBooleanFilter
 from common.validators import normalise_gtin
@@ -23,6 +24,8 @@ from lots.models import (
     SourceKind,
     Tissue,
 )
+from lots.sec import search_parts
+from lots.selectors import lots_matching_sec
 
 
 class _GtinField(forms.CharField):
@@ -40,6 +43,26 @@ class _GtinField(forms.CharField):
 
 class GtinFilter(django_filters.CharFilter):
     field_class = _GtinField
+
+
+class _SecField(forms.CharField):
+    """A Single European Code or its start (lots.sec.search_parts), eye-readable or not."""
+
+    def to_python(self, value: Any) -> str | None:
+        raw: str | None = super().to_python(value)
+        if raw and search_parts(raw) is None:
+            raise forms.ValidationError(
+                _(
+                    "Give a Single European Code or its start: letters and digits, up to 40 "
+                    "(spaces and a leading SEC allowed)."
+                ),
+                code="sec_search_invalid",
+            )
+        return raw
+
+
+class SecFilter(django_filters.CharFilter):
+    field_class = _SecField
 
 
 class ProductFilter(django_filters.FilterSet):
@@ -84,10 +107,19 @@ class LotFilter(django_filters.FilterSet):
         method="filter_expired",
         help_text="true: expired today (past the expiry date); false: still usable today.",
     )
+    sec = SecFilter(
+        method="filter_sec",
+        max_length=60,
+        help_text="Single European Code: the full code, its donation identification sequence, "
+        "or a leading part; eye-readable form (SEC prefix, spaces) accepted.",
+    )
 
     class Meta:
         model = Lot
         fields: list[str] = []
+
+    def filter_sec(self, queryset: QuerySet[Lot], name: str, value: str) -> QuerySet[Lot]:
+        return lots_matching_sec(queryset, value)
 
     def filter_expired(self, queryset: QuerySet[Lot], name: str, value: bool) -> QuerySet[Lot]:
         # Lot.is_expired: usable through the expiry date, expired from the day after.

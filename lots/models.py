@@ -23,6 +23,8 @@ from common.validators import (
     validate_isbt_din,
     validate_jurisdiction,
 )
+from lots.sec import PARTS as SEC_PARTS
+from lots.sec import SecCodingSystem, SingleEuropeanCode
 from providers.models import Manufacturer
 
 
@@ -341,6 +343,21 @@ class Lot(models.Model):
         max_length=20, choices=LotStatus.choices, default=LotStatus.QUARANTINED
     )
     status_changed_at = models.DateTimeField()
+    release_effective_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="From when the latest release holds: the signing time, or the effective date a "
+        "retrospective release states. No treatment dated before it is accepted.",
+    )
+    # The Single European Code (lots.sec): all parts or none; the expiry is the lot's own.
+    sec_issuing_country = models.CharField(max_length=2, blank=True, default="", db_default="")
+    sec_establishment_code = models.CharField(max_length=6, blank=True, default="", db_default="")
+    sec_donation_number = models.CharField(max_length=13, blank=True, default="", db_default="")
+    sec_coding_system = models.CharField(
+        max_length=1, choices=SecCodingSystem.choices, blank=True, default="", db_default=""
+    )
+    sec_product_number = models.CharField(max_length=7, blank=True, default="", db_default="")
+    sec_split_number = models.CharField(max_length=3, blank=True, default="", db_default="")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
@@ -368,8 +385,32 @@ class Lot(models.Model):
                 name="lot_regulatory_number_matches_basis",
                 violation_error_code="lot_regulatory_number_mismatch",
             ),
+            models.CheckConstraint(
+                condition=Q(**{f"sec_{name}": "" for name in SEC_PARTS})
+                | Q(
+                    **{
+                        f"sec_{name}__regex": f"^{pattern}$"
+                        for name, (_, pattern) in SEC_PARTS.items()
+                    }
+                ),
+                name="lot_sec_complete_and_well_formed",
+                violation_error_code="sec_invalid",
+            ),
+            models.UniqueConstraint(
+                fields=[f"sec_{name}" for name in SEC_PARTS],
+                condition=~Q(sec_issuing_country=""),
+                name="lot_sec_unique",
+                violation_error_code="sec_taken",
+            ),
         ]
-        indexes = [models.Index(fields=["status", "expires_on"], name="lot_status_expiry")]
+        indexes = [
+            models.Index(fields=["status", "expires_on"], name="lot_status_expiry"),
+            models.Index(
+                fields=["sec_issuing_country", "sec_establishment_code", "sec_donation_number"],
+                condition=~Q(sec_issuing_country=""),
+                name="lot_sec_donation",
+            ),
+        ]
         triggers = [no_delete("lot_no_delete")]
         permissions = [("release_lot", "Can release or reject a lot (quality manager)")]
 
@@ -379,6 +420,21 @@ class Lot(models.Model):
     def is_expired(self, *, on: datetime.date) -> bool:
         """A lot is usable through its expiry date and expired from the day after."""
         return on > self.expires_on
+
+    @property
+    def sec(self) -> SingleEuropeanCode | None:
+        """The lot's Single European Code, if it carries one."""
+        if not self.sec_issuing_country:
+            return None
+        return SingleEuropeanCode(
+            issuing_country=self.sec_issuing_country,
+            establishment_code=self.sec_establishment_code,
+            donation_number=self.sec_donation_number,
+            coding_system=self.sec_coding_system,
+            product_number=self.sec_product_number,
+            split_number=self.sec_split_number,
+            expires_on=self.expires_on,
+        )
 
 
 @pghistory.track()
@@ -613,6 +669,12 @@ class LotStatusChange(models.Model):
     meaning = models.CharField(max_length=20, choices=SignatureMeaning.choices)
     reason = models.TextField()
     record_digest = models.CharField(max_length=64)
+    # Filled with signed_at by a trigger when an insert leaves it out (bulk loaders).
+    effective_at = models.DateTimeField(
+        help_text="From when the change holds: the signing time, or before it for a "
+        "retrospective release."
+    )
+    retrospective = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["-signed_at"]
@@ -623,12 +685,29 @@ class LotStatusChange(models.Model):
                 name="status_change_has_reason",
                 violation_error_code="reason_required",
             ),
+            models.CheckConstraint(
+                condition=Q(retrospective=False, effective_at=F("signed_at"))
+                | Q(retrospective=True, effective_at__lt=F("signed_at"), action="release"),
+                name="status_change_effective_not_after_signing",
+                violation_error_code="status_change_effective_invalid",
+            ),
         ]
         triggers = [
             no_delete("status_change_no_delete"),
             pgtrigger.Protect(name="status_change_immutable", operation=pgtrigger.Update),
+            pgtrigger.Trigger(
+                name="status_change_effective_default",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Insert,
+                func="NEW.effective_at := COALESCE(NEW.effective_at, NEW.signed_at); RETURN NEW;",
+            ),
         ]
 
     def __str__(self) -> str:
         moved = f"{self.from_status} -> {self.to_status}"
         return f"lot {self.lot.lot_number} {moved} by {self.signer_name}"
+
+    @property
+    def effective_day(self) -> datetime.date:
+        """The network's day (UTC) the change took effect, as the release gate judges days."""
+        return self.effective_at.astimezone(datetime.UTC).date()

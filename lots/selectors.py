@@ -30,6 +30,9 @@ from lots.models import (
     QcSpecification,
     RegulatoryBasis,
 )
+from lots.sec import PARTS as SEC_PARTS
+from lots.sec import search_parts
+from providers.models import Clinic
 
 RELEASABLE_FROM = (LotStatus.QUARANTINED, LotStatus.ON_HOLD)
 
@@ -111,13 +114,19 @@ class ReleaseCheck:
         return not self.problems
 
 
-def lot_release_check(*, lot: Lot, on: datetime.date | None = None) -> ReleaseCheck:
+def lot_release_check(
+    *, lot: Lot, on: datetime.date | None = None, retrospective: bool = False
+) -> ReleaseCheck:
     """Evaluate every release requirement of DESIGN rule 1 and report *all* that are unmet.
 
+    Expiry and certificates are judged on `on` (default: today). A retrospective release judges on
+    the day it states, and also refuses evidence dated after it: it could not have supported the
+    release then.
     Runs a fixed number of queries whatever the number of donors, markers and tests.
     """
     # The network's day (UTC): releasing a lot is not any one clinic's act.
     today = on or timezone.localdate()
+    evidence_until = today if retrospective else None
     check = ReleaseCheck(lot=lot, on=today)
     product = Product.objects.select_related("manufacturer").get(pk=lot.product_id)
     problems = check.problems
@@ -140,9 +149,9 @@ def lot_release_check(*, lot: Lot, on: datetime.date | None = None) -> ReleaseCh
             )
         )
     if product.is_human_derived:
-        _check_donors(lot, product, problems)
-    _check_qc(lot, product, problems)
-    _check_certificates(lot, product, today, problems)
+        _check_donors(lot, product, problems, evidence_until)
+    _check_qc(lot, product, problems, evidence_until)
+    _check_certificates(lot, product, today, problems, retrospective=retrospective)
     if lot.regulatory_basis == RegulatoryBasis.NONE:
         check.warnings.append(
             Problem(
@@ -157,7 +166,22 @@ def lot_release_check(*, lot: Lot, on: datetime.date | None = None) -> ReleaseCh
     return check
 
 
-def _check_donors(lot: Lot, product: Product, problems: list[Problem]) -> None:
+def _dated_after(day: datetime.date | None, until: datetime.date | None) -> bool:
+    return until is not None and day is not None and day > until
+
+
+def _evidence_after(what: str, day: datetime.date, until: datetime.date, where: str) -> Problem:
+    return Problem(
+        "release_evidence_after_effective_date",
+        _("%(what)s is dated %(day)s, after the release's effective date %(until)s.")
+        % {"what": what, "day": day.isoformat(), "until": until.isoformat()},
+        where,
+    )
+
+
+def _check_donors(
+    lot: Lot, product: Product, problems: list[Problem], until: datetime.date | None
+) -> None:
     donors = list(
         Donor.objects.filter(lot_donors__lot=lot)
         .prefetch_related(
@@ -217,6 +241,20 @@ def _check_donors(lot: Lot, product: Product, problems: list[Problem]) -> None:
                     f"{where}.birth_mother_tested",
                 )
             )
+        for label, day, part in (
+            (
+                _("Donor %(donor)s's collection") % {"donor": donor.code},
+                donor.collection_date,
+                "collection_date",
+            ),
+            (
+                _("Donor %(donor)s's specimen") % {"donor": donor.code},
+                donor.specimen_date,
+                "specimen_date",
+            ),
+        ):
+            if until is not None and _dated_after(day, until):
+                problems.append(_evidence_after(label, day, until, f"{where}.{part}"))
         results = {result.marker_id: result for result in donor.marker_results.all()}
         for marker in required_markers_for(donor.tissue, markers):
             result = results.get(marker.pk)
@@ -226,6 +264,16 @@ def _check_donors(lot: Lot, product: Product, problems: list[Problem]) -> None:
                         "donor_marker_missing",
                         _("Donor %(donor)s has no %(marker)s result.")
                         % {"donor": donor.code, "marker": marker.name},
+                        f"{where}.markers.{marker.code}",
+                    )
+                )
+            elif until is not None and _dated_after(result.tested_on, until):
+                problems.append(
+                    _evidence_after(
+                        _("Donor %(donor)s's %(marker)s result")
+                        % {"donor": donor.code, "marker": marker.name},
+                        result.tested_on,
+                        until,
                         f"{where}.markers.{marker.code}",
                     )
                 )
@@ -244,7 +292,9 @@ def _check_donors(lot: Lot, product: Product, problems: list[Problem]) -> None:
                 )
 
 
-def _check_qc(lot: Lot, product: Product, problems: list[Problem]) -> None:
+def _check_qc(
+    lot: Lot, product: Product, problems: list[Problem], until: datetime.date | None
+) -> None:
     specs = qc_specifications_for(product)
     results = {result.test_id: result for result in LotQcResult.objects.filter(lot=lot)}
     for spec in sorted(specs.values(), key=lambda s: s.test.code):
@@ -260,7 +310,16 @@ def _check_qc(lot: Lot, product: Product, problems: list[Problem]) -> None:
                     )
                 )
             continue
-        if not qc_result_passes(spec, result):
+        if until is not None and _dated_after(result.tested_on, until):
+            problems.append(
+                _evidence_after(
+                    _("The %(test)s result") % {"test": spec.test.name},
+                    result.tested_on,
+                    until,
+                    where,
+                )
+            )
+        elif not qc_result_passes(spec, result):
             shown = (
                 result.get_outcome_display()
                 if result.outcome
@@ -277,7 +336,12 @@ def _check_qc(lot: Lot, product: Product, problems: list[Problem]) -> None:
 
 
 def _check_certificates(
-    lot: Lot, product: Product, today: datetime.date, problems: list[Problem]
+    lot: Lot,
+    product: Product,
+    today: datetime.date,
+    problems: list[Problem],
+    *,
+    retrospective: bool,
 ) -> None:
     certificates = list(
         current_certificates().filter(lot=lot, kind=CertificateKind.COA)
@@ -287,9 +351,19 @@ def _check_certificates(
             lot__isnull=True,
         )
     )
-    if not any(c.kind == CertificateKind.COA for c in certificates):
+    analyses = [c for c in certificates if c.kind == CertificateKind.COA]
+    if not analyses:
         problems.append(
             Problem("coa_missing", _("No certificate of analysis for this lot is on file."), "coa")
+        )
+    elif retrospective and all(c.valid_from > today for c in analyses):
+        problems.append(
+            _evidence_after(
+                _("The certificate of analysis"),
+                min(c.valid_from for c in analyses),
+                today,
+                "coa",
+            )
         )
     quality = [c for c in certificates if c.kind in MANUFACTURER_CERTIFICATE_KINDS]
     name = product.manufacturer.legal_name
@@ -316,3 +390,64 @@ def _check_certificates(
                 _("%(manufacturer)s's GMP certificate is not yet valid.") % {"manufacturer": name},
             )
         problems.append(Problem(code, message, "gmp_certificate"))
+
+
+def lot_use_problems(*, lot: Lot, clinic: Clinic, day: datetime.date, where: str) -> list[Problem]:
+    """What the lot itself forbids of a use at `clinic` on the clinic's `day`, beyond its status
+    and expiry: a use dated before the release took effect (a retrospective release holds from
+    the day it states, not before), and a human-derived lot without a Single European Code at a
+    clinic whose jurisdiction asks for one. Reads nothing: the lot (with its product) and the
+    clinic are at hand."""
+    problems: list[Problem] = []
+    effective = lot.release_effective_at
+    if effective is not None and day < effective.astimezone(datetime.UTC).date():
+        problems.append(
+            Problem(
+                "treatment_before_release",
+                _(
+                    "Lot %(lot)s was released with effect from %(released_on)s, after the date of "
+                    "this treatment."
+                )
+                % {
+                    "lot": lot.lot_number,
+                    "released_on": effective.astimezone(datetime.UTC).date().isoformat(),
+                },
+                where,
+            )
+        )
+    if clinic.requires_sec and lot.product.is_human_derived and lot.sec is None:
+        problems.append(
+            Problem(
+                "lot_sec_missing",
+                _(
+                    "%(clinic)s requires the Single European Code on human tissues and cells; lot "
+                    "%(lot)s has none."
+                )
+                % {"clinic": clinic.name, "lot": lot.lot_number},
+                where,
+            )
+        )
+    return problems
+
+
+def lots_matching_sec(lots: QuerySet[Lot], value: str) -> QuerySet[Lot]:
+    """The lots whose Single European Code starts with `value`: a full SEC, its donation
+    identification sequence, or a leading part of it, with or without the SEC prefix and the
+    spaces of the eye-readable form. A complete part matches exactly (on the donation index);
+    an incomplete last part matches as a prefix; a string no SEC starts with matches nothing."""
+    parts = search_parts(value)
+    if parts is None:
+        return lots.none()
+    expiry = parts.pop("expiry", "")
+    conditions: dict[str, str | datetime.date] = {}
+    for name, piece in parts.items():
+        complete = len(piece) == SEC_PARTS[name][0]
+        conditions[f"sec_{name}" if complete else f"sec_{name}__startswith"] = piece
+    if len(expiry) == len("YYYYMMDD"):
+        try:
+            conditions["expires_on"] = datetime.date(
+                int(expiry[:4]), int(expiry[4:6]), int(expiry[6:])
+            )
+        except ValueError:
+            return lots.none()
+    return lots.filter(**conditions)

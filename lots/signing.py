@@ -1,9 +1,10 @@
 """What the signatures on lots and donors sign (found by `signatures.apps`).
 
 A lot decision (release, rejection, hold) is signed on its `LotStatusChange` row; the subject is
-the lot. What is signed of the lot:
+the lot. A retrospective release also signs its effective date. What is signed of the lot:
 - identity: number, manufacturer, product (with GTIN, source kind and tissue, which decide the
-  release rules), dates, quantity and unit, regulatory basis and number;
+  release rules), dates, quantity and unit, regulatory basis and number, and the Single European
+  Code where the lot carries one;
 - every donor with identity, tissue, dates, laboratory, eligibility decision and each marker
   result (result, date, laboratory, method);
 - every QC result (value or outcome, date, laboratory, method);
@@ -68,6 +69,16 @@ _DONOR_FIELDS = (
 )
 
 
+_SEC_FIELDS = (
+    "sec_issuing_country",
+    "sec_establishment_code",
+    "sec_donation_number",
+    "sec_coding_system",
+    "sec_product_number",
+    "sec_split_number",
+)
+
+
 def lot_state(lot_id: int, signed_at: datetime.datetime, get_model: ModelLookup) -> dict[str, Any]:
     lot = one(
         table(get_model, "lots", "Lot")
@@ -85,9 +96,14 @@ def lot_state(lot_id: int, signed_at: datetime.datetime, get_model: ModelLookup)
             "unit",
             "regulatory_basis",
             "regulatory_number",
+            *_SEC_FIELDS,
         ),
         f"lot {lot_id}",
     )
+    # A lot without a Single European Code signs what lots always signed.
+    if not lot["sec_issuing_country"]:
+        for name in _SEC_FIELDS:
+            del lot[name]
     donor_rows = list(
         table(get_model, "lots", "Donor")
         .filter(lot_donors__lot_id=lot_id)
@@ -134,10 +150,16 @@ def _lot_decision(change_id: int, signed_at: datetime.datetime, get_model: Model
             "meaning",
             "reason",
             "record_digest",
+            "effective_at",
+            "retrospective",
         ),
         f"lot status change {change_id}",
     )
     lot_id = change.pop("lot_id")
+    # A decision that held from its signing signs what it always did; a retrospective release
+    # also signs the date it states.
+    if not change["retrospective"]:
+        del change["effective_at"], change["retrospective"]
     return Built(
         subject=f"lots.lot:{lot_id}",
         state=lot_state(lot_id, signed_at, get_model),

@@ -1,5 +1,6 @@
 """A printable label per received lot: a GS1 DataMatrix holding (01) GTIN, (17) expiry and (10)
-lot number, with the same facts in plain text beside it.
+lot number, with the same facts in plain text beside it, and the lot's Single European Code in
+its eye-readable form where the lot carries one (Directive 2006/86/EC Article 10a).
 
 The symbol is drawn by zxing-cpp in GS1 mode, so it starts with FNC1 and a scanner reports it
 as `]d2`: scan_resolve reads it back to the lot. The element string is written with square
@@ -83,7 +84,12 @@ def lot_label(request: HttpRequest, lot_id: int) -> HttpResponse:
     return render(
         request,
         "pages/stock/label.html",
-        {"nav": "stock", "lot": lot, "element_string": label_human_text(lot)},
+        {
+            "nav": "stock",
+            "lot": lot,
+            "element_string": label_human_text(lot),
+            "sec": lot.sec,
+        },
     )
 
 

@@ -100,6 +100,12 @@ class Clinic(models.Model):
         default="en",
         help_text="Language of the recall notices and acknowledgement page the clinic receives.",
     )
+    requires_sec = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="The clinic's jurisdiction asks for the Single European Code (EU tissues and "
+        "cells): a human-derived lot without one is refused for treatment here.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -146,10 +146,12 @@ def test_schema_documents_every_endpoint(schema):
 def test_schema_documents_the_release_endpoint_with_its_refusal(schema):
     release = schema["paths"]["/api/v1/lots/{lot_id}/release/"]["post"]
     request = release["requestBody"]["content"]["application/json"]["schema"]["$ref"]
-    assert request.endswith("/SignatureInputRequest")
+    assert request.endswith("/ReleaseInputRequest")
     assert set(release["responses"]) >= {"200", "400", "403", "404", "409"}
     refusal = release["responses"]["409"]["content"]["application/json"]["schema"]["$ref"]
     assert refusal == "#/components/schemas/Error"
+    fields = schema["components"]["schemas"]["ReleaseInputRequest"]["properties"]
+    assert set(fields) == {"password", "meaning", "reason", "effective_date"}
     fields = schema["components"]["schemas"]["SignatureInputRequest"]["properties"]
     assert set(fields) == {"password", "meaning", "reason"}
 
@@ -164,6 +166,7 @@ def test_schema_lists_filters_and_pagination_on_the_lot_list(schema):
         "expires_before",
         "expires_after",
         "expired",
+        "sec",
         "limit",
         "offset",
     }

@@ -66,7 +66,17 @@ class LotCertificateInline(ReadOnlyInline):
 class LotStatusChangeInline(ReadOnlyInline):
     model = LotStatusChange
     verbose_name_plural = "signed status changes"
-    fields = ["signed_at", "action", "from_status", "to_status", "signer_name", "meaning", "reason"]
+    fields = [
+        "signed_at",
+        "effective_at",
+        "retrospective",
+        "action",
+        "from_status",
+        "to_status",
+        "signer_name",
+        "meaning",
+        "reason",
+    ]
 
 
 SIGNED_LOT_ACTIONS: dict[LotAction, tuple[Callable[..., LotStatusChange], str]] = {
@@ -89,15 +99,31 @@ class LotAdmin(ServiceAdmin):
         "unit",
     ]
     list_select_related = ["product", "manufacturer"]
-    search_fields = ["lot_number", "product__name", "manufacturer__legal_name", "donors__code"]
+    search_fields = [
+        "lot_number",
+        "product__name",
+        "manufacturer__legal_name",
+        "donors__code",
+        "sec_donation_number",
+    ]
     list_filter = ["status", "manufacturer", "regulatory_basis", "product__source_kind"]
     date_hierarchy = "manufactured_on"
     fieldsets = [
         (
             None,
-            {"fields": ["lot_number", "product", "manufacturer", "status", "status_changed_at"]},
+            {
+                "fields": [
+                    "lot_number",
+                    "product",
+                    "manufacturer",
+                    "status",
+                    "status_changed_at",
+                    "release_effective_at",
+                ]
+            },
         ),
         ("Release", {"fields": ["release_check"]}),
+        ("Single European Code", {"fields": ["sec_eye_readable"]}),
         (
             "Lot",
             {
@@ -113,7 +139,13 @@ class LotAdmin(ServiceAdmin):
         ),
         ("Record", {"fields": ["created_by", "created_at", "audit_trail_link"]}),
     ]
-    readonly_fields = ["created_at", "release_check", "audit_trail_link"]
+    readonly_fields = [
+        "created_at",
+        "release_effective_at",
+        "release_check",
+        "sec_eye_readable",
+        "audit_trail_link",
+    ]
     add_form = lot_forms.LotAddForm
     add_fieldsets = [
         (None, {"fields": ["product", "lot_number", "donors"]}),
@@ -123,6 +155,11 @@ class LotAdmin(ServiceAdmin):
     inlines = [LotDonorInline, LotQcResultInline, LotCertificateInline, LotStatusChangeInline]
     actions = ["release_lots", "reject_lots", "hold_lots"]
     change_form_template = "admin/lots/lot/change_form.html"
+
+    @admin.display(description="SEC (eye-readable)")
+    def sec_eye_readable(self, obj: Lot) -> str:
+        sec = obj.sec
+        return sec.eye_readable if sec else "-"
 
     @admin.display(description="Check release")
     def release_check(self, obj: Lot) -> str:
@@ -288,10 +325,19 @@ class LotQcResultAdmin(ServiceAdmin):
 
 @admin.register(LotStatusChange)
 class LotStatusChangeAdmin(ServiceAdmin):
-    list_display = ["lot", "action", "from_status", "to_status", "signer_name", "signed_at"]
+    list_display = [
+        "lot",
+        "action",
+        "from_status",
+        "to_status",
+        "signer_name",
+        "signed_at",
+        "effective_at",
+        "retrospective",
+    ]
     list_select_related = ["lot__product"]
     search_fields = ["lot__lot_number", "signer_name", "reason", "record_digest"]
-    list_filter = ["action", "to_status", "meaning"]
+    list_filter = ["action", "to_status", "meaning", "retrospective"]
     date_hierarchy = "signed_at"
     fields = [
         "lot",
@@ -301,6 +347,8 @@ class LotStatusChangeAdmin(ServiceAdmin):
         "signed_by",
         "signer_name",
         "signed_at",
+        "effective_at",
+        "retrospective",
         "meaning",
         "reason",
         "record_digest",

@@ -36,7 +36,45 @@ from lots.api.serializers import (
 )
 from lots.filters import LotFilter
 from lots.models import Certificate, Donor, Lot, LotUnit, Product, RegulatoryBasis
+from lots.sec import SingleEuropeanCode
 from lots.selectors import current_certificates, lot_get, lot_list, qc_specifications_for
+
+
+class SecOutputSerializer(serializers.Serializer[Any]):
+    issuing_country = serializers.CharField(help_text="ISO 3166-1 alpha-2.")
+    establishment_code = serializers.CharField(help_text="Tissue establishment number (6).")
+    donation_number = serializers.CharField(help_text="Unique donation number (13).")
+    coding_system = serializers.CharField(help_text="E (EUTC), A (ISBT 128) or B (Eurocode).")
+    product_number = serializers.CharField(help_text="Product number (7).")
+    split_number = serializers.CharField(help_text="Split number (3).")
+    expiry_date = serializers.SerializerMethodField(help_text="YYYYMMDD: the lot's expiry.")
+    code = serializers.CharField(help_text="The 40 characters, as a barcode carries them.")
+    eye_readable = serializers.CharField(
+        help_text="As printed: SEC, the donation identification sequence, a space, the product "
+        "identification sequence."
+    )
+
+    def get_expiry_date(self, sec: SingleEuropeanCode) -> str:
+        return sec.expires_on.strftime("%Y%m%d")
+
+
+class SecInputSerializer(serializers.Serializer[Any]):
+    """Lengths, characters and the country are checked by lots.services.lot_create, each with
+    its own code (`sec_<part>_length`, `sec_<part>_invalid`, `sec_issuing_country_unknown`)."""
+
+    issuing_country = serializers.CharField(max_length=40, help_text="ISO 3166-1 alpha-2: DE.")
+    establishment_code = serializers.CharField(
+        max_length=40, help_text="Tissue establishment number from the EU compendium (6)."
+    )
+    donation_number = serializers.CharField(max_length=40, help_text="Unique donation number (13).")
+    coding_system = serializers.CharField(
+        max_length=40, help_text="E (EUTC), A (ISBT 128) or B (Eurocode)."
+    )
+    product_number = serializers.CharField(max_length=40, help_text="Product number (7).")
+    split_number = serializers.CharField(max_length=40, help_text="Split number (3): 000 unsplit.")
+    expiry_date = serializers.CharField(
+        max_length=40, help_text="YYYYMMDD, the lot's own expiry date."
+    )
 
 
 class LotOutputSerializer(serializers.ModelSerializer[Lot]):
@@ -45,6 +83,17 @@ class LotOutputSerializer(serializers.ModelSerializer[Lot]):
     donors = DonorRefSerializer(many=True, read_only=True)
     is_expired = serializers.SerializerMethodField(
         help_text="Past its expiry date today (usable through the expiry date itself)."
+    )
+    sec = SecOutputSerializer(
+        read_only=True,
+        allow_null=True,
+        help_text="The Single European Code (EU tissues and cells), null if the lot has none.",
+    )
+    release_effective_at = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text="From when the latest release holds (earlier than its signing when "
+        "retrospective); no treatment dated before it is accepted.",
     )
 
     class Meta:
@@ -63,6 +112,8 @@ class LotOutputSerializer(serializers.ModelSerializer[Lot]):
             "regulatory_number",
             "status",
             "status_changed_at",
+            "release_effective_at",
+            "sec",
             "donors",
             "created_at",
         ]
@@ -122,6 +173,10 @@ class LotCreateInputSerializer(serializers.Serializer[Any]):
         help_text="Ids of the source donors (from /donors/), not donor codes. Human-derived "
         "products only.",
     )
+    sec = SecInputSerializer(
+        required=False,
+        help_text="The Single European Code, for human-derived tissues and cells.",
+    )
 
     def validate_donors(self, ids: list[int]) -> list[Donor]:
         # One query for the whole list, rather than one per id.
@@ -171,7 +226,13 @@ class LotsApi(ListApi):
 
     @extend_schema(
         summary="Record a lot (it starts quarantined)",
-        description="`donors` takes donor ids (integers, as listed by /donors/), not donor codes.",
+        description="`donors` takes donor ids (integers, as listed by /donors/), not donor codes. "
+        "`sec` gives the Single European Code of a human-derived lot; each part is refused with "
+        "its own code and field (`sec.issuing_country`: `sec_issuing_country_length`, "
+        "`sec_issuing_country_invalid`, `sec_issuing_country_unknown`; likewise the other "
+        "parts; `sec.expiry_date`: `sec_expiry_date_invalid`, `sec_expiry_date_mismatch`), "
+        "`sec_not_applicable` for a product not of human origin, `sec_taken` for a code another "
+        "lot carries.",
         request=LotCreateInputSerializer,
         responses={201: LotDetailOutputSerializer, **CREATE_ERRORS},
     )

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import datetime
+from collections.abc import Callable
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from common.api_fields import READ_ERRORS, ErrorItemSerializer, TextChoiceField, error_responses
+from common.api_fields import (
+    READ_ERRORS,
+    ErrorItemSerializer,
+    StorableDateTimeField,
+    TextChoiceField,
+    error_responses,
+)
 from common.api_views import Api, get_or_404, validated
 from lots import services
 from lots.api.serializers import LotStatusChangeOutputSerializer, password_field, reason_field
-from lots.models import SignatureMeaning
+from lots.models import LotStatusChange, SignatureMeaning
 from lots.selectors import lot_list, lot_release_check
 
 
@@ -37,6 +46,42 @@ class SignatureInputSerializer(serializers.Serializer[Any]):
     reason = reason_field()
 
 
+@extend_schema_field(
+    {
+        "type": "string",
+        "description": "A date (2018-03-01, from the start of that day, UTC) or an ISO 8601 date "
+        "and time.",
+        "example": "2018-03-01",
+    }
+)
+class EffectiveDateField(serializers.Field):  # type: ignore[type-arg]
+    """A day or an instant: a lot released long ago is usually known by its release day."""
+
+    default_error_messages = {
+        "invalid": _("Give a date (YYYY-MM-DD) or an ISO 8601 date and time."),
+    }
+
+    def to_internal_value(self, data: Any) -> datetime.date | datetime.datetime:
+        if isinstance(data, str) and len(data.strip()) == len("YYYY-MM-DD"):
+            try:
+                return datetime.date.fromisoformat(data.strip())
+            except ValueError:
+                self.fail("invalid")
+        instant: datetime.datetime = StorableDateTimeField().run_validation(data)
+        return instant
+
+    def to_representation(self, value: Any) -> str:
+        return str(value.isoformat())
+
+
+class ReleaseInputSerializer(SignatureInputSerializer):
+    effective_date = EffectiveDateField(
+        required=False,
+        help_text="Release retrospectively, as of this past date: every rule is judged on it, "
+        "the signature is given now, and no treatment dated before it is accepted.",
+    )
+
+
 class LotReleaseCheckApi(Api):
     @extend_schema(
         summary="Would the lot be released now? Every unmet requirement, and warnings",
@@ -57,12 +102,13 @@ class LotReleaseCheckApi(Api):
 
 
 class _LotDecisionApi(Api):
-    decide = staticmethod(services.lot_release)
+    decide: Callable[..., LotStatusChange] = staticmethod(services.lot_release)
+    input_serializer: type[SignatureInputSerializer] = SignatureInputSerializer
 
     def post(self, request: Request, lot_id: int) -> Response:
         # 404 before the signature is checked: an unknown lot is not a signing problem.
         get_or_404(lot_list(), lot_id, what="lot")
-        data = validated(SignatureInputSerializer, request.data)
+        data = validated(self.input_serializer, request.data)
         change = type(self).decide(actor=request.user, lot_id=lot_id, **data)
         return Response(
             LotDecisionOutputSerializer(
@@ -76,11 +122,16 @@ _DECISION_ERRORS = error_responses(400, 401, 403, 404, 409)
 
 class LotReleaseApi(_LotDecisionApi):
     decide = staticmethod(services.lot_release)
+    input_serializer = ReleaseInputSerializer
 
     @extend_schema(
-        summary="Release a lot (signed)",
-        description="Refused with 409 listing every unmet requirement, each with its own code.",
-        request=SignatureInputSerializer,
+        summary="Release a lot (signed), now or retrospectively",
+        description="Refused with 409 listing every unmet requirement, each with its own code. "
+        "With `effective_date` the release is retrospective: judged as of that date (expiry, "
+        "certificates, evidence dated no later), signed now, and marked `retrospective` with its "
+        "`effective_at`; an effective date in the future or before the lot was made is refused "
+        "with 400 (`release_effective_in_future`, `release_effective_before_manufacture`).",
+        request=ReleaseInputSerializer,
         responses={200: LotDecisionOutputSerializer, **_DECISION_ERRORS},
     )
     def post(self, request: Request, lot_id: int) -> Response:

@@ -110,8 +110,20 @@ class LotStatusChangeOutputSerializer(serializers.ModelSerializer[LotStatusChang
             "signed_by",
             "signer_name",
             "signed_at",
+            "effective_at",
+            "retrospective",
             "meaning",
             "reason",
             "record_digest",
         ]
         read_only_fields = fields
+        extra_kwargs = {
+            "effective_at": {
+                "help_text": "From when the change holds: the signing time, or the earlier date "
+                "a retrospective release states."
+            },
+            "retrospective": {
+                "help_text": "A release entered after the fact: it holds from `effective_at` and "
+                "was signed at `signed_at`."
+            },
+        }

@@ -12,6 +12,8 @@ from django.utils.translation import gettext as _
 from common.errors import DomainError
 from common.services import history, require_reason, validate_instance
 from lots.models import Donor, Lot, LotDonor, LotStatus, Product
+from lots.sec import PARTS as SEC_PARTS
+from lots.sec import expiry_problems, normalise_part, part_problems
 from lots.selectors import RELEASABLE_FROM
 from providers.models import Role
 from providers.selectors import require_role
@@ -30,8 +32,10 @@ def lot_create(
     regulatory_basis: str,
     regulatory_number: str = "",
     donors: list[Donor] | None = None,
+    sec: dict[str, str] | None = None,
 ) -> Lot:
-    """A new lot always starts quarantined (DESIGN rule 1)."""
+    """A new lot always starts quarantined (DESIGN rule 1). A human-derived lot may carry its
+    Single European Code (`sec`: the parts of lots.sec.PARTS and `expiry_date`, YYYYMMDD)."""
     require_role(actor, Role.QUALITY_MANAGER)
     # A donor named twice is still one donor; inserting it twice would break lot_donor_unique.
     donors = list({donor.pk: donor for donor in donors or []}.values())
@@ -57,6 +61,8 @@ def lot_create(
         status_changed_at=timezone.now(),
         created_by=actor,
     )
+    if sec is not None:
+        _set_sec(lot, product, sec)
     try:
         validate_instance(lot, exclude=["created_by"])
     except DomainError as error:
@@ -67,6 +73,12 @@ def lot_create(
                 % {"manufacturer": product.manufacturer, "lot": lot.lot_number},
                 field="lot_number",
             ) from error
+        if any(problem.code == "sec_taken" for problem in error.problems):
+            raise DomainError.single(
+                "sec_taken",
+                _("Another lot already carries this Single European Code."),
+                field="sec",
+            ) from error
         raise
     with history(actor, "lot recorded"):
         lot.save()
@@ -74,6 +86,32 @@ def lot_create(
             [LotDonor(lot=lot, donor=donor) for donor in sorted(donors, key=lambda d: d.pk)]
         )
     return lot
+
+
+def _set_sec(lot: Lot, product: Product, sec: dict[str, str]) -> None:
+    """Validate every part of the code (all problems at once, each naming its part) and put it
+    on the lot. The SEC codes tissues and cells of human origin only."""
+    if not product.is_human_derived:
+        raise DomainError.single(
+            "sec_not_applicable",
+            _("The Single European Code is for human tissues and cells; %(product)s is %(kind)s.")
+            % {"product": product.name, "kind": product.get_source_kind_display().lower()},
+            field="sec",
+            status=400,
+        )
+    parts = {name: normalise_part(sec.get(name)) for name in SEC_PARTS}
+    problems = [
+        problem
+        for name, value in parts.items()
+        for problem in part_problems(name, value, f"sec.{name}")
+    ]
+    problems += expiry_problems(
+        normalise_part(sec.get("expiry_date")), lot.expires_on, "sec.expiry_date"
+    )
+    if problems:
+        raise DomainError(problems, status=400)
+    for name, value in parts.items():
+        setattr(lot, f"sec_{name}", value)
 
 
 @transaction.atomic

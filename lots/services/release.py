@@ -121,11 +121,16 @@ def _sign_status_change(
     to_status: str,
     meaning: str,
     reason: str,
+    signed_at: datetime.datetime | None = None,
+    effective_at: datetime.datetime | None = None,
 ) -> LotStatusChange:
     """Change the lot's status and sign the change: the `LotStatusChange` row (with its legacy
-    `record_digest`) and the `signatures.Signature` on it, whose content is `lots.signing`'s."""
+    `record_digest`) and the `signatures.Signature` on it, whose content is `lots.signing`'s.
+    A retrospective release is signed now and holds from its `effective_at`."""
     actor = signer.user
-    signed_at = timezone.now()
+    signed_at = signed_at or timezone.now()
+    effective_at = effective_at or signed_at
+    retrospective = effective_at < signed_at
     content = lot_record_digest(lot)
     payload = {
         "record": content,
@@ -136,14 +141,18 @@ def _sign_status_change(
         "meaning": meaning,
         "reason": reason,
     }
+    if retrospective:
+        payload["effective_at"] = effective_at.isoformat()
     digest = hashlib.sha256(
         json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     ).hexdigest()
     from_status = lot.status
     # Conditional update: only the status we read under the row lock may change.
-    with history(actor, reason, signature_meaning=meaning, action=action.value):
+    released = {"release_effective_at": effective_at} if action == LotAction.RELEASE else {}
+    context = {"effective_at": effective_at.isoformat()} if retrospective else {}
+    with history(actor, reason, signature_meaning=meaning, action=action.value, **context):
         changed = Lot.objects.filter(pk=lot.pk, status=from_status).update(
-            status=to_status, status_changed_at=signed_at
+            status=to_status, status_changed_at=signed_at, **released
         )
         if changed != 1:
             raise DomainError.single(
@@ -159,6 +168,8 @@ def _sign_status_change(
             signed_by=actor,
             signer_name=signer.printed_name,
             signed_at=signed_at,
+            effective_at=effective_at,
+            retrospective=retrospective,
             meaning=meaning,
             reason=reason,
             record_digest=digest,
@@ -173,6 +184,8 @@ def _sign_status_change(
         )
     lot.status = to_status
     lot.status_changed_at = signed_at
+    if released:
+        lot.release_effective_at = effective_at
     return change
 
 
@@ -187,18 +200,36 @@ def _locked_lot(lot_id: int) -> Lot:
 
 @transaction.atomic
 def lot_release(
-    *, actor: Any, lot_id: int, password: str, meaning: str, reason: str
+    *,
+    actor: Any,
+    lot_id: int,
+    password: str,
+    meaning: str,
+    reason: str,
+    effective_date: datetime.date | datetime.datetime | None = None,
 ) -> LotStatusChange:
     """Release a quarantined or on-hold lot into clinical use.
 
     Refuses, listing every unmet requirement with its own code, unless all of DESIGN rule 1 holds.
     A refusal changes nothing.
+
+    With `effective_date` the release is retrospective: a lot released long ago is entered with
+    its real release date. Every rule is judged as of that date (not expired then, certificates
+    valid then, no evidence dated after it), the signature is given now, and no treatment dated
+    before it is accepted.
     """
     reason, signer = _signed_preamble(
         actor=actor, password=password, action=LotAction.RELEASE, meaning=meaning, reason=reason
     )
     lot = _locked_lot(lot_id)
-    check = lot_release_check(lot=lot)
+    signed_at = timezone.now()
+    effective_at = _effective_at(effective_date) if effective_date is not None else signed_at
+    _check_effective_at(lot, effective_at, signed_at)
+    check = lot_release_check(
+        lot=lot,
+        on=effective_at.astimezone(datetime.UTC).date(),
+        retrospective=effective_at < signed_at,
+    )
     if not check.releasable:
         raise DomainError(check.problems, status=409)
     return _sign_status_change(
@@ -208,7 +239,67 @@ def lot_release(
         to_status=LotStatus.RELEASED,
         meaning=meaning,
         reason=reason,
+        signed_at=signed_at,
+        effective_at=effective_at,
     )
+
+
+def _effective_at(effective_date: datetime.date | datetime.datetime) -> datetime.datetime:
+    """A stated day holds from the start of the network's day (UTC), as the release gate judges
+    days; a stated instant without a zone is read in UTC."""
+    if isinstance(effective_date, datetime.datetime):
+        if timezone.is_naive(effective_date):
+            return effective_date.replace(tzinfo=datetime.UTC)
+        return effective_date
+    return datetime.datetime.combine(effective_date, datetime.time.min, tzinfo=datetime.UTC)
+
+
+def _check_effective_at(
+    lot: Lot, effective_at: datetime.datetime, signed_at: datetime.datetime
+) -> None:
+    """A release cannot hold from the future, before the lot was made, or before the lot's
+    latest signed status change took effect (the history of a lot runs forward)."""
+    problems = []
+    day = effective_at.astimezone(datetime.UTC).date()
+    if effective_at > signed_at:
+        problems.append(
+            Problem(
+                "release_effective_in_future",
+                _("A release cannot take effect in the future."),
+                "effective_date",
+            )
+        )
+    if day < lot.manufactured_on:
+        problems.append(
+            Problem(
+                "release_effective_before_manufacture",
+                _("The lot was made on %(manufactured_on)s, after the effective date %(day)s.")
+                % {"manufactured_on": lot.manufactured_on.isoformat(), "day": day.isoformat()},
+                "effective_date",
+            )
+        )
+    latest = (
+        LotStatusChange.objects.filter(lot=lot)
+        .order_by("-effective_at")
+        .values_list("effective_at", flat=True)
+        .first()
+        if effective_at < signed_at
+        else None
+    )
+    if latest is not None and effective_at < latest:
+        problems.append(
+            Problem(
+                "release_effective_before_last_change",
+                _(
+                    "The lot's latest status change took effect on %(latest)s, after the "
+                    "effective date %(day)s."
+                )
+                % {"latest": latest.date().isoformat(), "day": day.isoformat()},
+                "effective_date",
+            )
+        )
+    if problems:
+        raise DomainError(problems, status=400)
 
 
 @transaction.atomic
@@ -284,6 +375,7 @@ def lots_mark_recalled(
                 signed_by=actor,
                 signer_name=actor.get_full_name() or actor.get_username(),
                 signed_at=at,
+                effective_at=at,
                 meaning=SignatureMeaning.RESPONSIBILITY,
                 reason=reason,
                 record_digest=record_digest,

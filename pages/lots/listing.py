@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy
 
 from common.csv import csv_response
 from lots.models import Lot, Product
-from lots.selectors import lot_list
+from lots.selectors import lot_list, lots_matching_sec
 from pages.base import page
 from pages.lots.common import ATTENTION_DAYS, STATUS_LABELS
 from providers.models import Manufacturer
@@ -62,6 +62,12 @@ class LotFilterForm(forms.Form):
         queryset=Manufacturer.objects.order_by("legal_name"),
     )
     expiry = forms.ChoiceField(label=gettext_lazy("Expiry"), required=False, choices=EXPIRY_CHOICES)
+    sec = forms.CharField(
+        label=gettext_lazy("Single European Code"),
+        required=False,
+        max_length=60,
+        help_text=gettext_lazy("The full code, or its start such as the donation sequence."),
+    )
 
     def lots(self, today: datetime.date) -> QuerySet[Lot]:
         lots = lot_list().prefetch_related(None)
@@ -76,6 +82,8 @@ class LotFilterForm(forms.Form):
             lots = lots.filter(product=data["product"])
         if data["manufacturer"]:
             lots = lots.filter(manufacturer=data["manufacturer"])
+        if data["sec"]:
+            lots = lots_matching_sec(lots, data["sec"])
         # Lot.is_expired: usable through the expiry date, expired from the day after.
         if data["expiry"] == "usable":
             lots = lots.filter(expires_on__gte=today)
