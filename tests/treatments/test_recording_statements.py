@@ -5,20 +5,29 @@ and nothing written is read back."""
 
 from __future__ import annotations
 
+import datetime
+import json
+
 import pytest
+from django.shortcuts import get_object_or_404
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from stock.models import StockBalance, StockState
 from tests.api_helpers import API, error_codes, error_fields
+from tests.factories import ClinicFactory
 from tests.treatments.test_api import (
     accepted_units,
+    ago,
+    client_for,
     make_site,
     receive,
     released_lot,
     treatment_body,
 )
+from treatments.api.treatments import TreatmentDetailOutputSerializer
 from treatments.models import Treatment
+from treatments.selectors import treatment_list
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
 
@@ -29,6 +38,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hash
 # treatment, the balances' conditional UPDATE, the movements and the lines; the savepoint's
 # release.
 STATEMENTS = 15
+BERLIN_WINTER = datetime.timezone(datetime.timedelta(hours=1))
 
 
 @pytest.mark.parametrize("line_count", [1, 3])
@@ -72,3 +82,41 @@ def test_an_unknown_lot_is_refused_at_its_line_and_changes_nothing(quality_manag
     assert error_fields(response) == ["lines[1].lot"]
     assert not Treatment.objects.exists()
     assert accepted_units(site.clinic, site.lot) == 100
+
+
+@pytest.mark.parametrize("with_consent", [True, False])
+def test_the_answer_to_a_recorded_treatment_is_what_its_serializer_writes(
+    quality_manager, with_consent
+):
+    # given a clinic stocked with two lots, that asks for consent or not
+    site = make_site(quality_manager, clinic=ClinicFactory(consent_required=with_consent))
+    second = released_lot(quality_manager)
+    receive(site.clinic, second, 100)
+    body = treatment_body(
+        site,
+        lines=[{"lot": second.pk, "units": 3}, {"lot": site.lot.pk, "units": 1}],
+        notes="Left cheek",
+        # an offset other than the server's, and microseconds, both as the client sent them
+        performed_at=ago(minutes=5).astimezone(BERLIN_WINTER).isoformat(),
+    )
+    if with_consent:
+        body["consent"]["taken_at"] = ago(minutes=10).astimezone(BERLIN_WINTER).isoformat()
+    else:
+        body["consent"] = None
+
+    # when it is recorded over the API
+    response = client_for(site.clinician).post(f"{API}/treatments/", body, format="json")
+
+    # then the answer, written from what was recorded, is what the detail serializer writes of
+    # the treatment read back
+    assert response.status_code == 201, response.content
+    treatment = get_object_or_404(
+        treatment_list(user=site.clinician).select_related(
+            "consent_text", "consent_taken_by", "recorded_by"
+        ),
+        pk=response.json()["id"],
+    )
+    expected = json.loads(json.dumps(TreatmentDetailOutputSerializer(treatment).data))
+    assert response.json() == expected
+    assert (response.json()["consent"] is not None) is with_consent
+    assert [line["units"] for line in response.json()["lines"]] == [3, 1]

@@ -203,6 +203,66 @@ def _treatment_detail(request: Request, treatment_id: int) -> dict[str, Any]:
     return TreatmentDetailOutputSerializer(treatment).data
 
 
+# The answer to a treatment just recorded is written as TreatmentDetailOutputSerializer documents
+# it, from what was written, without DRF's field by field machinery: building its nested
+# serializers cost more than several of the statements that recorded the treatment. A test holds
+# the two to the same output.
+_TIME = serializers.DateTimeField()
+
+
+def recorded_answer(treatment: Treatment) -> dict[str, Any]:
+    """A treatment as treatment_record returns it (its lines known, no adverse event yet), as
+    TreatmentDetailOutputSerializer writes it."""
+    # A database constraint keeps the three consent fields all set or all empty.
+    text, taken_by, taken_at = (
+        treatment.consent_text,
+        treatment.consent_taken_by,
+        treatment.consent_taken_at,
+    )
+    consent = None
+    if text is not None and taken_by is not None and taken_at is not None:
+        consent = {
+            "consent_text": {
+                "id": text.pk,
+                "code": text.code,
+                "version": text.version,
+                "title": text.title,
+            },
+            "taken_by": taken_by.username,
+            "taken_at": _TIME.to_representation(taken_at),
+            "regulatory_statement": treatment.consent_regulatory_statement,
+        }
+    return {
+        "id": treatment.pk,
+        "clinic": {"id": treatment.clinic.pk, "name": treatment.clinic.name},
+        "patient": {"id": treatment.patient.pk, "reference": treatment.patient.reference},
+        "practitioner": {"id": treatment.practitioner.pk, "name": treatment.practitioner.name},
+        "performed_at": _TIME.to_representation(treatment.performed_at),
+        "indication": treatment.indication,
+        "route": treatment.route,
+        "anatomical_site": treatment.anatomical_site,
+        "notes": treatment.notes,
+        "lines": [
+            {
+                "lot": line.lot_id,
+                "lot_number": line.lot.lot_number,
+                "product": {
+                    "id": line.lot.product.pk,
+                    "name": line.lot.product.name,
+                    "gtin": line.lot.product.gtin,
+                },
+                "units": line.units,
+                "stock_movement": line.stock_movement_id,
+            }
+            for line in treatment.lines.all()
+        ],
+        "consent": consent,
+        "recorded_by": treatment.recorded_by.username,
+        "recorded_at": _TIME.to_representation(treatment.recorded_at),
+        "adverse_events": [],
+    }
+
+
 def _line_requests(lines: list[dict[str, Any]]) -> list[services.LineRequest]:
     """Lots named by id as they are; scans resolved to their lot. A scan that resolves to no lot
     (or to a lot whose label disagrees with the record) is reported at its line, every such line
@@ -277,11 +337,8 @@ class TreatmentsApi(ListApi):
             ),
             **data,
         )
-        # The treatment as written, with its lines and (none yet) adverse events: nothing is read
-        # back.
-        return Response(
-            TreatmentDetailOutputSerializer(treatment).data, status=status.HTTP_201_CREATED
-        )
+        # The treatment as written: nothing is read back.
+        return Response(recorded_answer(treatment), status=status.HTTP_201_CREATED)
 
 
 class TreatmentDetailApi(Api):
