@@ -18,7 +18,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, cast
 
-from django.db import connection, models
+from django.core.exceptions import EmptyResultSet
+from django.db import connections, models
 from django.db.backends.postgresql.operations import DatabaseOperations as PostgresOperations
 from django.db.backends.utils import CursorDebugWrapper
 from django.db.models import F, Func, QuerySet
@@ -163,10 +164,15 @@ def csv_copy_lines(header: Sequence[str], cells: QuerySet[Any]) -> Iterator[byte
     them, sent on in chunks as they arrive: the first rows as soon as the database has them, and
     memory flat however many there are. Lines end in CRLF like csv.writer's."""
     yield "".join(csv_lines(header, ())).encode()
-    query, params = cells.query.sql_with_params()
-    bound = cast(PostgresOperations, connection.ops).compose_sql(query, params)
+    # The database the queryset reads from (a replica, where the router sends reads).
+    database = connections[cells.db]
+    try:
+        query, params = cells.query.get_compiler(using=cells.db).as_sql()
+    except EmptyResultSet:
+        return  # The filter matches nothing (say, `in` an empty list): no query to run.
+    bound = cast(PostgresOperations, database.ops).compose_sql(query, params)
     statement = f"COPY ({bound}) TO STDOUT WITH (FORMAT csv)"
-    with connection.cursor() as cursor, _logged(cursor, statement):
+    with database.cursor() as cursor, _logged(cursor, statement):
         with cursor.cursor.copy(statement) as copy:
             chunk = bytearray()
             for row in copy:

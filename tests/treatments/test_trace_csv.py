@@ -111,6 +111,14 @@ def test_a_yes_no_cell_reads_as_python_writes_it():
     assert copied(queryset) == written_by_python(queryset)
 
 
+def test_rows_that_cannot_match_give_the_header_alone_without_a_query(
+    django_assert_num_queries,
+):
+    with django_assert_num_queries(0):
+        content = copied(Clinic.objects.filter(pk__in=[]))
+    assert content == b"id,name,address,consent_required,created_at\r\n"
+
+
 def test_a_kind_of_cell_that_would_read_differently_is_refused():
     with pytest.raises(TypeError, match="ArrayField"):
         csv_cells(TreatmentLine.objects.all(), ["lot__product__permitted_routes"])
