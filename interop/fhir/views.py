@@ -128,6 +128,8 @@ class FhirApi(APIView):
     renderer_classes = [FhirJsonRenderer]
     parser_classes: list[Any] = []
     content_negotiation_class = FhirContentNegotiation
+    # Read-only: anything else, OPTIONS included, is a 405 OperationOutcome.
+    http_method_names = ["get", "head"]
 
     def handle_exception(self, exc: Exception) -> Response:
         # Errors are OperationOutcomes in the FHIR media type, whatever was asked for.

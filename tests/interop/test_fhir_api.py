@@ -237,6 +237,8 @@ def test_writes_and_unknown_paths_are_operation_outcomes(fhir_network: FhirNetwo
     client = client_for(fhir_network.a.clinician)
     response = client.post(f"{FHIR}/Procedure", {"resourceType": "Procedure"}, format="json")
     assert outcome_codes(response, 405, "not-supported") == ["method_not_allowed"]
+    response = client.options(f"{FHIR}/Procedure")
+    assert outcome_codes(response, 405, "not-supported") == ["method_not_allowed"]
     response = client.get(f"{FHIR}/Patient/{fhir_network.a.patient.pk}")
     assert outcome_codes(response, 404, "not-found") == ["not_found"]
     response = client.get(f"{FHIR}/Procedure/not-a-number")
