@@ -7,6 +7,8 @@ By default it creates a fresh data set each run (a manufacturer named "Benchmark
 <timestamp>", one released lot, clinics with contacts and stock, patients and treatments inserted
 with generate_series), then opens a recall over the lot inside a transaction that is rolled back
 after timing, so each repetition starts from the same state. Prints the figures; asserts nothing.
+A rolled-back recall skips the commit; the committed figure, with the notices delivered, each
+beside its floor, is the recalls section of the scale benchmark (demo/bench/recalls.py).
 
 With --demo it generates nothing: on a database loaded by `manage.py seed_demo` it opens a recall
 as the demo quality manager over one demo lot (by default the one with the most treatments that is
