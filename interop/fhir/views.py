@@ -160,6 +160,15 @@ def _search_parameters(request: Request, allowed: frozenset[str]) -> dict[str, s
         for name in sorted(names)
         if len(request.query_params.getlist(name)) > 1
     ]
+    problems += [
+        Problem(
+            "search_parameter_invalid",
+            _("%(name)s holds a NUL character.") % {"name": name},
+            name,
+        )
+        for name in sorted(names)
+        if "\x00" in request.query_params[name]
+    ]
     if problems:
         raise DomainError(problems, status=400)
     return {name: request.query_params[name] for name in names & allowed}

@@ -215,6 +215,13 @@ def test_other_formats_are_refused_in_json(fhir_network: FhirNetwork, query, hea
     assert outcome_codes(response, 406, "not-supported") == ["format_not_supported"]
 
 
+def test_a_nul_character_in_a_search_is_a_400_not_a_database_error(fhir_network: FhirNetwork):
+    response = client_for(fhir_network.a.clinician).get(
+        f"{FHIR}/BiologicallyDerivedProduct", {"identifier": "EXO\x00"}
+    )
+    assert outcome_codes(response, 400, "invalid") == ["search_parameter_invalid"]
+
+
 @pytest.mark.parametrize(
     ("query", "code", "field"),
     [
