@@ -232,6 +232,7 @@ def test_a_nul_character_in_a_search_is_a_400_not_a_database_error(fhir_network:
         ({"_count": "many"}, "search_parameter_invalid", "_count"),
         ({"_count": "501"}, "search_parameter_invalid", "_count"),
         ({"_offset": "-1"}, "search_parameter_invalid", "_offset"),
+        ({"subject": ["Patient/1", "Patient/2"]}, "search_parameter_repeated", "subject"),
     ],
 )
 def test_bad_search_is_a_400_naming_the_parameter(fhir_network: FhirNetwork, query, code, field):
