@@ -669,7 +669,8 @@ class LotStatusChange(models.Model):
     meaning = models.CharField(max_length=20, choices=SignatureMeaning.choices)
     reason = models.TextField()
     record_digest = models.CharField(max_length=64)
-    # Filled with signed_at by a trigger when an insert leaves it out (bulk loaders).
+    # Filled with signed_at when an insert leaves it out (bulk loaders), by a trigger that also
+    # fires under session_replication_role = replica (migration 0009).
     effective_at = models.DateTimeField(
         help_text="From when the change holds: the signing time, or before it for a "
         "retrospective release."
@@ -695,12 +696,6 @@ class LotStatusChange(models.Model):
         triggers = [
             no_delete("status_change_no_delete"),
             pgtrigger.Protect(name="status_change_immutable", operation=pgtrigger.Update),
-            pgtrigger.Trigger(
-                name="status_change_effective_default",
-                when=pgtrigger.Before,
-                operation=pgtrigger.Insert,
-                func="NEW.effective_at := COALESCE(NEW.effective_at, NEW.signed_at); RETURN NEW;",
-            ),
         ]
 
     def __str__(self) -> str:

@@ -40,6 +40,14 @@ PARTS: dict[str, tuple[int, str]] = {
     "product_number": (7, ALPHANUMERIC + "{7}"),
     "split_number": (3, ALPHANUMERIC + "{3}"),
 }
+PART_LABELS = {
+    "issuing_country": gettext_lazy("issuing country"),
+    "establishment_code": gettext_lazy("tissue establishment code"),
+    "donation_number": gettext_lazy("unique donation number"),
+    "coding_system": gettext_lazy("product coding system"),
+    "product_number": gettext_lazy("product number"),
+    "split_number": gettext_lazy("split number"),
+}
 DONATION_SEQUENCE_LENGTH = 21
 CODE_LENGTH = 40
 _EXPIRY = re.compile(r"[0-9]{8}")
@@ -88,7 +96,7 @@ def part_problems(name: str, value: str, where: str) -> list[Problem]:
             Problem(
                 f"sec_{name}_length",
                 _("The SEC's %(part)s is %(length)s characters; %(given)s given.")
-                % {"part": name.replace("_", " "), "length": length, "given": len(value)},
+                % {"part": PART_LABELS[name], "length": length, "given": len(value)},
                 where,
             )
         ]
@@ -101,7 +109,7 @@ def part_problems(name: str, value: str, where: str) -> list[Problem]:
             message = _("The SEC's issuing country is two letters (ISO 3166-1 alpha-2).")
         else:
             message = _("The SEC's %(part)s holds upper-case letters A-Z and digits only.") % {
-                "part": name.replace("_", " ")
+                "part": PART_LABELS[name]
             }
         return [Problem(f"sec_{name}_invalid", message, where)]
     if name == "issuing_country" and pycountry.countries.get(alpha_2=value) is None:

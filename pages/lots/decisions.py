@@ -4,6 +4,7 @@ release, reject and hold endpoints."""
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -13,6 +14,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
 from common.errors import DomainError, Problem
@@ -118,6 +120,18 @@ class SignatureForm(forms.Form):
             ]
 
 
+class ReleaseForm(SignatureForm):
+    effective_date = forms.DateField(
+        label=gettext_lazy("Released on (for a past release)"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text=gettext_lazy(
+            "Leave empty to release now. For a lot released long ago, give the day it was "
+            "released: every rule is judged on that day and the release is marked retrospective."
+        ),
+    )
+
+
 def _decide(request: HttpRequest, lot_id: int, decision: Decision) -> HttpResponse:
     lot = _lot_or_none(lot_id)
     if lot is None:
@@ -125,7 +139,10 @@ def _decide(request: HttpRequest, lot_id: int, decision: Decision) -> HttpRespon
     title = lot_title(lot)
     signer: Any = request.user
     unmet: list[Problem] = []
-    form = SignatureForm(request.POST or None, decision=decision)
+    releasing = decision.action == LotAction.RELEASE
+    stated = _stated_day(request) if releasing else None
+    form_class = ReleaseForm if releasing else SignatureForm
+    form = form_class(request.POST or None, decision=decision, initial={"effective_date": stated})
     if request.method == "POST" and form.is_valid():
         try:
             decision.service(actor=request.user, lot_id=lot.pk, **form.cleaned_data)
@@ -138,8 +155,12 @@ def _decide(request: HttpRequest, lot_id: int, decision: Decision) -> HttpRespon
             messages.success(request, str(decision.done) % {"lot": title})
             return redirect("pages:lot", lot_id=lot.pk)
     check: ReleaseCheck | None = None
-    if decision.action == LotAction.RELEASE:
-        check = lot_release_check(lot=lot)
+    if releasing:
+        check = (
+            lot_release_check(lot=lot, on=stated, retrospective=True)
+            if stated is not None
+            else lot_release_check(lot=lot)
+        )
         if not unmet:
             unmet = check.problems
     return render(
@@ -157,9 +178,22 @@ def _decide(request: HttpRequest, lot_id: int, decision: Decision) -> HttpRespon
             "unmet": unmet,
             "warnings": check.warnings if check is not None else [],
             "allowed": lot.status in decision.allowed_from,
+            "stated": stated,
             "status_label": STATUS_LABELS.get(LotStatus(lot.status), lot.status),
         },
     )
+
+
+def _stated_day(request: HttpRequest) -> datetime.date | None:
+    """The past day a retrospective release is judged on, as the page's check-as-of form or the
+    signing form states it; None for a release now (or a day that is not one, which the signing
+    form then names)."""
+    given = request.POST.get("effective_date") or request.GET.get("effective_date") or ""
+    try:
+        day = datetime.date.fromisoformat(given)
+    except ValueError:
+        return None
+    return day if day < timezone.localdate() else None
 
 
 # Lazy: translated when the refusal is shown, in the user's language.

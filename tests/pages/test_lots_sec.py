@@ -3,14 +3,16 @@ Code; the lot list finds a lot by its code."""
 
 from __future__ import annotations
 
+import datetime
 import html
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from lots.models import LotStatusChange
 from pages.templatetags.pages import day
-from tests.factories import ProductFactory, clinic_ready, receive, released_lot
+from tests.factories import PASSWORD, ProductFactory, clinic_ready, receive, released_lot
 from tests.lots.test_retrospective_release import RELEASED, historical_lot, release
 from tests.lots.test_sec import CODE, EXPIRES, EYE_READABLE, VALID, create
 from tests.pages.conftest import client_for
@@ -87,3 +89,45 @@ def test_the_lot_list_finds_a_lot_by_its_sec(quality_manager):
     assert lot.lot_number in found
     assert other.lot_number not in found
     assert lot.lot_number in eye
+
+
+def sign(**fields: str) -> dict[str, str]:
+    return {"password": PASSWORD, "meaning": "approval", "reason": "2018 batch record.", **fields}
+
+
+def test_the_release_page_releases_retrospectively(quality_manager):
+    lot = historical_lot(quality_manager)
+    url = reverse("pages:lot-release", args=[lot.pk])
+
+    response = client_for(quality_manager).post(url, sign(effective_date=RELEASED.isoformat()))
+
+    assert response.status_code == 302
+    change = LotStatusChange.objects.get(lot=lot)
+    assert change.retrospective is True
+    assert change.effective_day == RELEASED
+
+
+def test_the_release_page_refuses_a_future_date_at_its_field(quality_manager):
+    lot = historical_lot(quality_manager, gmp_until=None, expires_on=timezone.localdate())
+    url = reverse("pages:lot-release", args=[lot.pk])
+    tomorrow = (timezone.localdate() + datetime.timedelta(days=1)).isoformat()
+
+    response = client_for(quality_manager).post(url, sign(effective_date=tomorrow))
+
+    assert response.status_code == 200
+    assert "A release cannot take effect in the future." in html.unescape(response.content.decode())
+    assert not LotStatusChange.objects.filter(lot=lot).exists()
+
+
+def test_the_release_page_judges_a_past_day_and_offers_the_signature(quality_manager):
+    lot = historical_lot(quality_manager)
+    url = reverse("pages:lot-release", args=[lot.pk])
+
+    today = page_text(quality_manager, url)
+    then = page_text(quality_manager, f"{url}?effective_date={RELEASED.isoformat()}")
+
+    assert "cannot be released" in today
+    assert 'name="password"' not in today
+    assert "Every release requirement is met." in then
+    assert 'name="password"' in then
+    assert f'value="{RELEASED.isoformat()}"' in then
