@@ -7,6 +7,7 @@ these tests commit (transaction=True).
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import statistics
 from collections import Counter, defaultdict
@@ -29,7 +30,7 @@ from stock.models import Receipt, StockBalance, StockMovement
 from stock.selectors import stock_balances_disagreeing
 from treatments.models import Patient, Treatment, TreatmentLine
 from treatments.selectors import ForwardScope, trace_forward
-from treatments.services import LineRequest, treatment_problems, treatment_record
+from treatments.services import LineRequest, lots_afresh, treatment_problems, treatment_record
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -113,6 +114,7 @@ def test_the_clinical_gate_finds_nothing_to_refuse_in_the_generated_treatments()
             state="accepted",
             id__lt=line.stock_movement_id,
         ).aggregate(units=Sum("delta"))["units"]
+        lines, facts = lots_afresh(treatment.clinic, [LineRequest(lot=line.lot, units=line.units)])
         problems = treatment_problems(
             clinic=treatment.clinic,
             patient=treatment.patient,
@@ -120,9 +122,9 @@ def test_the_clinical_gate_finds_nothing_to_refuse_in_the_generated_treatments()
             performed_at=treatment.performed_at,
             indication=treatment.indication,
             route=treatment.route,
-            lines=[LineRequest(lot=line.lot, units=line.units)],
+            lines=lines,
             consent=None,
-            balances={line.lot_id: held},
+            lot_facts=dataclasses.replace(facts, balances={line.lot_id: held}),
             now=treatment.recorded_at,
         )
         assert [problem.code for problem in problems] == []
