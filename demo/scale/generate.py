@@ -65,6 +65,7 @@ class Summary:
     heaviest: LotFigure
     typical: LotFigure
     seconds: dict[str, float]
+    first_ids: dict[str, int]  # per table written, the first id (or pgh_id) of the run's rows
 
 
 def new_run() -> str:
@@ -99,7 +100,7 @@ def generate(*, sizes: Sizes, seed: int, progress: Progress | None = None) -> Su
         rows = _rows(load)
     load.seconds["in total, before ANALYZE"] = time.monotonic() - started
     _analyze(load)
-    return Summary(load.run, sizes, rows, heaviest, typical, load.seconds)
+    return Summary(load.run, sizes, rows, heaviest, typical, load.seconds, dict(load.first_ids))
 
 
 def _load(load: Load) -> None:
@@ -140,10 +141,16 @@ def _figures(load: Load) -> tuple[LotFigure, LotFigure]:
     return figures[0], figures[1]
 
 
+def row_key(table: str) -> str:
+    """The key a run's rows of `table` are counted from: history event tables number theirs
+    `pgh_id`."""
+    return "pgh_id" if table not in WRITTEN and table != "audit_chainlink" else "id"
+
+
 def _rows(load: Load) -> dict[str, int]:
     rows = {}
     for table, first in load.first_ids.items():
-        key = "pgh_id" if table not in WRITTEN and table != "audit_chainlink" else "id"
+        key = row_key(table)
         rows[table] = int(
             load.value(f"SELECT count(*) FROM {table} WHERE {key} >= %(first)s", first=first)  # noqa: S608
         )
