@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pgtrigger
 from django.conf import settings
@@ -46,6 +45,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
 
+from demo.bench.processes import database_url
 from demo.bench.report import Row, median
 from demo.tasks import bench_noop
 from lots.models import Lot, LotStatus, Product, RegulatoryBasis, SourceKind
@@ -509,13 +509,13 @@ def _webhook_server(inbox: _Inbox) -> Iterator[int]:
 @contextmanager
 def _worker(smtp_port: int) -> Iterator[Path]:
     """`celery -A traceability worker` on this database and broker, sending mail to the SMTP
-    server; yields its log."""
+    server; yields its log. The broker comes from the environment the worker inherits, as this
+    process's did: with none set, both use the same directory broker under var/."""
     log = Path(settings.BASE_DIR) / "var" / f"bench-recall-worker-{uuid.uuid4().hex[:8]}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     environment = {
         **os.environ,
-        "DATABASE_URL": _database_url(),
-        "CELERY_BROKER_URL": str(settings.CELERY_BROKER_URL),
+        "DATABASE_URL": database_url(),
         "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
         "EMAIL_HOST": "127.0.0.1",
         "EMAIL_PORT": str(smtp_port),
@@ -566,13 +566,3 @@ def _free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-def _database_url() -> str:
-    database = connection.settings_dict
-    credentials = quote(database["USER"] or "")
-    if database["PASSWORD"]:
-        credentials += ":" + quote(database["PASSWORD"])
-    host = database["HOST"] or "localhost"
-    port = database["PORT"] or 5432
-    return f"postgresql://{credentials}@{host}:{port}/{quote(database['NAME'])}"

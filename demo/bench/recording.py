@@ -27,7 +27,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import quote
 
 import pghistory
 from django.conf import settings
@@ -40,6 +39,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from knox.models import AuthToken
 
+from demo.bench.processes import database_url
 from demo.bench.report import Row
 from lots.models import Lot, LotStatus, Product, RegulatoryBasis, Route, SourceKind, Tissue
 from providers.models import (
@@ -336,7 +336,7 @@ def _served(application: str, workers: int) -> Iterator[int]:
     environment = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "traceability.settings",
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
         "DEBUG": "false",
         "API_THROTTLE_USER": "1000000/second",
     }
@@ -371,16 +371,6 @@ def _free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-def _database_url() -> str:
-    database = connection.settings_dict
-    credentials = quote(database["USER"] or "")
-    if database["PASSWORD"]:
-        credentials += ":" + quote(database["PASSWORD"])
-    host = database["HOST"] or "localhost"
-    port = database["PORT"] or 5432
-    return f"postgresql://{credentials}@{host}:{port}/{quote(database['NAME'])}"
 
 
 def _wait_for(port: int, server: subprocess.Popen[bytes], timeout: float = 60) -> None:

@@ -1,0 +1,22 @@
+"""What the servers and workers a benchmark starts need to reach the database it measures."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from django.db import connection
+
+
+def database_url() -> str:
+    """The URL of the database this process uses (a test's own, under pytest), for a gunicorn
+    or Celery process to use. The embedded server is reached through its socket directory, which
+    dj-database-url keeps in OPTIONS (`?host=/path`) rather than in HOST."""
+    database = connection.settings_dict
+    credentials = quote(database["USER"] or "", safe="")
+    if database.get("PASSWORD"):
+        credentials += ":" + quote(database["PASSWORD"], safe="")
+    host = database.get("HOST") or (database.get("OPTIONS") or {}).get("host") or "127.0.0.1"
+    name = quote(database["NAME"], safe="")
+    if host.startswith("/"):
+        return f"postgresql://{credentials}@/{name}?host={quote(host, safe='')}"
+    return f"postgresql://{credentials}@{host}:{database.get('PORT') or 5432}/{name}"
