@@ -1,4 +1,4 @@
-"""`python manage.py benchmark_scale`: each path that grows with the data, beside its floor, in one table.
+"""`python manage.py benchmark_scale`: each path that grows with the data beside its floor.
 
     python manage.py scale_generate                 # once: 10^7 treatments (see its help)
     python manage.py benchmark_scale [--repetitions 15] [--requests 3000] [--exposures 100000]
