@@ -225,6 +225,13 @@ def _patient_id(params: dict[str, str]) -> int | None:
     return None
 
 
+def _product_id(params: dict[str, str], name: str) -> int | None:
+    """The lot a `name=BiologicallyDerivedProduct/{id}` parameter names, when it is given."""
+    if name not in params:
+        return None
+    return _reference_id(name, params[name], "BiologicallyDerivedProduct")
+
+
 def _links(request: Request, window: selectors.PageWindow, total: int) -> list[dict[str, str]]:
     def url(offset: int) -> str:
         query = request.query_params.copy()
@@ -317,11 +324,7 @@ class ProcedureSearchApi(FhirApi):
     def get(self, request: Request) -> Response:
         params = _search_parameters(request, frozenset({"subject", "patient", "used"}))
         window = _window(request)
-        lot_id = (
-            _reference_id("used", params["used"], "BiologicallyDerivedProduct")
-            if "used" in params
-            else None
-        )
+        lot_id = _product_id(params, "used")
         search = selectors.procedure_search(
             user=request.user, patient_id=_patient_id(params), lot_id=lot_id, window=window
         )
@@ -339,11 +342,7 @@ class AdverseEventSearchApi(FhirApi):
     def get(self, request: Request) -> Response:
         params = _search_parameters(request, frozenset({"subject", "patient", "substance"}))
         window = _window(request)
-        lot_id = (
-            _reference_id("substance", params["substance"], "BiologicallyDerivedProduct")
-            if "substance" in params
-            else None
-        )
+        lot_id = _product_id(params, "substance")
         search = selectors.adverse_event_search(
             user=request.user, patient_id=_patient_id(params), lot_id=lot_id, window=window
         )
