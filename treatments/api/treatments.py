@@ -210,6 +210,22 @@ def _treatment_detail(request: Request, treatment_id: int) -> dict[str, Any]:
 _TIME = serializers.DateTimeField()
 
 
+def treatment_line_json(line: TreatmentLine) -> dict[str, Any]:
+    """One line as `TreatmentLineOutputSerializer` writes it, from the line with its lot and
+    product already read."""
+    return {
+        "lot": line.lot_id,
+        "lot_number": line.lot.lot_number,
+        "product": {
+            "id": line.lot.product.pk,
+            "name": line.lot.product.name,
+            "gtin": line.lot.product.gtin,
+        },
+        "units": line.units,
+        "stock_movement": line.stock_movement_id,
+    }
+
+
 def recorded_answer(treatment: Treatment) -> dict[str, Any]:
     """A treatment as treatment_record returns it (its lines known, no adverse event yet), as
     TreatmentDetailOutputSerializer writes it."""
@@ -242,20 +258,7 @@ def recorded_answer(treatment: Treatment) -> dict[str, Any]:
         "route": treatment.route,
         "anatomical_site": treatment.anatomical_site,
         "notes": treatment.notes,
-        "lines": [
-            {
-                "lot": line.lot_id,
-                "lot_number": line.lot.lot_number,
-                "product": {
-                    "id": line.lot.product.pk,
-                    "name": line.lot.product.name,
-                    "gtin": line.lot.product.gtin,
-                },
-                "units": line.units,
-                "stock_movement": line.stock_movement_id,
-            }
-            for line in treatment.lines.all()
-        ],
+        "lines": [treatment_line_json(line) for line in treatment.lines.all()],
         "consent": consent,
         "recorded_by": treatment.recorded_by.username,
         "recorded_at": _TIME.to_representation(treatment.recorded_at),

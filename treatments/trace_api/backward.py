@@ -38,7 +38,11 @@ from lots.models import (
 from providers.api import ClinicRefSerializer
 from stock.api import LotRefSerializer
 from treatments.api.patients import PatientOutputSerializer, PatientRefSerializer
-from treatments.api.treatments import PractitionerRefSerializer, TreatmentLineOutputSerializer
+from treatments.api.treatments import (
+    PractitionerRefSerializer,
+    TreatmentLineOutputSerializer,
+    treatment_line_json,
+)
 from treatments.filters import SERIOUS
 from treatments.models import AdverseEvent, Patient, Treatment
 from treatments.selectors import (
@@ -282,20 +286,7 @@ def _treatment(treatment: Treatment) -> dict[str, Any]:
         "indication": treatment.indication,
         "route": treatment.route,
         "anatomical_site": treatment.anatomical_site,
-        "lines": [
-            {
-                "lot": line.lot_id,
-                "lot_number": line.lot.lot_number,
-                "product": {
-                    "id": line.lot.product.pk,
-                    "name": line.lot.product.name,
-                    "gtin": line.lot.product.gtin,
-                },
-                "units": line.units,
-                "stock_movement": line.stock_movement_id,
-            }
-            for line in treatment.lines.all()
-        ],
+        "lines": [treatment_line_json(line) for line in treatment.lines.all()],
         "adverse_events": [
             {
                 "id": event.pk,
