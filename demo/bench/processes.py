@@ -1,7 +1,10 @@
-"""What the servers and workers a benchmark starts need to reach the database it measures."""
+"""What the servers and workers a benchmark starts need: the database it measures, and an end."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 from urllib.parse import quote
 
 from django.db import connection
@@ -20,3 +23,16 @@ def database_url() -> str:
     if host.startswith("/"):
         return f"postgresql://{credentials}@/{name}?host={quote(host, safe='')}"
     return f"postgresql://{credentials}@{host}:{database.get('PORT') or 5432}/{name}"
+
+
+def stop(process: subprocess.Popen[bytes], grace_seconds: float = 20) -> None:
+    """End a server or worker started in its own session, with its children: SIGTERM to the
+    group, and SIGKILL if it has not gone within the grace period (a worker's warm shutdown can
+    wait on a pool child that never answers; a benchmark has nothing to save by waiting)."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=grace_seconds)

@@ -45,7 +45,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
 
-from demo.bench.processes import database_url
+from demo.bench.processes import database_url, stop
 from demo.bench.report import Row, median
 from demo.tasks import bench_noop
 from lots.models import Lot, LotStatus, Product, RegulatoryBasis, SourceKind
@@ -555,9 +555,7 @@ def _worker(smtp_port: int) -> Iterator[Path]:
             raise RuntimeError(f"the worker exited: {log.read_text(errors='replace')[-2000:]}")
         yield log
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, 15)
-        process.wait(timeout=60)
+        stop(process)
         log.unlink(missing_ok=True)
 
 

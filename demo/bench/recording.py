@@ -39,7 +39,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from knox.models import AuthToken
 
-from demo.bench.processes import database_url
+from demo.bench.processes import database_url, stop
 from demo.bench.report import Row
 from lots.models import Lot, LotStatus, Product, RegulatoryBasis, Route, SourceKind, Tissue
 from providers.models import (
@@ -357,13 +357,13 @@ def _served(application: str, workers: int) -> Iterator[int]:
         ],
         cwd=Path(settings.BASE_DIR),
         env=environment,
+        start_new_session=True,
     )
     try:
         _wait_for(port, server)
         yield port
     finally:
-        server.terminate()
-        server.wait(timeout=60)
+        stop(server)
 
 
 def _free_port() -> int:
