@@ -28,6 +28,7 @@ from lots.models import (
     RestrictionScope,
     SourceRestriction,
 )
+from lots.selectors import lot_use_problems
 from providers.models import Clinic, ClinicPractitioner, Licence, Practitioner, Role
 from providers.selectors import require_any_role
 from stock.models import MovementKind, StockBalance, StockState
@@ -325,6 +326,7 @@ def _lot_problems(
                     f"{where}.lot",
                 )
             )
+        problems.extend(lot_use_problems(lot=lot, clinic=clinic, day=day, where=f"{where}.lot"))
         if route not in product.permitted_routes:
             problems.append(
                 Problem(

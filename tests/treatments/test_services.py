@@ -252,6 +252,90 @@ def test_treatment_record_refuses_a_treatment_dated_before_the_lot_was_made(read
     treat(ready, lot, performed_at=at_noon(lot.manufactured_on))
 
 
+@pytest.mark.parametrize("days_before", [1, 2, 20])
+def test_treatment_record_refuses_a_use_dated_before_a_retrospective_release_took_effect(
+    ready, lot, days_before
+):
+    # given a lot whose release was entered with effect from ten days ago
+    effective_day = today() - datetime.timedelta(days=10)
+    Lot.objects.filter(pk=lot.pk).update(
+        release_effective_at=datetime.datetime.combine(
+            effective_day, datetime.time.min, tzinfo=datetime.UTC
+        )
+    )
+    lot.refresh_from_db()
+
+    # a treatment dated before that day is refused, naming the line and the day
+    error = refused(
+        lambda: treat(
+            ready,
+            lot,
+            performed_at=at_noon(effective_day - datetime.timedelta(days=days_before)),
+        )
+    )
+    assert error.codes == ["treatment_before_release"]
+    assert error.problems[0].field == "lines[0].lot"
+    assert effective_day.isoformat() in error.problems[0].message
+
+    # from the effective day on, it is possible
+    treat(ready, lot, performed_at=at_noon(effective_day))
+    treat(ready, lot, performed_at=at_noon(effective_day + datetime.timedelta(days=1)))
+    assert accepted(ready, lot) == 8
+
+
+def test_a_lot_released_now_has_no_effective_day_to_precede(ready, lot):
+    # a release signed today without a stated date holds from its signature; the factory's lot
+    # carries none, and a treatment dated before today is judged only on expiry and manufacture
+    assert lot.release_effective_at is None
+
+    treat(ready, lot, performed_at=at_noon(lot.manufactured_on + datetime.timedelta(days=1)))
+
+    assert accepted(ready, lot) == 9
+
+
+def test_a_clinic_requiring_the_sec_refuses_a_human_lot_without_one_and_changes_nothing():
+    ready = clinic_ready(jurisdiction="DE")
+    ready.clinic.requires_sec = True
+    ready.clinic.save(update_fields=["requires_sec"])
+    uncoded = released_lot()
+    assert uncoded.product.is_human_derived
+    receive(ready, uncoded, 5)
+
+    error = refused(lambda: treat(ready, uncoded))
+
+    assert error.codes == ["lot_sec_missing"]
+    assert error.problems[0].field == "lines[0].lot"
+
+
+def test_a_clinic_requiring_the_sec_accepts_a_coded_human_lot_and_a_synthetic_one():
+    ready = clinic_ready(jurisdiction="DE")
+    ready.clinic.requires_sec = True
+    ready.clinic.save(update_fields=["requires_sec"])
+    coded = released_lot(
+        sec_issuing_country="DE",
+        sec_establishment_code="000123",
+        sec_donation_number="A99992112345X",
+        sec_coding_system="E",
+        sec_product_number="00T0001",
+        sec_split_number="000",
+    )
+    synthetic = released_lot(product=ProductFactory(source_kind=SourceKind.SYNTHETIC, tissue=""))
+    for lot in (coded, synthetic):
+        receive(ready, lot, 5)
+
+    treat(ready, [coded, synthetic], 2)
+
+    assert (accepted(ready, coded), accepted(ready, synthetic)) == (3, 3)
+
+
+def test_a_clinic_not_requiring_the_sec_accepts_a_human_lot_without_one(ready, lot):
+    assert not ready.clinic.requires_sec and lot.sec is None
+
+    treat(ready, lot)
+
+    assert accepted(ready, lot) == 9
+
+
 # ---------------------------------------------------------------------------------------------
 # Stock: only the clinic's own accepted units count
 

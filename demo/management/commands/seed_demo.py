@@ -85,6 +85,8 @@ from stock.models import MovementKind, Receipt, StockMovement
 from treatments.models import AdverseEvent, ConsentText, Patient, Treatment
 
 FAST_HASHER = "django.contrib.auth.hashers.MD5PasswordHasher"
+# Days from a lot's manufacture to its contamination tests, after which its evidence is complete.
+EVIDENCE_DAYS = 7
 
 
 class Command(BaseCommand):
@@ -446,7 +448,7 @@ class Command(BaseCommand):
                 actor=self.qm,
                 lot=lot,
                 test=test,
-                tested_on=lot.manufactured_on + datetime.timedelta(days=7),
+                tested_on=lot.manufactured_on + datetime.timedelta(days=EVIDENCE_DAYS),
                 laboratory="Demo QC Laboratory",
                 numeric_value=value if isinstance(value, Decimal) else None,
                 outcome="" if isinstance(value, Decimal) else value,
@@ -478,7 +480,10 @@ class Command(BaseCommand):
             and lot.status == LotStatus.QUARANTINED
         ):
             lot_services.lot_release(
-                **sign, meaning="approval", reason="Batch record, QC and donor file reviewed"
+                **sign,
+                meaning="approval",
+                reason="Batch record, QC and donor file reviewed",
+                effective_date=self._released_on(lot),
             )
             lot.refresh_from_db()
         if target == LotStatus.QUARANTINED and story.try_release:
@@ -492,6 +497,14 @@ class Command(BaseCommand):
                 )
                 for problem in error.problems:
                     self.stdout.write(f"    - {problem.code}: {problem.message}")
+
+    def _released_on(self, lot: Lot) -> datetime.date | None:
+        """The demo's history goes back months, and its clinics used each lot from soon after
+        it was made: the release is entered with the day its evidence was complete (the tests,
+        a week after manufacture), as a clinic moving onto the system enters its lots. A lot
+        whose evidence completes today is released as of now."""
+        evidence_complete = lot.manufactured_on + datetime.timedelta(days=EVIDENCE_DAYS)
+        return evidence_complete if evidence_complete < self.today else None
 
     def _hold(self, lot: Lot, story: LotStory) -> None:
         lot.refresh_from_db()
