@@ -145,6 +145,35 @@ class StorableDateTimeField(serializers.DateTimeField):
         return result
 
 
+@extend_schema_field(
+    {
+        "type": "string",
+        "description": "A date (2018-03-01, from the start of that day, UTC) or an ISO 8601 date "
+        "and time.",
+        "example": "2018-03-01",
+    }
+)
+class DayOrInstantField(serializers.Field):  # type: ignore[type-arg]
+    """A day or an instant, for what happened before it was entered: a lot released or a recall
+    withdrawn long ago is usually known by its day."""
+
+    default_error_messages = {
+        "invalid": gettext_lazy("Give a date (YYYY-MM-DD) or an ISO 8601 date and time."),
+    }
+
+    def to_internal_value(self, data: Any) -> datetime.date | datetime.datetime:
+        if isinstance(data, str) and len(data.strip()) == len("YYYY-MM-DD"):
+            try:
+                return datetime.date.fromisoformat(data.strip())
+            except ValueError:
+                self.fail("invalid")
+        instant: datetime.datetime = StorableDateTimeField().run_validation(data)
+        return instant
+
+    def to_representation(self, value: Any) -> str:
+        return str(value.isoformat())
+
+
 def request_text(value: str, *, field: str, max_length: int) -> str:
     """Check a text value that arrives outside a serializer body (a URL segment, a file name)."""
     try:

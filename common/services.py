@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -11,6 +12,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from common.errors import DomainError, Problem, problems_from_validation_error
@@ -25,6 +27,15 @@ def validate_instance(instance: models.Model, *, exclude: list[str] | None = Non
         instance.full_clean(exclude=exclude)
     except ValidationError as error:
         raise DomainError(problems_from_validation_error(error), status=400) from error
+
+
+def stated_moment(stated: datetime.date | datetime.datetime) -> datetime.datetime:
+    """The moment a user states for something that happened before it was entered: a day holds
+    from the start of the network's day (UTC), as the rules judge days; an instant without a zone
+    is read in UTC."""
+    if isinstance(stated, datetime.datetime):
+        return stated.replace(tzinfo=datetime.UTC) if timezone.is_naive(stated) else stated
+    return datetime.datetime.combine(stated, datetime.time.min, tzinfo=datetime.UTC)
 
 
 def require_reason(reason: str, *, field: str = "reason") -> str:

@@ -239,7 +239,11 @@ class DemoRecalls:
             password=self.password,
             scope=RecallScopeRequest(lot_ids=[lot.pk]),
             is_drill=is_drill,
-            **story,
+            recall_class=story["recall_class"],
+            depth=story["depth"],
+            reason=story["reason"],
+            hazard=story["hazard"],
+            instructions=story.get("instructions", ""),
         )
 
     def _deliver(self, recall: Recall) -> None:

@@ -122,6 +122,7 @@ class RecallAdmin(ServiceAdmin):
                 "fields": [
                     "opened_by_name",
                     "opened_at",
+                    "withdrawn_at",
                     "opened_signature_digest",
                     "first_notice_sent_at",
                     "fully_acknowledged_at",
@@ -140,6 +141,7 @@ class RecallAdmin(ServiceAdmin):
         (None, {"fields": ["recall_class", "depth", "is_drill"]}),
         ("Why", {"fields": ["reason", "hazard", "instructions"]}),
         ("Scope", {"fields": list(SCOPE_FIELDS), "description": SCOPE_DESCRIPTION}),
+        ("Entered after the fact", {"fields": ["withdrawn_at"], "classes": ["collapse"]}),
         ("Signature", {"fields": ["password"]}),
     ]
     change_form_template = "admin/recalls/recall/change_form.html"

@@ -135,6 +135,9 @@ class RecallOpenForm(ServiceForm):
     )
     manufactured_from = _date("Only lots made on or after this day.")
     manufactured_to = _date("Only lots made on or before this day.")
+    withdrawn_at = _date(
+        "Only for a recall entered after the fact: the day its lots were really withdrawn."
+    )
     password = _password()
 
     class Meta:
@@ -156,6 +159,7 @@ class RecallOpenForm(ServiceForm):
             instructions=data.get("instructions") or "",
             is_drill=bool(data.get("is_drill")),
             scope=scope_request(data),
+            withdrawn_at=data.get("withdrawn_at"),
         )
 
 

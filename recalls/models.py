@@ -13,7 +13,7 @@ import pgtrigger
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils.functional import lazy
 from django.utils.translation import gettext_lazy as _
 
@@ -60,7 +60,16 @@ class Recall(models.Model):
     opened_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
-    opened_at = models.DateTimeField()
+    opened_at = models.DateTimeField(help_text="When the recall was opened and signed here.")
+    # Nullable only for the history events written before the field existed; the recall itself
+    # always has one (the check constraint below).
+    withdrawn_at = models.DateTimeField(
+        null=True,
+        help_text=(
+            "When the lots were really withdrawn: the opening itself, or, for a recall entered "
+            "after the fact, the earlier moment its opener states. Timings count from here."
+        ),
+    )
     opened_signature_digest = models.CharField(max_length=64)
     first_notice_sent_at = models.DateTimeField(null=True, blank=True)
     fully_acknowledged_at = models.DateTimeField(null=True, blank=True)
@@ -80,12 +89,22 @@ class Recall(models.Model):
                 name="recall_closed_is_signed",
                 violation_error_code="recall_close_unsigned",
             ),
+            models.CheckConstraint(
+                condition=Q(withdrawn_at__isnull=False, withdrawn_at__lte=F("opened_at")),
+                name="recall_withdrawn_by_its_opening",
+                violation_error_code="recall_withdrawn_after_opening",
+            ),
         ]
         triggers = [no_delete("recall_no_delete")]
 
     def __str__(self) -> str:
         drill = " (DRILL)" if self.is_drill else ""
         return f"{self.reference}{drill}"
+
+    @property
+    def is_retrospective(self) -> bool:
+        """Entered after the fact: the lots were withdrawn before the recall was opened here."""
+        return self.withdrawn_at is not None and self.withdrawn_at < self.opened_at
 
     @property
     def is_urgent(self) -> bool:

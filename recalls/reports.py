@@ -150,8 +150,21 @@ def duration_text(seconds: float | None) -> str:
 
 def _timeline(effectiveness: RecallEffectiveness) -> list[dict[str, Any]]:
     timing = effectiveness.timing
+    withdrawn = (
+        [
+            {
+                "label": "Lots withdrawn (entered after the fact)",
+                "at": timing.withdrawn_at,
+                "after": "",
+            }
+        ]
+        if timing.withdrawn_at < timing.opened_at
+        else []
+    )
+    opened_after = duration_text(timing.seconds_to_open) if withdrawn else ""
     return [
-        {"label": "Opened", "at": timing.opened_at, "after": ""},
+        *withdrawn,
+        {"label": "Opened", "at": timing.opened_at, "after": opened_after},
         {
             "label": "First notice sent",
             "at": timing.first_notice_sent_at,

@@ -2,7 +2,7 @@
 
 The subject of each is the recall; its state is what the quality manager set at opening and
 what nothing changes afterwards: reference, class, depth, reason, hazard, instructions, drill
-flag, who opened it and when.
+flag, who opened it and when, and when its lots were withdrawn if that was earlier.
 - Opening (signed on the recall): round 1 of the scope (its criteria, its reason, the lots it
   reached with their status before the recall, and the digest written then).
 - Widening (signed on the `RecallScope` row of its round): that round, alike.
@@ -36,9 +36,15 @@ def recall_state(recall_id: int, get_model: ModelLookup) -> dict[str, Any]:
             "is_drill",
             "opened_by_id",
             "opened_at",
+            "withdrawn_at",
         ),
         f"recall {recall_id}",
     )
+    # The stated withdrawal is signed where it differs from the opening (a recall entered after
+    # the fact); a recall withdrawn when opened signs what recalls signed before the field was
+    # added, so their signatures still verify.
+    if recall["withdrawn_at"] in (None, recall["opened_at"]):
+        del recall["withdrawn_at"]
     return {"id": recall_id, **plain(recall)}
 
 

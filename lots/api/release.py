@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Callable
 from typing import Any
 
-from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from common.api_fields import (
     READ_ERRORS,
+    DayOrInstantField,
     ErrorItemSerializer,
-    StorableDateTimeField,
     TextChoiceField,
     error_responses,
 )
@@ -46,36 +44,8 @@ class SignatureInputSerializer(serializers.Serializer[Any]):
     reason = reason_field()
 
 
-@extend_schema_field(
-    {
-        "type": "string",
-        "description": "A date (2018-03-01, from the start of that day, UTC) or an ISO 8601 date "
-        "and time.",
-        "example": "2018-03-01",
-    }
-)
-class EffectiveDateField(serializers.Field):  # type: ignore[type-arg]
-    """A day or an instant: a lot released long ago is usually known by its release day."""
-
-    default_error_messages = {
-        "invalid": _("Give a date (YYYY-MM-DD) or an ISO 8601 date and time."),
-    }
-
-    def to_internal_value(self, data: Any) -> datetime.date | datetime.datetime:
-        if isinstance(data, str) and len(data.strip()) == len("YYYY-MM-DD"):
-            try:
-                return datetime.date.fromisoformat(data.strip())
-            except ValueError:
-                self.fail("invalid")
-        instant: datetime.datetime = StorableDateTimeField().run_validation(data)
-        return instant
-
-    def to_representation(self, value: Any) -> str:
-        return str(value.isoformat())
-
-
 class ReleaseInputSerializer(SignatureInputSerializer):
-    effective_date = EffectiveDateField(
+    effective_date = DayOrInstantField(
         required=False,
         help_text="Release retrospectively, as of this past date: every rule is judged on it, "
         "the signature is given now, and no treatment dated before it is accepted.",

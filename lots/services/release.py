@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from common.errors import DomainError, Problem
-from common.services import history
+from common.services import history, stated_moment
 from lots.models import (
     MANUFACTURER_CERTIFICATE_KINDS,
     Certificate,
@@ -223,7 +223,7 @@ def lot_release(
     )
     lot = _locked_lot(lot_id)
     signed_at = timezone.now()
-    effective_at = _effective_at(effective_date) if effective_date is not None else signed_at
+    effective_at = stated_moment(effective_date) if effective_date is not None else signed_at
     _check_effective_at(lot, effective_at, signed_at)
     check = lot_release_check(
         lot=lot,
@@ -242,16 +242,6 @@ def lot_release(
         signed_at=signed_at,
         effective_at=effective_at,
     )
-
-
-def _effective_at(effective_date: datetime.date | datetime.datetime) -> datetime.datetime:
-    """A stated day holds from the start of the network's day (UTC), as the release gate judges
-    days; a stated instant without a zone is read in UTC."""
-    if isinstance(effective_date, datetime.datetime):
-        if timezone.is_naive(effective_date):
-            return effective_date.replace(tzinfo=datetime.UTC)
-        return effective_date
-    return datetime.datetime.combine(effective_date, datetime.time.min, tzinfo=datetime.UTC)
 
 
 def _check_effective_at(

@@ -101,6 +101,15 @@ class RecallOpenForm(forms.Form):
         label=gettext_lazy("Drill (a mock recall: no lot changes, no stock is blocked)"),
         required=False,
     )
+    withdrawn_at = forms.DateField(
+        label=gettext_lazy("Lots withdrawn on"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        help_text=gettext_lazy(
+            "Only for a recall entered after the fact: the day its lots were really withdrawn. "
+            "Its timings count from that day."
+        ),
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -245,6 +254,7 @@ def recall_new(request: HttpRequest) -> HttpResponse:
             instructions=data["instructions"],
             is_drill=data["is_drill"],
             scope=form.scope(),
+            withdrawn_at=data["withdrawn_at"],
         )
     except DomainError as error:
         context["problems"] = list(error.problems)

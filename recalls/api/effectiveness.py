@@ -18,6 +18,9 @@ from treatments.selectors import visible_clinic_ids
 
 
 class RecallTimingOutputSerializer(serializers.Serializer[Any]):
+    withdrawn_at = serializers.DateTimeField(
+        help_text="When the lots were withdrawn; every seconds_to_* counts from here."
+    )
     opened_at = serializers.DateTimeField()
     first_notice_sent_at = serializers.DateTimeField(allow_null=True)
     all_notices_sent_at = serializers.DateTimeField(
@@ -25,6 +28,9 @@ class RecallTimingOutputSerializer(serializers.Serializer[Any]):
     )
     fully_acknowledged_at = serializers.DateTimeField(allow_null=True)
     closed_at = serializers.DateTimeField(allow_null=True)
+    seconds_to_open = serializers.FloatField(
+        help_text="From the withdrawal to the opening here: 0 unless entered after the fact."
+    )
     seconds_to_first_notice = serializers.FloatField(allow_null=True)
     seconds_to_all_notices_sent = serializers.FloatField(allow_null=True)
     seconds_to_full_acknowledgement = serializers.FloatField(allow_null=True)

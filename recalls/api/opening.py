@@ -17,6 +17,7 @@ from common.api_fields import (
     LIST_ERRORS,
     READ_ERRORS,
     WRITE_ERRORS,
+    DayOrInstantField,
     TextChoiceField,
     id_field,
 )
@@ -64,6 +65,16 @@ class RecallLotOutputSerializer(serializers.ModelSerializer[RecallLot]):
 
 class RecallOutputSerializer(serializers.ModelSerializer[Recall]):
     opened_by = serializers.SerializerMethodField()
+    withdrawn_at = serializers.DateTimeField(
+        read_only=True,
+        help_text="When the lots were really withdrawn: opened_at, or earlier for a recall "
+        "entered after the fact.",
+    )
+    retrospective = serializers.BooleanField(
+        source="is_retrospective",
+        read_only=True,
+        help_text="Entered after the fact: withdrawn_at is before opened_at.",
+    )
     closed_by = serializers.SerializerMethodField()
     lots = RecallLotOutputSerializer(source="recall_lots", many=True, read_only=True)
 
@@ -81,6 +92,8 @@ class RecallOutputSerializer(serializers.ModelSerializer[Recall]):
             "instructions",
             "opened_by",
             "opened_at",
+            "withdrawn_at",
+            "retrospective",
             "first_notice_sent_at",
             "fully_acknowledged_at",
             "closed_by",
@@ -226,6 +239,12 @@ class RecallOpenInputSerializer(serializers.Serializer[Any]):
     )
     password = password_field()
     scope = RecallScopeInputSerializer()
+    withdrawn_at = DayOrInstantField(
+        required=False,
+        help_text="For a recall entered after the fact: when its lots were really withdrawn "
+        "(a past date or date and time). Its timings count from there; everything else, the "
+        "signature included, happens now. Not for a drill.",
+    )
 
 
 class RecallWidenInputSerializer(serializers.Serializer[Any]):
@@ -283,6 +302,7 @@ class RecallsApi(ListApi):
             instructions=data["instructions"],
             is_drill=data["is_drill"],
             scope=_scope_request(data["scope"]),
+            withdrawn_at=data.get("withdrawn_at"),
         )
         return Response(recall_detail_data(request, recall.pk), status=status.HTTP_201_CREATED)
 

@@ -111,33 +111,40 @@ class FailedNotice:
 
 @dataclass(frozen=True)
 class RecallTiming:
-    """Open -> first notice sent -> all notices sent -> all acknowledged: the figures a drill is
-    audited on, and those of a real recall."""
+    """Withdrawn -> opened here -> first notice sent -> all notices sent -> all acknowledged: the
+    figures a drill is audited on, and those of a real recall. Each counts from the withdrawal,
+    which is the opening but for a recall entered after the fact."""
 
+    withdrawn_at: datetime.datetime
     opened_at: datetime.datetime
     first_notice_sent_at: datetime.datetime | None
     all_notices_sent_at: datetime.datetime | None
     fully_acknowledged_at: datetime.datetime | None
     closed_at: datetime.datetime | None
 
-    def _since_open(self, moment: datetime.datetime | None) -> float | None:
-        return None if moment is None else (moment - self.opened_at).total_seconds()
+    def _since_withdrawal(self, moment: datetime.datetime | None) -> float | None:
+        return None if moment is None else (moment - self.withdrawn_at).total_seconds()
+
+    @property
+    def seconds_to_open(self) -> float:
+        """From the withdrawal to the opening here: zero but for a recall entered after the fact."""
+        return (self.opened_at - self.withdrawn_at).total_seconds()
 
     @property
     def seconds_to_first_notice(self) -> float | None:
-        return self._since_open(self.first_notice_sent_at)
+        return self._since_withdrawal(self.first_notice_sent_at)
 
     @property
     def seconds_to_all_notices_sent(self) -> float | None:
-        return self._since_open(self.all_notices_sent_at)
+        return self._since_withdrawal(self.all_notices_sent_at)
 
     @property
     def seconds_to_full_acknowledgement(self) -> float | None:
-        return self._since_open(self.fully_acknowledged_at)
+        return self._since_withdrawal(self.fully_acknowledged_at)
 
     @property
     def seconds_to_close(self) -> float | None:
-        return self._since_open(self.closed_at)
+        return self._since_withdrawal(self.closed_at)
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -335,6 +342,7 @@ def recall_effectiveness(
         fully_acknowledged_at = max(c.acknowledged_at for c in clinics if c.acknowledged_at)
     all_sent = counts.total > 0 and counts.sent == counts.total
     timing = RecallTiming(
+        withdrawn_at=recall.withdrawn_at or recall.opened_at,
         opened_at=recall.opened_at,
         first_notice_sent_at=first_notice_sent_at,
         all_notices_sent_at=by_status["last_sent"] if all_sent else None,

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from common.errors import DomainError, Problem
-from common.services import history
+from common.services import history, stated_moment
 from common.signatures import Meaning
 from lots.models import Lot, SignatureMeaning
 from lots.services import lots_mark_recalled
@@ -123,10 +123,15 @@ def recall_open(
     scope: RecallScopeRequest,
     instructions: str = "",
     is_drill: bool = False,
+    withdrawn_at: datetime.date | datetime.datetime | None = None,
 ) -> Recall:
     """Open a recall; with `is_drill`, a mock recall that changes no lot and blocks no stock.
     Signed (`signatures.Signature` of kind `recall_open` on the recall) once the round is
-    written, so the signed content holds the lots it reached."""
+    written, so the signed content holds the lots it reached.
+
+    With `withdrawn_at` the recall is entered after the fact: its lots were withdrawn at that
+    earlier moment, and its timings count from there. Everything else happens now, as for any
+    opening: the lots' status change here, the blocked stock, the notices and the signature."""
     signer = _check_opening(
         actor=actor,
         password=password,
@@ -146,6 +151,7 @@ def recall_open(
     if not is_drill:
         _refuse_lots_in_open_recalls(lots)
     now = timezone.now()
+    withdrawn = _withdrawn_at(withdrawn_at, lots=lots, now=now, is_drill=is_drill)
     recall = Recall(
         reference=f"TMP-{uuid.uuid4().hex[:16]}",
         recall_class=recall_class,
@@ -157,6 +163,7 @@ def recall_open(
         status=RecallStatus.OPEN,
         opened_by=actor,
         opened_at=now,
+        withdrawn_at=withdrawn,
         opened_signature_digest="0" * 64,
     )
     with history(actor, reason, signature_meaning=SignatureMeaning.RESPONSIBILITY):
@@ -187,6 +194,52 @@ def recall_open(
         )
     _queue_delivery(recall.pk, 1)
     return recall
+
+
+def _withdrawn_at(
+    stated: datetime.date | datetime.datetime | None,
+    *,
+    lots: list[Lot],
+    now: datetime.datetime,
+    is_drill: bool,
+) -> datetime.datetime:
+    """When the lots were withdrawn: now, or the earlier moment stated for a recall entered after
+    the fact, which cannot be in the future, before a lot in scope was made, or on a drill (a
+    drill is rehearsed now)."""
+    if stated is None:
+        return now
+    moment = stated_moment(stated)
+    problems = []
+    if is_drill:
+        problems.append(
+            Problem(
+                "recall_drill_withdrawn_at",
+                _("A drill is rehearsed now; it states no earlier withdrawal."),
+                "withdrawn_at",
+            )
+        )
+    if moment > now:
+        problems.append(
+            Problem(
+                "recall_withdrawn_in_future",
+                _("The lots cannot have been withdrawn in the future."),
+                "withdrawn_at",
+            )
+        )
+    day = moment.astimezone(datetime.UTC).date()
+    unmade = [lot.lot_number for lot in lots if day < lot.manufactured_on]
+    if unmade:
+        problems.append(
+            Problem(
+                "recall_withdrawn_before_manufacture",
+                _("Lots %(lots)s were made after %(day)s, the stated withdrawal.")
+                % {"lots": ", ".join(unmade), "day": day.isoformat()},
+                "withdrawn_at",
+            )
+        )
+    if problems:
+        raise DomainError(problems, status=400)
+    return moment
 
 
 @transaction.atomic
