@@ -121,6 +121,7 @@ EXPECTED_OPERATIONS = {
     ("/api/v1/audit/events/export/", "get"),
     ("/api/v1/signatures/", "get"),
     ("/api/v1/signatures/{signature_id}/verify/", "get"),
+    ("/api/v1/epcis/events/", "get"),
 }
 
 
