@@ -611,6 +611,7 @@ def test_filters_by_event_time_since_inclusive_until_exclusive(
         ({"clinic": "-3"}, "clinic", "min_value"),
         ({"clinic": "1.5"}, "clinic", "invalid"),
         ({"since": "yesterday"}, "since", "invalid"),
+        ({"since": "2026-03-02\x00T09:00:00Z"}, "since", "invalid"),
         ({"since": "2026-03-02T09:00:00"}, "since", "offset_required"),
         ({"until": "2026-03-02"}, "until", "offset_required"),
         ({"until": "2026-02-30T09:00:00Z"}, "until", "invalid"),
@@ -667,6 +668,11 @@ def _links(header: str) -> dict[str, str]:
         url, rel = part.split(";")
         links[rel.strip().removeprefix('rel="').removesuffix('"')] = url.strip()[1:-1]
     return links
+
+
+def test_the_last_offset_there_is_is_an_empty_page(network: Network):
+    response = client_for(network.quality_manager).get(EVENTS, {"offset": 2**63 - 1})
+    assert event_list(response) == []
 
 
 def test_a_page_past_the_end_is_empty(network: Network):
