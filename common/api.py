@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, OperationalError
+from django.db import IntegrityError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
 from django.views import defaults
@@ -69,6 +69,28 @@ RETRYABLE = (
 )
 
 
+# Seconds a client is told to wait before sending a request again that met a database outage: a
+# restart or fail-over takes a few.
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+def database_unavailable() -> Response:
+    """503 for a request that lost its database (refused, restarted, connection cut): nothing
+    the client did wrong. Every service writes in one transaction, so what the request began was
+    rolled back with the connection."""
+    problem = Problem(
+        "database_unavailable",
+        _(
+            "The database cannot be reached at the moment; the request was not completed. "
+            "Send it again in a few seconds."
+        ),
+        None,
+    )
+    response = error_response([problem], status.HTTP_503_SERVICE_UNAVAILABLE)
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+    return response
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, OperationalError) and isinstance(exc.__cause__, RETRYABLE):
         logger.warning("concurrent change aborted a request: %s", exc)
@@ -83,6 +105,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         retry = error_response([problem], status.HTTP_503_SERVICE_UNAVAILABLE)
         retry["Retry-After"] = "1"
         return retry
+    if isinstance(exc, OperationalError | InterfaceError):
+        logger.warning("database unavailable: %s", exc)
+        return database_unavailable()
     if isinstance(exc, DomainError):
         return error_response(exc.problems, exc.status)
     if isinstance(exc, DjangoValidationError):

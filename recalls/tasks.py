@@ -4,15 +4,57 @@ transient errors, with exponential backoff, and have time limits."""
 
 from __future__ import annotations
 
+import functools
+import logging
 from typing import Any
 
 from celery import Task, shared_task
+from celery.contrib.django.task import DjangoTask
 from django.conf import settings
+from django.db import InterfaceError, OperationalError, transaction
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from recalls import delivery, expiry, services
 from recalls.models import Notification, NotificationStatus
 
+logger = logging.getLogger(__name__)
+
 DELIVERY_TIME_LIMIT = settings.RECALL_DELIVERY_TIME_LIMIT_SECONDS
+
+# A database that is restarting or failing over refuses connections for a few seconds: a
+# delivery task that meets it runs again after a backoff (2, 4, 8, ... s, at most a minute)
+# rather than dropping its message. What the task had claimed comes back through the requeue.
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+DATABASE_RETRY: dict[str, Any] = {
+    "autoretry_for": DATABASE_ERRORS,
+    "retry_backoff": 2,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "retry_kwargs": {"max_retries": 12},
+}
+
+
+class DeliveryTask(DjangoTask):  # type: ignore[misc]  # celery ships no types
+    """Queued once the recall's transaction commits. A broker that is down then cannot take the
+    message: the recall and its notices are committed already, so the request still succeeds
+    and the notices wait in the outbox (`pending`, never claimed) until the stale-claim requeue
+    queues them once the broker answers again (beat, every minute, for notices older than the
+    lease). Nothing is lost and the claim keeps anything from going twice."""
+
+    def delay_on_commit(self, *args: Any, **kwargs: Any) -> None:
+        transaction.on_commit(functools.partial(self._publish, args, kwargs))
+
+    def _publish(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        try:
+            self.delay(*args, **kwargs)
+        except BrokerUnavailable as error:
+            logger.error(
+                "broker unavailable, %s%r not queued; the requeue queues its notices once the "
+                "broker is back: %s",
+                self.name,
+                args,
+                error,
+            )
 
 
 # Notices one delivery task sends: enough that a task's own cost (its message, its claim, its
@@ -24,8 +66,10 @@ BATCH_SECONDS = 15.0
 
 
 @shared_task(
+    base=DeliveryTask,
     name="recalls.recall_notices_send",
     acks_late=True,
+    **DATABASE_RETRY,
     soft_time_limit=DELIVERY_TIME_LIMIT - 10,
     time_limit=DELIVERY_TIME_LIMIT,
 )
@@ -44,8 +88,10 @@ def recall_notices_send(recall_id: int, round_number: int) -> int:
 
 
 @shared_task(
+    base=DeliveryTask,
     name="recalls.round_notices_deliver",
     acks_late=True,
+    **DATABASE_RETRY,
     soft_time_limit=DELIVERY_TIME_LIMIT - 10,
     time_limit=DELIVERY_TIME_LIMIT,
 )
@@ -69,9 +115,11 @@ def round_notices_deliver(recall_id: int, round_number: int) -> dict[str, int]:
 
 
 @shared_task(
+    base=DeliveryTask,
     bind=True,
     name="recalls.notification_deliver",
     acks_late=True,
+    **DATABASE_RETRY,
     # The notice's delivery window decides when to give up (delivery marks it failed), and
     # delivery says how long to wait: Celery neither stops first nor draws its own delay.
     max_retries=None,

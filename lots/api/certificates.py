@@ -19,7 +19,14 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from common.api_fields import CREATE_ERRORS, LIST_ERRORS, READ_ERRORS, TextChoiceField, id_field
+from common.api_fields import (
+    CREATE_ERRORS,
+    LIST_ERRORS,
+    READ_ERRORS,
+    TextChoiceField,
+    error_responses,
+    id_field,
+)
 from common.api_views import Api, ListApi, get_or_404, validated
 from lots import services
 from lots.api.serializers import ManufacturerRefSerializer, reason_field
@@ -133,9 +140,10 @@ class CertificatesApi(ListApi):
         summary="Upload a certificate (multipart, the PDF in `file`)",
         description="A certificate of analysis names its `lot`; a GMP or ISO 13485 certificate "
         "names its `manufacturer` and `valid_until`. A new version names the one it "
-        "`supersedes` and the `reason`.",
+        "`supersedes` and the `reason`. 507 (`storage_full`): the file store has no room; "
+        "nothing was saved.",
         request={"multipart/form-data": CertificateUploadInputSerializer},
-        responses={201: CertificateOutputSerializer, **CREATE_ERRORS},
+        responses={201: CertificateOutputSerializer, **CREATE_ERRORS, **error_responses(507)},
     )
     def post(self, request: Request) -> Response:
         data = validated(CertificateUploadInputSerializer, request.data)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import datetime
+import errno
 import hashlib
 import io
+import logging
+import os
+import uuid
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from pypdf import PdfReader
@@ -28,7 +32,11 @@ from lots.models import (
 from providers.models import Manufacturer, Role
 from providers.selectors import require_role
 
+logger = logging.getLogger(__name__)
+
 PDF_MAGIC = b"%PDF-"
+# What the operating system answers when the disk (or the account's quota) has no room left.
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 
 
 def _read_pdf(upload: BinaryIO, *, field: str = "file") -> bytes:
@@ -92,8 +100,9 @@ def certificate_upload(
     reason: str = "",
 ) -> Certificate:
     """Store a certificate and its PDF. The file is checked and hashed before the transaction and
-    stored under its SHA-256, so a failed transaction leaves at most an unreferenced copy and a
-    stored file is never overwritten by different content."""
+    stored under its SHA-256, so a stored file is never overwritten by different content; a
+    certificate that is not recorded takes the file it stored with it, so neither is ever kept
+    without the other."""
     require_role(actor, Role.QUALITY_MANAGER)
     content = _read_pdf(file)
     sha256 = hashlib.sha256(content).hexdigest()
@@ -101,24 +110,69 @@ def certificate_upload(
     if supersedes is not None:
         reason = require_reason(reason)
     path = certificate_upload_to_path(sha256)
-    if not default_storage.exists(path):
-        default_storage.save(path, ContentFile(content))
-    return _certificate_insert(
-        actor=actor,
-        kind=kind,
-        issuer=issuer,
-        number=number,
-        valid_from=valid_from,
-        valid_until=valid_until,
-        manufacturer=lot.manufacturer if lot is not None else manufacturer,
-        lot=lot,
-        supersedes=supersedes,
-        reason=reason or "certificate uploaded",
-        path=path,
-        sha256=sha256,
-        size=len(content),
-        filename=filename,
-    )
+    stored = _file_store(path, content)
+    try:
+        return _certificate_insert(
+            actor=actor,
+            kind=kind,
+            issuer=issuer,
+            number=number,
+            valid_from=valid_from,
+            valid_until=valid_until,
+            manufacturer=lot.manufacturer if lot is not None else manufacturer,
+            lot=lot,
+            supersedes=supersedes,
+            reason=reason or "certificate uploaded",
+            path=path,
+            sha256=sha256,
+            size=len(content),
+            filename=filename,
+        )
+    except BaseException:
+        if stored:
+            _file_discard(path, sha256)
+        raise
+
+
+def _file_store(path: str, content: bytes) -> bool:
+    """Store the PDF at `path` unless a copy is there already; True when this call stored it.
+    The file is written and flushed to disk under a name of its own, then renamed into place, so
+    `path` never holds part of a file. A full disk answers 507 (`storage_full`) and leaves
+    nothing behind."""
+    target = Path(default_storage.path(path))
+    if target.exists():
+        return False
+    partial = target.with_name(f"{target.name}.{uuid.uuid4().hex}.partial")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with partial.open("xb") as written:
+            written.write(content)
+            written.flush()
+            os.fsync(written.fileno())
+        partial.replace(target)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        if error.errno in DISK_FULL:
+            logger.error("certificate file store full: %s", error)
+            raise DomainError.single(
+                "storage_full",
+                _("The file store is full, so the certificate was not saved. Tell the operator."),
+                field="file",
+                status=507,
+            ) from error
+        raise
+    return True
+
+
+def _file_discard(path: str, sha256: str) -> None:
+    """Remove the PDF this upload stored when its certificate was not recorded (a refused
+    supersede, a lost database), unless a certificate with the same content was recorded
+    meanwhile: no file is kept without its row."""
+    try:
+        if not Certificate.objects.filter(sha256=sha256).exists():
+            default_storage.delete(path)
+    except DatabaseError:
+        logger.warning("certificate file %s kept: the database could not be asked", path)
 
 
 def certificate_upload_to_path(sha256: str) -> str:

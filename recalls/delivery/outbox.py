@@ -14,7 +14,9 @@ the round's pending notices in one statement (FOR UPDATE SKIP LOCKED, so concurr
 share a notice), sends them over one SMTP connection with what they share read once, and records
 each one sent as soon as it went. A notice that meets a transient error leaves the batch for its
 own task (`notification_deliver`) and backoff; an unexpected error ends the batch, and its unsent
-claims come back through the stale-claim requeue below.
+claims come back through the stale-claim requeue below. A database that goes away mid-batch (a
+restart, a fail-over) is waited for a few seconds: the notice already sent is then recorded (not
+sent again) and the rest are given back for the next batch at once.
 
 A transient error is retried for as long as the notice's delivery window lasts, counted from its
 first failed attempt (`delivery_window`: hours for class I and II recalls), so a notice outlives any
@@ -33,6 +35,7 @@ from this side of the wire; the stable id closes it on the other.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import random
@@ -41,12 +44,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.mail import get_connection
 from django.core.mail.backends.base import BaseEmailBackend
-from django.db import connection, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
@@ -80,6 +84,13 @@ ORPHANS_PER_RUN = 1000
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, smtplib.SMTPException)
 # What a notice's content reads with it.
 NOTICE_RELATED = ("recall", "clinic", "contact", "endpoint")
+# A database that went away mid-delivery (a restart, a fail-over) is waited for this long, so
+# what the delivery did is recorded and what it did not do is given back at once, rather than
+# after the lease; a longer outage leaves both to the stale-claim requeue.
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+DATABASE_WAIT_SECONDS = 15.0
+
+Result = TypeVar("Result")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,8 +220,25 @@ def notification_deliver(notification_id: int) -> Outcome:
     except _Released as released:
         raise released.error from None
     if outcome == Outcome.SENT:
-        _record_first_notice(notification.recall_id, _record_sent(notification))
+        sent_at = _when_database_answers(partial(_record_sent, notification))
+        _record_first_notice(notification.recall_id, sent_at)
     return outcome
+
+
+def _when_database_answers(write: Callable[[], Result]) -> Result:
+    """Run `write`, and if the database has gone away, again on a new connection every second
+    for up to DATABASE_WAIT_SECONDS; then raise the last error. Only outside a transaction."""
+    deadline = time.monotonic() + DATABASE_WAIT_SECONDS
+    while True:
+        try:
+            return write()
+        except DATABASE_ERRORS:
+            if time.monotonic() > deadline:
+                raise
+            logger.warning("database unavailable during a delivery; trying again in 1 s")
+            time.sleep(1)
+            with contextlib.suppress(DatabaseError):
+                connection.close()
 
 
 @dataclass(frozen=True)
@@ -259,10 +287,25 @@ def round_notices_deliver(
             except _Released as released:
                 batch.retry.append((notification.pk, released.error.retry_in))
                 outcome = Outcome.RETRY
+            except DATABASE_ERRORS:
+                # Lost before this notice went out: it and the rest go back to the outbox.
+                unsent = claimed[index:]
+                batch.released.extend(_when_database_answers(partial(_release, unsent, claimed_at)))
+                break
             if outcome == Outcome.SENT:
-                at = _record_sent(notification)
+                try:
+                    at = _record_sent(notification)
+                except DATABASE_ERRORS:
+                    # It went out: say so once the database is back, so it is not sent again.
+                    at = _when_database_answers(partial(_record_sent, notification))
+                    unsent = claimed[index + 1 :]
+                    batch.released.extend(
+                        _when_database_answers(partial(_release, unsent, claimed_at))
+                    )
                 first_sent.setdefault(notification.recall_id, at)
                 batch.sent.append(notification.pk)
+                if batch.released:
+                    break
                 continue
             if outcome == Outcome.FAILED:
                 batch.failed.append(notification.pk)
