@@ -14,7 +14,9 @@ The rules:
 - patient contact details are read only by a clinic's own administrators and clinicians, never
   by a network role (DESIGN rule 7);
 - writes: network quality managers keep the network's records; clinic administrators, clinicians
-  and quality managers do a clinic's daily work; auditors never write.
+  and quality managers do a clinic's daily work; auditors never write;
+- history imports: a clinic's administrators import its past treatments and receipts, network
+  quality managers past lots; administrators, quality managers and auditors read them.
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ NETWORK_READERS = frozenset({Role.QUALITY_MANAGER.value, Role.AUDITOR.value})
 CONTACT_READERS = frozenset({Role.CLINIC_ADMINISTRATOR.value, Role.CLINICIAN.value})
 CLINIC_WRITERS = frozenset(
     {Role.CLINIC_ADMINISTRATOR.value, Role.CLINICIAN.value, Role.QUALITY_MANAGER.value}
+)
+
+HISTORY_IMPORT_READERS = frozenset(
+    {Role.CLINIC_ADMINISTRATOR.value, Role.QUALITY_MANAGER.value, Role.AUDITOR.value}
 )
 
 Membership_ = tuple[str, int | None]  # (role, clinic id or None for network-wide)
@@ -127,6 +133,21 @@ class Access:
     def writes_clinic_work(self) -> bool:
         """Does a clinic's daily work somewhere (stock, patients, treatments); never an auditor."""
         return any(role in CLINIC_WRITERS for role, _clinic in self.memberships)
+
+    # -- history imports -------------------------------------------------------------------------
+
+    def imports_history(self, kind: str, clinic_id: int | None) -> bool:
+        """Imports records of the past from another system: a clinic's treatments and receipts
+        by an administrator of that clinic; lots by a network quality manager. Never an auditor."""
+        if kind == "lots":
+            return self.writes_network
+        return clinic_id is not None and self.holds(Role.CLINIC_ADMINISTRATOR, clinic_id=clinic_id)
+
+    @property
+    def history_import_clinic_ids(self) -> frozenset[int] | None:
+        """Clinics whose imports the user may read (None: every clinic): those they import for,
+        quality managers' and auditors'. A clinic never sees another clinic's imports."""
+        return self.clinic_ids(HISTORY_IMPORT_READERS)
 
     # -- accounts --------------------------------------------------------------------------------
 

@@ -57,15 +57,7 @@ def apply_changes(
     other in opposite orders (no deadlock).
     """
     occurred_at = at or timezone.now()
-    ordered = sorted(changes, key=lambda c: (c.clinic_id, c.lot_id, c.state))
-    if len(ordered) > 1 and all(change.delta < 0 for change in ordered):
-        _balances_take(ordered)
-    else:
-        for change in ordered:
-            if change.delta > 0:
-                _balance_add(change)
-            else:
-                _balance_take(change)
+    balances_move(changes)
     movements = [
         StockMovement(
             clinic_id=change.clinic_id,
@@ -82,6 +74,21 @@ def apply_changes(
         for change in changes
     ]
     return StockMovement.objects.bulk_create(movements)
+
+
+def balances_move(changes: list[Change]) -> None:
+    """Move the balances by `changes`, none below zero (a take that finds too few units is
+    refused with `stock_insufficient`); the ledger's movements are the caller's to write. The
+    caller holds the transaction."""
+    ordered = sorted(changes, key=lambda c: (c.clinic_id, c.lot_id, c.state))
+    if len(ordered) > 1 and all(change.delta < 0 for change in ordered):
+        _balances_take(ordered)
+    else:
+        for change in ordered:
+            if change.delta > 0:
+                _balance_add(change)
+            else:
+                _balance_take(change)
 
 
 def _balance_add(change: Change) -> None:
@@ -222,30 +229,12 @@ def stock_receive(
         .get(pk=lot.pk)
     )
     received_at = received_at or timezone.now()
-    if received_at > timezone.now() + datetime.timedelta(minutes=10):
-        raise DomainError.single(
-            "receipt_in_future",
-            _("A receipt cannot be recorded ahead of time."),
-            field="received_at",
-            status=400,
-        )
-    # The receipt's day is the receiving clinic's calendar day; a lot made "today" in Berlin may
-    # arrive at 00:30 local time, still yesterday in UTC.
-    if clinic.local_date(received_at) < lot.manufactured_on:
-        raise DomainError.single(
-            "receipt_before_lot_made",
-            _("Lot %(lot)s was made on %(date)s, after this receipt's date.")
-            % {"lot": lot.lot_number, "date": lot.manufactured_on.isoformat()},
-            field="received_at",
-            status=400,
-        )
-    if lot.status not in RECEIVABLE and decision != ReceiptDecision.REJECT:
-        raise DomainError.single(
-            "lot_not_receivable",
-            _("Lot %(lot)s is %(status)s; it can only be received as rejected.")
-            % {"lot": lot.lot_number, "status": lot.get_status_display().lower()},
-            field="lot",
-        )
+    when = receipt_time_problem(clinic=clinic, lot=lot, received_at=received_at, now=timezone.now())
+    if when is not None:
+        raise DomainError(when, status=400)
+    receivable = receipt_lot_problem(lot=lot, decision=decision)
+    if receivable is not None:
+        raise DomainError(receivable, status=409)
     if decision == ReceiptDecision.ACCEPT:
         problems = receipt_check_problems(
             lot=lot,
@@ -292,16 +281,66 @@ def stock_receive(
     return receipt
 
 
+def receipt_time_problem(
+    *, clinic: Clinic, lot: Lot, received_at: datetime.datetime, now: datetime.datetime
+) -> Problem | None:
+    """A receipt dated ahead of `now`, or before its lot was made (on the clinic's calendar)."""
+    if received_at > now + datetime.timedelta(minutes=10):
+        return Problem(
+            "receipt_in_future", _("A receipt cannot be recorded ahead of time."), "received_at"
+        )
+    # The receipt's day is the receiving clinic's calendar day; a lot made "today" in Berlin may
+    # arrive at 00:30 local time, still yesterday in UTC.
+    if clinic.local_date(received_at) < lot.manufactured_on:
+        return Problem(
+            "receipt_before_lot_made",
+            _("Lot %(lot)s was made on %(date)s, after this receipt's date.")
+            % {"lot": lot.lot_number, "date": lot.manufactured_on.isoformat()},
+            "received_at",
+        )
+    return None
+
+
+def receipt_lot_problem(*, lot: Lot, decision: str) -> Problem | None:
+    """A lot that is neither quarantined, released nor on hold is only received as rejected."""
+    if lot.status not in RECEIVABLE and decision != ReceiptDecision.REJECT:
+        return Problem(
+            "lot_not_receivable",
+            _("Lot %(lot)s is %(status)s; it can only be received as rejected.")
+            % {"lot": lot.lot_number, "status": lot.get_status_display().lower()},
+            "lot",
+        )
+    return None
+
+
+def network_received(lot_ids: list[int]) -> dict[int, int]:
+    """Units of each lot received anywhere in the network, less those returned to the
+    manufacturer, by lot id (lots with none are absent): one statement."""
+    rows = (
+        StockMovement.objects.filter(
+            lot_id__in=lot_ids, kind__in=(MovementKind.RECEIPT, MovementKind.RETURN)
+        )
+        .values("lot_id")
+        .annotate(total=Sum("delta"))
+    )
+    return {row["lot_id"]: row["total"] or 0 for row in rows}
+
+
 def _refuse_more_than_made(lot: Lot, quantity: int) -> None:
     """Units of the lot received anywhere, less those returned to the manufacturer, must stay
     within what the manufacturer made: more would mean a mistyped quantity or a counterfeit."""
-    movements = StockMovement.objects.filter(
-        lot=lot, kind__in=(MovementKind.RECEIPT, MovementKind.RETURN)
-    )
-    on_hand_in_network = movements.aggregate(total=Sum("delta"))["total"] or 0
-    room = lot.quantity - on_hand_in_network
+    received = network_received([lot.pk]).get(lot.pk, 0)
+    problem = receipt_room_problem(lot=lot, quantity=quantity, received=received)
+    if problem is not None:
+        raise DomainError(problem, status=409)
+
+
+def receipt_room_problem(*, lot: Lot, quantity: int, received: int) -> Problem | None:
+    """More units received than the manufacturer made, `received` being the network's units of
+    the lot so far (net of returns): a mistyped quantity or a counterfeit."""
+    room = lot.quantity - received
     if quantity > room:
-        raise DomainError.single(
+        return Problem(
             "receipt_exceeds_lot_quantity",
             _(
                 "Lot %(lot)s was made with %(quantity)s %(unit)s(s) and %(received)s are already "
@@ -311,12 +350,12 @@ def _refuse_more_than_made(lot: Lot, quantity: int) -> None:
                 "lot": lot.lot_number,
                 "quantity": lot.quantity,
                 "unit": lot.get_unit_display().lower(),
-                "received": on_hand_in_network,
+                "received": received,
                 "room": max(room, 0),
             },
-            field="quantity",
-            status=409,
+            "quantity",
         )
+    return None
 
 
 def receipt_check_problems(

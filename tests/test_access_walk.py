@@ -470,6 +470,17 @@ ADMIN_RULES: dict[str, AdminRule] = {
         add=lambda access: access.keeps_accounts,
         change=lambda access: access.keeps_accounts,
     ),
+    "HistoryImportAdmin": AdminRule(
+        "imports of past records: read by the clinic's administrators and by network roles; "
+        "made with the command or the API, never in the admin",
+        view=lambda access: access.history_import_clinic_ids != frozenset(),
+        add=lambda access: False,
+        change=lambda access: False,
+        visible=lambda access, world: (
+            (clinics := access.history_import_clinic_ids) is None or world.clinic_a.pk in clinics
+        ),
+        clinic_lookup="clinic_id",
+    ),
     "AuditEventAdmin": AdminRule(
         "the audit search spans every clinic's records: network roles only; read-only",
         view=lambda access: access.is_network,
@@ -503,6 +514,7 @@ MODELS_WITHOUT_ROWS = {
     "every record's audit-trail page is walked instead",
     "pghistory.Events": "pghistory's aggregate of the event tables: no row of its own to open",
     "recalls.ExpiryWarning": "written by the expiry watch task, which the world does not run",
+    "history.HistoryImport": "written by a history import, which the world does not run",
     "axes.AccessAttempt": "written by a failed sign-in, which the walk does not make",
     "axes.AccessFailureLog": "written by a failed sign-in, which the walk does not make",
     "axes.AccessLog": "written by a password sign-in; the walk signs in with force_login",

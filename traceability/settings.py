@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "audit.apps.AuditConfig",
     "pages.apps.PagesConfig",
     "interop.apps.InteropConfig",
+    "history.apps.HistoryConfig",
     "demo.apps.DemoConfig",
     "ops.apps.OpsConfig",
     "django_htmx",

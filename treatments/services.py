@@ -121,7 +121,42 @@ def treatment_problems(
     now: datetime.datetime,
 ) -> list[Problem]:
     """Every reason DESIGN rule 2 refuses this treatment, in words a clinician understands.
-    `lines` and `lot_facts` are as `lots_afresh` read them."""
+    `lines` and `lot_facts` are as `lots_afresh` read them; the practitioner's standing on the
+    treatment's day is read here (one statement)."""
+    day = clinic.local_date(performed_at)
+    chain = jurisdiction_chain(clinic.jurisdiction)
+    return treatment_rule_problems(
+        clinic=clinic,
+        patient=patient,
+        practitioner=practitioner,
+        performed_at=performed_at,
+        indication=indication,
+        route=route,
+        lines=lines,
+        consent=consent,
+        lot_facts=lot_facts,
+        now=now,
+        standing=_standing(clinic, practitioner, chain, day),
+    )
+
+
+def treatment_rule_problems(
+    *,
+    clinic: Clinic,
+    patient: Patient,
+    practitioner: Practitioner,
+    performed_at: datetime.datetime,
+    indication: str,
+    route: str,
+    lines: list[Line],
+    consent: ConsentRequest | None,
+    lot_facts: LotFacts,
+    now: datetime.datetime,
+    standing: Standing,
+) -> list[Problem]:
+    """The rules of `treatment_problems` with the practitioner's `standing` on the treatment's
+    day given: reads nothing, so a caller judging many treatments (the history import) reads
+    the standings once for all of them."""
     problems: list[Problem] = []
     # The treatment's day is the clinic's calendar day: at 00:30 in Berlin it is already the
     # next day, whatever the date in UTC. Expiry, "made after", and the licence are judged on it;
@@ -153,7 +188,6 @@ def treatment_problems(
             )
         )
     chain = jurisdiction_chain(clinic.jurisdiction)
-    standing = _standing(clinic, practitioner, chain, day)
     if not standing.member:
         problems.append(
             Problem(
@@ -221,7 +255,10 @@ class LotFacts:
 
 
 @dataclass(frozen=True)
-class _Standing:
+class Standing:
+    """A practitioner's standing at a clinic on a day: a member of it, licensed there that day,
+    and the source restrictions of the clinic's jurisdictions (in their order)."""
+
     member: bool
     licensed: bool
     restrictions: list[SourceRestriction]
@@ -229,7 +266,7 @@ class _Standing:
 
 def _standing(
     clinic: Clinic, practitioner: Practitioner, chain: list[str], day: datetime.date
-) -> _Standing:
+) -> Standing:
     """Whether the practitioner practises at the clinic and holds a licence valid there on `day`,
     and the source restrictions of the clinic's jurisdictions (in their order): one statement."""
     memberships = ClinicPractitioner.objects.filter(
@@ -252,7 +289,7 @@ def _standing(
         )
         .get()
     )
-    return _Standing(
+    return Standing(
         member=standing["member"],
         licensed=standing["licensed"],
         restrictions=[SourceRestriction(**row) for row in standing["restrictions"]],
