@@ -8,6 +8,7 @@ Every error the API returns has the same shape::
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import psycopg.errors
@@ -17,6 +18,7 @@ from django.core.exceptions import TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils.html import escape
 from django.utils.translation import gettext as _
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
@@ -168,3 +170,24 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     else:
         problem = Problem("bad_request", _("The request is malformed."), None)
     return JsonResponse({"errors": [problem.as_dict()]}, status=400)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's answer to an exception nothing else handled (handler500). A lost database is
+    not a fault of the code: 503 with Retry-After, in the error shape under /api/ and as a short
+    page elsewhere (a clinic page, the admin). Anything else stays Django's 500."""
+    error = sys.exc_info()[1]  # Django calls this while it handles the exception
+    if not isinstance(error, OperationalError | InterfaceError):
+        return defaults.server_error(request)
+    unavailable = database_unavailable()
+    message = unavailable.data["errors"][0]["message"]
+    response: HttpResponse
+    if request.path.startswith("/api/"):
+        response = JsonResponse(unavailable.data, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+    else:
+        response = HttpResponse(
+            f"<!doctype html><title>503</title><p>{escape(message)}</p>",
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+    response["Retry-After"] = unavailable["Retry-After"]
+    return response

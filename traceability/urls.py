@@ -8,6 +8,8 @@ from common.api import api_not_found
 from recalls.views import recall_acknowledgement_page
 
 handler400 = "common.api.bad_request"
+# A lost database answers 503 with Retry-After, not a 500, wherever the request was.
+handler500 = "common.api.server_error"
 
 urlpatterns = [
     # For load balancers: open to all, no session, no throttle (common.health).

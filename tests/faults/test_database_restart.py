@@ -131,6 +131,7 @@ def _post_manufacturer(session: requests.Session, base: str, name: str) -> Answe
         response = session.post(
             f"{base}/api/v1/manufacturers/",
             json={"legal_name": name, "country": "US"},
+            headers={"X-Request-ID": _request_id(name)},
             timeout=60,
         )
     except requests.RequestException as error:
@@ -140,6 +141,14 @@ def _post_manufacturer(session: requests.Session, base: str, name: str) -> Answe
     except ValueError:
         body = response.text
     return Answer(name, response.status_code, dict(response.headers), body)
+
+
+def _request_id(name: str) -> str:
+    return name.replace(" ", "-")
+
+
+def _json_lines(path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
 
 
 def _client(base: str, token: str, number: int, stop: threading.Event, answers: list[Answer]):
@@ -165,8 +174,9 @@ def test_a_database_restart_under_load_answers_503_to_retry_and_loses_or_doubles
 ):
     base, token = served["base"], served["token"]
     headers = {"Authorization": f"Token {token}"}
-    # Given a recall whose 40 notices are being sent (a slow mail server: 0.1 s each),
-    smtp_server.delay_seconds = 0.1
+    # Given a recall whose 40 notices are being sent (a slow mail server: 0.25 s each, so the
+    # fan-out lasts about five seconds over the worker's two processes),
+    smtp_server.delay_seconds = 0.25
     opened = requests.post(
         f"{base}/api/v1/recalls/",
         json={
@@ -179,7 +189,7 @@ def test_a_database_restart_under_load_answers_503_to_retry_and_loses_or_doubles
             "password": PASSWORD,
             "scope": {"lots": [served["lot"]]},
         },
-        headers=headers,
+        headers={**headers, "X-Request-ID": "fault-recall-open"},
         timeout=60,
     )
     assert opened.status_code == 201, opened.text
@@ -251,6 +261,15 @@ def test_a_database_restart_under_load_answers_503_to_retry_and_loses_or_doubles
     )
     assert {name for name, _ in stored} == created
     assert {events for _, events in stored} == {1}
+    # each 503 is logged under the request's id, which the answer returns;
+    unavailable = {
+        line["request_id"]
+        for line in _json_lines(served["log"])
+        if line["message"].startswith("database unavailable")
+    }
+    for answer in answers:
+        assert answer.headers["X-Request-ID"] == _request_id(answer.name)
+    assert {_request_id(a.name) for a in answers if a.status == 503} <= unavailable
     # readiness said 503 while the database was away, and 200 again after;
     seen = [status for at, status in readiness if down_at < at < up_at]
     assert 503 in seen
@@ -262,6 +281,18 @@ def test_a_database_restart_under_load_answers_503_to_retry_and_loses_or_doubles
         timeout=90,
     )
     delivered_at = time.monotonic()
+    # the batches in flight waited for the database rather than leave their claims to the
+    # lease, and the worker's lines for the fan-out, before and after the restart, carry the id
+    # of the request that opened the recall;
+    worker_lines = _json_lines(served["worker"].log)
+    waited = [line for line in worker_lines if "database unavailable" in line["message"]]
+    assert waited
+    delivered = [
+        line
+        for line in worker_lines
+        if line["logger"] == "celery.app.trace" and " succeeded " in line["message"]
+    ]
+    assert {line["request_id"] for line in waited + delivered} == {"fault-recall-open"}
     message_ids = {
         f"<{message_id}@traceability.example>"
         for (message_id,) in _rows(private_postgres, "SELECT message_id FROM recalls_notification")
