@@ -75,7 +75,19 @@ def csv_response(
     return csv_stream(csv_lines(header, rows), filename)
 
 
-class CsvText(Func):
+class _CellFunc(Func):
+    """A cell's template names its value several times: a value computed with parameters (a
+    literal in an annotation) passes them once for each mention."""
+
+    def as_sql(  # type: ignore[override]
+        self, compiler: Any, connection: Any, **extra_context: Any
+    ) -> tuple[str, tuple[Any, ...]]:
+        sql, params = compiler.compile(self.source_expressions[0])
+        mentions = self.template.count("%(expressions)s")
+        return self.template % {"expressions": sql}, tuple(params) * mentions
+
+
+class CsvText(_CellFunc):
     """A text cell as `csv_cell` writes it, in SQL: a formula start prefixed with a quote, and an
     empty text as NULL (COPY writes NULL as an empty cell but an empty text as `""`, which
     csv.writer does not)."""
@@ -88,7 +100,7 @@ class CsvText(Func):
     output_field = models.TextField()
 
 
-class CsvTime(Func):
+class CsvTime(_CellFunc):
     """A time cell as `csv_cell` writes it, in SQL: `isoformat()` in UTC, which leaves out the
     fraction of a second when it is zero."""
 
@@ -100,14 +112,14 @@ class CsvTime(Func):
     output_field = models.TextField()
 
 
-class CsvDate(Func):
+class CsvDate(_CellFunc):
     """A date cell as `isoformat()` writes it, whatever the session's DateStyle."""
 
     template = "to_char(%(expressions)s, 'YYYY-MM-DD')"
     output_field = models.TextField()
 
 
-class CsvBoolean(Func):
+class CsvBoolean(_CellFunc):
     """A yes/no cell as csv.writer writes a Python bool."""
 
     template = "CASE WHEN %(expressions)s THEN 'True' WHEN NOT %(expressions)s THEN 'False' END"
@@ -149,11 +161,19 @@ def _cell(field: str, output_field: models.Field[Any, Any]) -> F | Func:
 
 def csv_cells(queryset: QuerySet[Any], fields: Sequence[str]) -> QuerySet[Any]:
     """`queryset.values_list(*fields)` with every cell formatted by PostgreSQL as `csv_cell`
-    formats it, for `csv_copy_response`. A kind of field it cannot write alike is refused."""
-    columns = queryset.values_list(*fields).query.select
+    formats it, for `csv_copy_response`. A kind of field it cannot write alike is refused. A field
+    may be an annotation of `queryset`."""
+    query = queryset.values_list(*fields).query
+    columns = iter(query.select)
+    kinds = [
+        query.annotations[field].output_field
+        if field in query.annotations
+        else next(columns).output_field
+        for field in fields
+    ]
     cells = {
-        f"csv_cell_{index}": _cell(field, column.output_field)
-        for index, (field, column) in enumerate(zip(fields, columns, strict=True))
+        f"csv_cell_{index}": _cell(field, kind)
+        for index, (field, kind) in enumerate(zip(fields, kinds, strict=True))
     }
     formatted: QuerySet[Any] = queryset.annotate(**cells).values_list(*cells)
     return formatted

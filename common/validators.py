@@ -88,6 +88,24 @@ def jurisdiction_chain(value: str) -> list[str]:
     return [value, value.split("-")[0]] if "-" in value else [value]
 
 
+# Where the EU's rules on tissues and cells apply, and with them the Single European Code
+# (Directive 2006/86/EC as amended by (EU) 2015/565, carried into the SoHO Regulation (EU)
+# 2024/1938): the 27 member states and the EEA states that take EU law on it (Iceland,
+# Liechtenstein, Norway).
+SEC_JURISDICTIONS = frozenset(
+    {
+        "AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE",
+        "IT", "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE",
+        "IS", "LI", "NO",
+    }
+)  # fmt: skip
+
+
+def sec_required_in(jurisdiction: str) -> bool:
+    """Whether the Single European Code is the law where a clinic in `jurisdiction` practises."""
+    return jurisdiction_chain(jurisdiction)[-1].upper() in SEC_JURISDICTIONS
+
+
 def validate_donor_code(value: str) -> None:
     """Donor codes are distinct codes, never a name or record number: upper-case letters, digits
     and hyphens with at least one digit, so a bare name cannot be entered as a code."""

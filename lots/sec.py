@@ -159,7 +159,13 @@ def search_parts(value: str) -> dict[str, str] | None:
     """The parts a search string names, read left to right: a full SEC, its donation
     identification sequence, or any leading part of it, eye-readable ("SEC DE..." with spaces) or
     not. None when the string cannot be the start of a SEC."""
-    compact = re.sub(r"\s+", "", normalise_part(value))
+    normal = normalise_part(value)
+    # "SEC" then a space is the printed prefix, whatever follows; without the space it is the
+    # prefix only where the rest is a whole sequence (else "SEC..." may be Sweden's "SE" and an
+    # establishment code starting with "C").
+    if re.match(r"SEC\s", normal):
+        normal = normal[3:]
+    compact = re.sub(r"\s+", "", normal)
     if (
         compact.startswith("SEC")
         and len(compact) > 3

@@ -7,7 +7,8 @@ import datetime
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Case, CharField, F, Func, Prefetch, QuerySet, Value, When
+from django.db.models.functions import Concat
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -451,3 +452,20 @@ def lots_matching_sec(lots: QuerySet[Lot], value: str) -> QuerySet[Lot]:
         except ValueError:
             return lots.none()
     return lots.filter(**conditions)
+
+
+def sec_eye_readable(path: str = "") -> Case:
+    """The eye-readable Single European Code of the lot at `path` (`lot__` from a treatment line),
+    as `SingleEuropeanCode.eye_readable` writes it, computed by PostgreSQL (for a CSV that the
+    database writes); NULL for a lot without one (all of whose parts are empty)."""
+    parts = [F(f"{path}sec_{name}") for name in SEC_PARTS]
+    expiry = Func(
+        F(f"{path}expires_on"), Value("YYYYMMDD"), function="to_char", output_field=CharField()
+    )
+    return Case(
+        When(**{f"{path}sec_issuing_country": ""}, then=Value(None)),
+        default=Concat(
+            Value("SEC "), *parts[:3], Value(" "), *parts[3:], expiry, output_field=CharField()
+        ),
+        output_field=CharField(),
+    )

@@ -78,6 +78,7 @@ class ClinicOutputSerializer(serializers.ModelSerializer[Clinic]):
             "jurisdiction",
             "time_zone",
             "language",
+            "requires_sec",
             "contacts",
             "created_at",
         ]
@@ -156,6 +157,13 @@ class ClinicCreateInputSerializer(serializers.Serializer[Any]):
         help_text="The language of the recall notices and acknowledgement page the clinic "
         "receives.",
     )
+    requires_sec = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Refuse human-derived lots without a Single European Code here. Left out or "
+        "null: as the jurisdiction's law asks (EU and EEA states).",
+    )
     contacts = ClinicContactInputSerializer(  # type: ignore[call-arg]  # ListSerializer takes it
         many=True, required=False, default=list, max_length=50
     )
@@ -176,6 +184,10 @@ class ClinicUpdateInputSerializer(serializers.Serializer[Any]):
         choices=settings.LANGUAGES,
         required=False,
         help_text="The language of the recall notices the clinic receives from now on.",
+    )
+    requires_sec = serializers.BooleanField(
+        required=False,
+        help_text="Refuse human-derived lots without a Single European Code here from now on.",
     )
     reason = serializers.CharField(
         max_length=REASON_MAX_LENGTH, allow_blank=True, help_text="Why the record changes."

@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 
 from common.errors import DomainError
 from common.services import history, require_reason, validate_instance
+from common.validators import sec_required_in
 from providers.accounts import membership_grant as membership_grant  # callers import them here too
 from providers.accounts import user_create as user_create
 from providers.models import (
@@ -83,10 +84,13 @@ def clinic_create(
     contacts: list[dict[str, str]],
     time_zone: str = "UTC",
     language: str = "en",
+    requires_sec: bool | None = None,
 ) -> Clinic:
     """Record a clinic. `time_zone` (IANA, e.g. Europe/Berlin) is where its calendar days are
     judged; it is never guessed from the jurisdiction, which may span several zones (US-TX).
-    `language` is the one its recall notices are written in."""
+    `language` is the one its recall notices are written in. `requires_sec` (the Single
+    European Code on every human-derived lot used there) follows the law of the jurisdiction
+    (EU and EEA states) unless stated."""
     require_role(actor, Role.QUALITY_MANAGER)
     reason = "clinic created"
     clinic = _save(
@@ -96,6 +100,7 @@ def clinic_create(
             jurisdiction=jurisdiction,
             time_zone=time_zone,
             language=language,
+            requires_sec=sec_required_in(jurisdiction) if requires_sec is None else requires_sec,
         ),
         actor=actor,
         reason=reason,
@@ -112,7 +117,11 @@ def clinic_create(
 def clinic_update(*, actor: Any, clinic: Clinic, reason: str, **fields: Any) -> Clinic:
     require_role(actor, Role.QUALITY_MANAGER)
     reason = require_reason(reason)
-    _assign(clinic, fields, {"name", "address", "jurisdiction", "time_zone", "language"})
+    _assign(
+        clinic,
+        fields,
+        {"name", "address", "jurisdiction", "time_zone", "language", "requires_sec"},
+    )
     return _save(clinic, actor=actor, reason=reason)
 
 

@@ -52,6 +52,16 @@ from stock.models import Receipt
 from treatments.models import ConsentText, Patient, Treatment
 
 PASSWORD = "correct horse battery staple"
+# A Single European Code's parts as stored on a lot (its expiry is the lot's), for tests that give
+# a lot one through the ORM.
+SEC_FIELDS = {
+    "sec_issuing_country": "DE",
+    "sec_establishment_code": "000123",
+    "sec_donation_number": "A99992112345X",
+    "sec_coding_system": "E",
+    "sec_product_number": "00T0001",
+    "sec_split_number": "000",
+}
 TODAY = datetime.date.today  # factories only need a calendar date
 
 

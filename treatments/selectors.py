@@ -24,7 +24,7 @@ from lots.models import (
     LotQcResult,
     LotStatus,
 )
-from lots.selectors import current_certificates
+from lots.selectors import current_certificates, lots_matching_sec
 from providers.access import access_for
 from stock.models import StockBalance
 from treatments.models import AdverseEvent, Patient, Treatment, TreatmentLine
@@ -70,12 +70,17 @@ class ForwardScope:
     manufacturer_id: int | None = None
     manufactured_from: datetime.date | None = None
     manufactured_to: datetime.date | None = None
+    sec: str | None = None
 
     def lots(self) -> QuerySet[Lot]:
-        if not any((self.lot_ids, self.donor_id, self.product_id, self.manufacturer_id)):
+        chosen = (self.lot_ids, self.donor_id, self.product_id, self.manufacturer_id, self.sec)
+        if not any(chosen):
             raise DomainError.single(
                 "trace_scope_missing",
-                _("Trace from a lot, a donor, a product or a manufacturer."),
+                _(
+                    "Trace from a lot, a donor, a product, a manufacturer or a Single European "
+                    "Code."
+                ),
                 field="scope",
                 status=400,
             )
@@ -92,6 +97,8 @@ class ForwardScope:
             lots = lots.filter(manufactured_on__gte=self.manufactured_from)
         if self.manufactured_to:
             lots = lots.filter(manufactured_on__lte=self.manufactured_to)
+        if self.sec:
+            lots = lots_matching_sec(lots, self.sec)
         return lots
 
 

@@ -112,6 +112,20 @@ def _lot_properties(lot: Lot) -> list[dict[str, Any]]:
     ]
 
 
+def _sec_identifier(lot: Lot) -> list[dict[str, Any]]:
+    """The lot's Single European Code, the 40 characters a barcode carries, if it has one."""
+    sec = lot.sec
+    if sec is None:
+        return []
+    return [
+        {
+            "type": {"text": "Single European Code"},
+            "system": systems.SINGLE_EUROPEAN_CODE,
+            "value": sec.code,
+        }
+    ]
+
+
 def product_resource(lot: Lot, *, today: datetime.date) -> BiologicallyDerivedProduct:
     """A lot, with its product, manufacturer and donors read. Its donation identifiers follow
     its lot number; the single donation a lot was made from is also its `biologicalSourceEvent`
@@ -126,6 +140,7 @@ def product_resource(lot: Lot, *, today: datetime.date) -> BiologicallyDerivedPr
                 "value": lot.lot_number,
             },
             *(donation_identifier(donor) for donor in donors),
+            *_sec_identifier(lot),
         ],
         "productCode": _product_code(lot.product),
         "processingFacility": [_processing_facility(lot)],

@@ -15,6 +15,8 @@ from django.db.models import Model, Prefetch, QuerySet
 
 from interop.fhir import systems
 from lots.models import Donor, Lot
+from lots.sec import CODE_LENGTH as SEC_CODE_LENGTH
+from lots.selectors import lots_matching_sec
 from treatments.models import AdverseEvent, Treatment
 from treatments.selectors import ForwardScope, trace_forward, treatment_list, visible_clinic_ids
 
@@ -50,13 +52,17 @@ def lots_for_fhir() -> QuerySet[Lot]:
 
 def lot_search(*, system: str | None, value: str, window: PageWindow) -> Search[Lot]:
     """Lots by a token of their identifier: a lot number (any manufacturer's unless `system`
-    names one) or a donation identification number or donor code."""
+    names one), a donation identification number or donor code, or a Single European Code."""
     lots = lots_for_fhir().order_by("pk")
     by_lot_number = lots.filter(lot_number=value)
     by_din = _by_donation_number(lots, value)
     by_code = lots.filter(lot_donors__donor__code=value)
+    # A token is a whole identifier: the Single European Code's 40 characters.
+    by_sec = lots_matching_sec(lots, value) if len(value) == SEC_CODE_LENGTH else lots.none()
     if system is None:
-        matches = by_lot_number | by_code | (by_din if by_din is not None else lots.none())
+        matches = by_lot_number | by_code | by_sec | (by_din if by_din is not None else lots.none())
+    elif system == systems.SINGLE_EUROPEAN_CODE:
+        matches = by_sec
     elif system == systems.ISBT_DONATION_NUMBER:
         matches = by_din if by_din is not None else lots.none()
     elif system == systems.DONOR_CODE:

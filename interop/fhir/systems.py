@@ -27,6 +27,9 @@ INDICATION = f"{LOCAL}:indication"
 PRACTITIONER = f"{LOCAL}:practitioner"
 CLINIC = f"{LOCAL}:clinic"
 MANUFACTURER_REGISTRATION = f"{LOCAL}:manufacturer-registration"
+# The EU's Single European Code (Directive 2006/86/EC as amended by 2015/565) has no published
+# identifier system URI; its 40 characters are the value.
+SINGLE_EUROPEAN_CODE = f"{LOCAL}:single-european-code"
 ERROR_CODE = f"{LOCAL}:error-code"
 
 

@@ -58,10 +58,20 @@ class ClinicUpdateForm(ServiceForm):
 
     class Meta:
         model = Clinic
-        fields = ["name", "address", "jurisdiction", "time_zone", "language", "consent_required"]
+        fields = [
+            "name",
+            "address",
+            "jurisdiction",
+            "time_zone",
+            "language",
+            "requires_sec",
+            "consent_required",
+        ]
 
     def call_service(self, data: dict[str, Any]) -> Clinic:
-        fields = changed_fields(self, ("name", "address", "jurisdiction", "time_zone", "language"))
+        fields = changed_fields(
+            self, ("name", "address", "jurisdiction", "time_zone", "language", "requires_sec")
+        )
         consent_changed = "consent_required" in self.changed_data
         # Two services, one decision: both happen or neither.
         with transaction.atomic():
@@ -102,7 +112,7 @@ class ClinicAdmin(ServiceAdmin):
     clinic_path = ""
     list_display = ["name", "jurisdiction", "time_zone", "language", "created_at"]
     search_fields = ["name", "address"]
-    list_filter = ["jurisdiction", "consent_required"]
+    list_filter = ["jurisdiction", "consent_required", "requires_sec"]
     readonly_fields = ["consent_required", "created_at", "audit_trail_link"]
     fieldsets = [
         (
@@ -114,6 +124,7 @@ class ClinicAdmin(ServiceAdmin):
                     "jurisdiction",
                     "time_zone",
                     "language",
+                    "requires_sec",
                     "consent_required",
                 ]
             },
@@ -136,6 +147,7 @@ class ClinicAdmin(ServiceAdmin):
                     "jurisdiction",
                     "time_zone",
                     "language",
+                    "requires_sec",
                     "consent_required",
                     "reason",
                 ]

@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 
 from interop.fhir import systems
 from lots.models import Lot, LotStatus
-from tests.factories import PatientFactory, UserFactory, practitioner_at, treat
+from tests.factories import SEC_FIELDS, PatientFactory, UserFactory, practitioner_at, treat
 from tests.interop.conftest import DONATION_NUMBER, FHIR, GTIN, MEDIA_TYPE, FhirNetwork, client_for
 
 pytestmark = pytest.mark.django_db
@@ -107,6 +107,36 @@ def test_lot_is_found_by_lot_number_or_donation_number(fhir_network: FhirNetwork
     assert bundle.total == 1
     assert bundle.entry[0].resource.id == str(lot.pk)
     assert bundle.entry[0].fullUrl == f"http://testserver{FHIR}/BiologicallyDerivedProduct/{lot.pk}"
+
+
+@pytest.mark.parametrize("with_system", [True, False])
+def test_lot_is_found_by_its_single_european_code(fhir_network: FhirNetwork, with_system: bool):
+    lot = fhir_network.lot
+    Lot.objects.filter(pk=lot.pk).update(**SEC_FIELDS)
+    lot.refresh_from_db()
+    code = lot.sec.code
+    token = f"{systems.SINGLE_EUROPEAN_CODE}|{code}" if with_system else code
+
+    response = client_for(fhir_network.a.clinician).get(
+        f"{FHIR}/BiologicallyDerivedProduct", {"identifier": token}
+    )
+
+    bundle = fhir(response, Bundle)
+    assert [entry.resource.id for entry in bundle.entry or []] == [str(lot.pk)]
+
+
+@pytest.mark.parametrize("cut", [1, 19, 21])
+def test_a_part_of_a_code_is_no_identifier_token(fhir_network: FhirNetwork, cut: int):
+    lot = fhir_network.lot
+    Lot.objects.filter(pk=lot.pk).update(**SEC_FIELDS)
+    lot.refresh_from_db()
+
+    response = client_for(fhir_network.a.clinician).get(
+        f"{FHIR}/BiologicallyDerivedProduct",
+        {"identifier": f"{systems.SINGLE_EUROPEAN_CODE}|{lot.sec.code[:-cut]}"},
+    )
+
+    assert fhir(response, Bundle).total == 0
 
 
 def test_lot_search_by_another_manufacturers_lot_number_system_finds_nothing(

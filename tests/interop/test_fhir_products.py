@@ -15,6 +15,8 @@ from common.errors import DomainError
 from common.validators import isbt_din_check_character, validate_isbt_din
 from interop.fhir import systems
 from interop.fhir.products import product_record_from_fhir, product_record_to_fhir
+from lots.models import Lot
+from tests.factories import SEC_FIELDS
 from tests.interop.conftest import DONATION_NUMBER, FHIR, FhirNetwork, client_for
 
 HL7_EXAMPLE = Path(__file__).parent / "data" / "biologicallyderivedproduct-example.json"
@@ -97,3 +99,30 @@ def test_a_served_lot_reads_back_with_its_gtin_and_donation(fhir_network: FhirNe
     assert (record.product_code_system, record.product_code) == (systems.GTIN, lot.product.gtin)
     assert record.isbt_din == lot.donors.get().isbt_din
     assert record.donation_number == DONATION_NUMBER
+
+
+@pytest.mark.django_db
+def test_a_lot_with_a_single_european_code_carries_it_as_an_identifier(fhir_network: FhirNetwork):
+    lot = fhir_network.lot
+    Lot.objects.filter(pk=lot.pk).update(**SEC_FIELDS)
+    lot.refresh_from_db()
+
+    response = client_for(fhir_network.a.clinician).get(
+        f"{FHIR}/BiologicallyDerivedProduct/{lot.pk}"
+    )
+
+    product = BiologicallyDerivedProduct.model_validate_json(response.content)
+    found = [i.value for i in product.identifier or [] if i.system == systems.SINGLE_EUROPEAN_CODE]
+    assert found == [lot.sec.code]
+    assert len(found[0]) == 40
+
+
+@pytest.mark.django_db
+def test_a_lot_without_a_code_names_no_such_identifier(fhir_network: FhirNetwork):
+    response = client_for(fhir_network.a.clinician).get(
+        f"{FHIR}/BiologicallyDerivedProduct/{fhir_network.lot.pk}"
+    )
+
+    product = BiologicallyDerivedProduct.model_validate_json(response.content)
+    systems_named = {identifier.system for identifier in product.identifier or []}
+    assert systems.SINGLE_EUROPEAN_CODE not in systems_named

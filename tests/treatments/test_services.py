@@ -29,6 +29,7 @@ from stock.selectors import stock_balances_disagreeing
 from stock.services import stock_quarantine_resolve
 from tests.factories import (
     PASSWORD,
+    SEC_FIELDS,
     ClinicPractitionerFactory,
     ConsentTextFactory,
     LicenceFactory,
@@ -311,14 +312,7 @@ def test_a_clinic_requiring_the_sec_accepts_a_coded_human_lot_and_a_synthetic_on
     ready = clinic_ready(jurisdiction="DE")
     ready.clinic.requires_sec = True
     ready.clinic.save(update_fields=["requires_sec"])
-    coded = released_lot(
-        sec_issuing_country="DE",
-        sec_establishment_code="000123",
-        sec_donation_number="A99992112345X",
-        sec_coding_system="E",
-        sec_product_number="00T0001",
-        sec_split_number="000",
-    )
+    coded = released_lot(**SEC_FIELDS)
     synthetic = released_lot(product=ProductFactory(source_kind=SourceKind.SYNTHETIC, tissue=""))
     for lot in (coded, synthetic):
         receive(ready, lot, 5)

@@ -24,7 +24,7 @@ from lots.models import CertificateKind, Lot, SourceKind
 from lots.selectors import current_certificates
 from lots.services import certificate_upload
 from tests.api_helpers import API, error_codes, error_fields
-from tests.factories import TODAY, ClinicFactory, pdf_bytes
+from tests.factories import SEC_FIELDS, TODAY, ClinicFactory, pdf_bytes
 from tests.openapi_helpers import assert_matches_schema, generated_schema
 from tests.treatments.test_api import (
     Site,
@@ -219,7 +219,9 @@ def test_forward_trace_takes_as_many_repeated_lots_as_the_schema_allows(network,
     parameters = generated_schema()["paths"]["/api/v1/traces/forward/"]["get"]["parameters"]
     most = next(p for p in parameters if p["name"] == "lot")["schema"]["maxItems"]
     lot = network["lot"]
+    Lot.objects.filter(pk=lot.pk).update(**SEC_FIELDS)
     others = {
+        "sec": "SEC DE000123A99992112345X",
         "donor": lot.donors.first().pk,
         "product": lot.product_id,
         "manufacturer": lot.manufacturer_id,
@@ -289,6 +291,7 @@ def test_forward_trace_as_csv_streams_every_treatment_row(network, auditor):
         "practitioner",
         "lot",
         "lot_number",
+        "lot_sec",
         "product",
         "units",
     ]
@@ -297,7 +300,7 @@ def test_forward_trace_as_csv_streams_every_treatment_row(network, auditor):
     here = network["here"]
     row = next(row for row in rows[1:] if int(row[0]) == first.pk)
     assert row[2:5] == [str(here.clinic.pk), here.clinic.name, here.patient.reference]
-    assert row[-3:] == [network["lot"].lot_number, network["lot"].product.name, "2"]
+    assert row[-4:] == [network["lot"].lot_number, "", network["lot"].product.name, "2"]
 
 
 def test_forward_trace_answers_csv_to_an_accept_header(network, auditor):

@@ -10,12 +10,13 @@ import pytest
 from django.db import connection
 
 from common.csv import FORMULA_STARTS, csv_cells, csv_copy_lines, csv_lines
+from lots.models import Lot
 from providers.models import Clinic
 from tests.api_helpers import API
-from tests.factories import ClinicFactory
+from tests.factories import SEC_FIELDS, ClinicFactory
 from tests.treatments.test_api import client_for, make_site, released_lot
 from treatments.models import TreatmentLine
-from treatments.trace_api.forward import FORWARD_CSV_COLUMNS
+from treatments.trace_api.forward import FORWARD_CSV_COLUMNS, forward_csv_source
 
 pytestmark = pytest.mark.django_db
 
@@ -126,6 +127,7 @@ def test_a_kind_of_cell_that_would_read_differently_is_refused():
 
 def test_forward_trace_csv_is_what_the_python_writer_wrote(quality_manager):
     lot = released_lot(quality_manager, lot_number="=LOT-1")
+    Lot.objects.filter(pk=lot.pk).update(**SEC_FIELDS)
     here = make_site(quality_manager, clinic=ClinicFactory(name='-Praxis "Mitte", Zürich'), lot=lot)
     there = make_site(quality_manager, clinic=ClinicFactory(name="@Clinic\nNorth"), lot=lot)
     here.record(units=2)
@@ -142,13 +144,14 @@ def test_forward_trace_csv_is_what_the_python_writer_wrote(quality_manager):
     expected = "".join(
         csv_lines(
             [name for name, _ in FORWARD_CSV_COLUMNS],
-            lines.values_list(*(field for _, field in FORWARD_CSV_COLUMNS)),
+            forward_csv_source(lines).values_list(*(field for _, field in FORWARD_CSV_COLUMNS)),
         )
     ).encode()
     content = b"".join(response.streaming_content)
     assert content == expected
     assert b"'=LOT-1" in content
     assert b"'+Dr. Quote's" in content
+    assert content.count(b",SEC DE000123A99992112345X E00T0001000") == 3
     assert content.count(b"\r\n") == 4  # the header and three rows; the name keeps its LF
 
 

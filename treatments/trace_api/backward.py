@@ -123,6 +123,13 @@ class TraceProductSerializer(serializers.ModelSerializer[Product]):
 
 
 class TraceLotDetailSerializer(serializers.ModelSerializer[Lot]):
+    sec = serializers.CharField(
+        source="sec.eye_readable",
+        read_only=True,
+        allow_null=True,
+        help_text="The Single European Code as printed (EU tissues and cells), null if none.",
+    )
+
     class Meta:
         model = Lot
         fields = [
@@ -133,6 +140,7 @@ class TraceLotDetailSerializer(serializers.ModelSerializer[Lot]):
             "expires_on",
             "regulatory_basis",
             "regulatory_number",
+            "sec",
         ]
         read_only_fields = fields
 
@@ -171,6 +179,7 @@ BACKWARD_CSV_HEADER = (
     "lot",
     "lot_number",
     "lot_status",
+    "lot_sec",
     "product",
     "manufacturer",
     "units",
@@ -227,6 +236,7 @@ class _Evidence:
                     "expires_on": _date(lot.expires_on),
                     "regulatory_basis": lot.regulatory_basis,
                     "regulatory_number": lot.regulatory_number,
+                    "sec": None if lot.sec is None else lot.sec.eye_readable,
                 },
                 "product": {
                     "id": lot.product.pk,
@@ -396,6 +406,7 @@ def _backward_csv_rows(treatments: list[Treatment], lots: list[Lot]) -> Iterator
                 lot.pk,
                 lot.lot_number,
                 lot.status,
+                None if lot.sec is None else lot.sec.eye_readable,
                 lot.product.name,
                 lot.manufacturer.legal_name,
                 line.units,

@@ -20,6 +20,7 @@ from common.api_views import validated
 from common.csv import csv_cells, csv_copy_response
 from lots.api import ManufacturerRefSerializer, ProductRefSerializer
 from lots.models import Lot
+from lots.selectors import sec_eye_readable
 from providers.api import ClinicRefSerializer
 from stock.api import LotRefSerializer
 from stock.models import StockBalance
@@ -50,11 +51,24 @@ class ForwardTraceQuerySerializer(serializers.Serializer[Any]):
     manufactured_to = serializers.DateField(
         required=False, help_text="Only lots manufactured on or before this date."
     )
+    sec = serializers.CharField(
+        required=False,
+        max_length=60,
+        help_text="Single European Code: the whole code, its donation identification sequence "
+        "or a leading part of it, with or without `SEC` and spaces; every lot whose code starts "
+        "with it.",
+    )
 
 
 class TraceLotSerializer(serializers.ModelSerializer[Lot]):
     product = ProductRefSerializer(read_only=True)
     manufacturer = ManufacturerRefSerializer(read_only=True)
+    sec = serializers.CharField(
+        source="sec.eye_readable",
+        read_only=True,
+        allow_null=True,
+        help_text="The Single European Code as printed (EU tissues and cells), null if none.",
+    )
 
     class Meta:
         model = Lot
@@ -66,6 +80,7 @@ class TraceLotSerializer(serializers.ModelSerializer[Lot]):
             "status",
             "manufactured_on",
             "expires_on",
+            "sec",
         ]
         read_only_fields = fields
 
@@ -167,9 +182,17 @@ FORWARD_CSV_COLUMNS = (
     ("practitioner", "treatment__practitioner__name"),
     ("lot", "lot_id"),
     ("lot_number", "lot__lot_number"),
+    ("lot_sec", "lot_sec"),
     ("product", "lot__product__name"),
     ("units", "units"),
 )
+
+
+def forward_csv_source(lines: QuerySet[TreatmentLine]) -> QuerySet[TreatmentLine]:
+    """The trace's lines with what its CSV adds to them: each lot's Single European Code as
+    printed, so that a member state's use record (establishment, product, recipient, date, SEC)
+    is one download."""
+    return lines.annotate(lot_sec=sec_eye_readable("lot__"))
 
 
 FORWARD_ROW_FIELDS = (
@@ -214,6 +237,7 @@ def _lot(lot: Lot) -> dict[str, Any]:
         "status": lot.status,
         "manufactured_on": _date(lot.manufactured_on),
         "expires_on": _date(lot.expires_on),
+        "sec": None if lot.sec is None else lot.sec.eye_readable,
     }
 
 
@@ -283,7 +307,14 @@ def _forward_scope(request: Request) -> ForwardScope:
     params = request.query_params
     data: dict[str, Any] = {
         name: params[name]
-        for name in ("donor", "product", "manufacturer", "manufactured_from", "manufactured_to")
+        for name in (
+            "donor",
+            "product",
+            "manufacturer",
+            "manufactured_from",
+            "manufactured_to",
+            "sec",
+        )
         if name in params
     }
     lot_ids = [piece for value in params.getlist("lot") for piece in value.split(",") if piece]
@@ -297,6 +328,7 @@ def _forward_scope(request: Request) -> ForwardScope:
         manufacturer_id=query.get("manufacturer"),
         manufactured_from=query.get("manufactured_from"),
         manufactured_to=query.get("manufactured_to"),
+        sec=query.get("sec"),
     )
 
 
@@ -305,9 +337,10 @@ class ForwardTraceApi(TraceApi):
         summary="Trace lots forward to every treatment, patient reference, practitioner, clinic "
         "and the stock on hand",
         description="Choose the lots by `lot` (repeatable or comma-separated), `donor`, "
-        "`product` or `manufacturer`, optionally narrowed by manufacture date; several narrow "
-        "each other. `treatments` (one row per treatment line) is paged with limit/offset and "
-        "`counts` covers every page. `format=csv` streams every treatment row as CSV instead.",
+        "`product`, `manufacturer` or `sec` (Single European Code), optionally narrowed by "
+        "manufacture date; several narrow each other. `treatments` (one row per treatment "
+        "line) is paged with limit/offset and `counts` covers every page. `format=csv` streams "
+        "every treatment row as CSV instead.",
         parameters=[
             ForwardTraceQuerySerializer,
             FORMAT_PARAMETER,
@@ -322,7 +355,9 @@ class ForwardTraceApi(TraceApi):
             return csv_copy_response(
                 "trace-forward.csv",
                 [name for name, _ in FORWARD_CSV_COLUMNS],
-                csv_cells(trace.lines, [field for _, field in FORWARD_CSV_COLUMNS]),
+                csv_cells(
+                    forward_csv_source(trace.lines), [field for _, field in FORWARD_CSV_COLUMNS]
+                ),
             )
         totals = trace.lines.aggregate(
             treatment_lines=Count("pk"),

@@ -18,6 +18,7 @@ is one transaction checked by one key, so a second run adds nothing; only the de
 from __future__ import annotations
 
 import datetime
+import re
 import secrets
 from decimal import Decimal
 from typing import Any
@@ -87,6 +88,28 @@ from treatments.models import AdverseEvent, ConsentText, Patient, Treatment
 FAST_HASHER = "django.contrib.auth.hashers.MD5PasswordHasher"
 # Days from a lot's manufacture to its contamination tests, after which its evidence is complete.
 EVIDENCE_DAYS = 7
+
+
+def _alphanumeric(text: str, length: int) -> str:
+    """`text`'s letters and digits, upper case, cut or padded with zeros to `length`."""
+    return re.sub(r"[^A-Z0-9]", "", text.upper())[-length:].rjust(length, "0")
+
+
+def _sec(lot_number: str, product: Product, expires_on: datetime.date) -> dict[str, str] | None:
+    """The Single European Code of a human-derived demo lot: the demo's lots reach the EU (the
+    Frankfurt clinic, whose jurisdiction requires the code) through one German tissue
+    establishment, which codes each lot it imports, by ISBT 128 (coding system A)."""
+    if not product.is_human_derived:
+        return None
+    return {
+        "issuing_country": "DE",
+        "establishment_code": "000777",
+        "donation_number": _alphanumeric(lot_number, 13),
+        "coding_system": "A",
+        "product_number": _alphanumeric(product.gtin or product.name, 7),
+        "split_number": "000",
+        "expiry_date": expires_on.strftime("%Y%m%d"),
+    }
 
 
 class Command(BaseCommand):
@@ -428,12 +451,14 @@ class Command(BaseCommand):
         ).first()
         if lot is None:
             made = self.today - datetime.timedelta(days=story.age_days)
+            expires_on = made + datetime.timedelta(days=365)
             lot = lot_services.lot_create(
                 actor=self.qm,
                 product=product,
                 lot_number=story.lot_number,
                 manufactured_on=made,
-                expires_on=made + datetime.timedelta(days=365),
+                expires_on=expires_on,
+                sec=_sec(story.lot_number, product, expires_on),
                 quantity=story.quantity,
                 unit="vial",
                 regulatory_basis=story.regulatory_basis,
