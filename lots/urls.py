@@ -27,6 +27,7 @@ urlpatterns = [
     path("lots/", lots.LotsApi.as_view(), name="lots"),
     path("lots/<int:lot_id>/", lots.LotDetailApi.as_view(), name="lot-detail"),
     path("lots/<int:lot_id>/donors/", lots.LotDonorAddApi.as_view(), name="lot-donor-add"),
+    path("lots/<int:lot_id>/sec/", lots.LotSecSetApi.as_view(), name="lot-sec-set"),
     path(
         "lots/<int:lot_id>/qc-results/",
         qc.LotQcResultRecordApi.as_view(),

@@ -62,6 +62,7 @@ EXPECTED_OPERATIONS = {
     ("/api/v1/lots/", "post"),
     ("/api/v1/lots/{lot_id}/", "get"),
     ("/api/v1/lots/{lot_id}/donors/", "post"),
+    ("/api/v1/lots/{lot_id}/sec/", "post"),
     ("/api/v1/lots/{lot_id}/qc-results/", "post"),
     ("/api/v1/lots/{lot_id}/release-check/", "get"),
     ("/api/v1/lots/{lot_id}/release/", "post"),

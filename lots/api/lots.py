@@ -195,6 +195,11 @@ class LotDonorAddInputSerializer(serializers.Serializer[Any]):
     reason = reason_field()
 
 
+class LotSecSetInputSerializer(serializers.Serializer[Any]):
+    sec = SecInputSerializer()
+    reason = reason_field()
+
+
 def _lot_detail(lot_id: int) -> dict[str, Any]:
     try:
         lot = lot_get(lot_id=lot_id)
@@ -261,4 +266,22 @@ class LotDonorAddApi(Api):
         lot = get_or_404(lot_list(), lot_id, what="lot")
         data = validated(LotDonorAddInputSerializer, request.data)
         services.lot_donor_add(actor=request.user, lot=lot, **data)
+        return Response(_lot_detail(lot.pk))
+
+
+class LotSecSetApi(Api):
+    @extend_schema(
+        summary="Give a lot registered without one its Single European Code",
+        description="For a human-derived lot only, once: a code given is not changed "
+        "(`sec_already_set`). Each part is checked as at registration; `sec_taken` when another "
+        "lot carries the code. The code is part of what a lot decision signs, so it is given "
+        "while the lot is quarantined or on hold (`lot_not_editable` otherwise): a released lot "
+        "is held, coded and released again.",
+        request=LotSecSetInputSerializer,
+        responses={200: LotDetailOutputSerializer, **WRITE_ERRORS},
+    )
+    def post(self, request: Request, lot_id: int) -> Response:
+        lot = get_or_404(lot_list(), lot_id, what="lot")
+        data = validated(LotSecSetInputSerializer, request.data)
+        services.lot_sec_set(actor=request.user, lot=lot, sec=data["sec"], reason=data["reason"])
         return Response(_lot_detail(lot.pk))

@@ -9,7 +9,7 @@ from lots.services.certificates import certificate_upload, certificate_upload_to
 from lots.services.donors import donor_create, donor_eligibility_decide, donor_marker_result_record
 from lots.services.products import product_authorisation_set, product_create
 from lots.services.qc import lot_qc_result_record
-from lots.services.registration import lot_create, lot_donor_add
+from lots.services.registration import lot_create, lot_donor_add, lot_sec_set
 from lots.services.release import (
     lot_hold,
     lot_record_digest,
@@ -31,6 +31,7 @@ __all__ = [
     "lot_record_digest",
     "lot_reject",
     "lot_release",
+    "lot_sec_set",
     "lots_mark_recalled",
     "product_authorisation_set",
     "product_create",

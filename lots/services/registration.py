@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -138,4 +138,53 @@ def lot_donor_add(*, actor: Any, lot: Lot, donor: Donor, reason: str) -> Lot:
         )
     with history(actor, reason):
         LotDonor.objects.get_or_create(lot=lot, donor=donor)
+    return lot
+
+
+@transaction.atomic
+def lot_sec_set(*, actor: Any, lot: Lot, sec: dict[str, str], reason: str) -> Lot:
+    """Give a lot registered without one its Single European Code (a tissue establishment codes
+    a lot it imports, or a clinic's jurisdiction comes to require the code). Once given, a code
+    is not changed: it is printed on the lot's labels and named in the records of its uses.
+
+    The code is part of the lot's identity that a decision signs, so it is given, like a donor,
+    while the lot is quarantined or on hold: a released lot is put on hold, given its code and
+    released again, and the new release signature supersedes the old one."""
+    require_role(actor, Role.QUALITY_MANAGER)
+    reason = require_reason(reason)
+    lot = (
+        Lot.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("product")
+        .get(pk=lot.pk)
+    )
+    if lot.status not in RELEASABLE_FROM:
+        raise DomainError.single(
+            "lot_not_editable",
+            _(
+                "The Single European Code is given while the lot is quarantined or on hold: put "
+                "a released lot on hold, give the code, then release it again."
+            ),
+            field="sec",
+        )
+    if lot.sec is not None:
+        raise DomainError.single(
+            "sec_already_set",
+            _("Lot %(lot)s already carries the Single European Code %(code)s.")
+            % {"lot": lot.lot_number, "code": lot.sec.eye_readable},
+            field="sec",
+        )
+    _set_sec(lot, lot.product, sec)
+    taken = DomainError.single(
+        "sec_taken", _("Another lot already carries this Single European Code."), field="sec"
+    )
+    if Lot.objects.filter(
+        **{f"sec_{name}": getattr(lot, f"sec_{name}") for name in SEC_PARTS}
+    ).exists():
+        raise taken
+    try:
+        # The database decides between two lots given the same code at once (lot_sec_unique).
+        with transaction.atomic(), history(actor, reason):
+            lot.save(update_fields=[f"sec_{name}" for name in SEC_PARTS])
+    except IntegrityError as error:
+        raise taken from error
     return lot
