@@ -29,7 +29,7 @@ DATABASE_RETRY: dict[str, Any] = {
     "autoretry_for": DATABASE_ERRORS,
     "retry_backoff": 2,
     "retry_backoff_max": 60,
-    "retry_jitter": True,
+    "retry_jitter": False,
     "retry_kwargs": {"max_retries": 12},
 }
 

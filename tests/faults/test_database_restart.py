@@ -36,19 +36,26 @@ NOTICES = 40
 OUTAGE_SECONDS = 2.0
 
 # Runs in `manage.py shell` against the private server: a quality manager with an API token,
-# and a released lot four clinics used, with ten recall contacts each.
+# and a released lot four clinics used, with ten recall contacts each. Run again on the same
+# database, its factories' numbers start past the earlier runs'.
 SEED = r"""
 import json
 
+import factory
+from django.contrib.auth import get_user_model
 from knox.models import AuthToken
 
 from providers.models import Role
-from tests.factories import MembershipFactory, UserFactory
+from tests import factories
 from tests.recalls.conftest import affected_clinic, recalled_lot
 
-user = UserFactory(username="fault-qm")
-MembershipFactory(user=user, role=Role.QUALITY_MANAGER, clinic=None)
-lot = recalled_lot()
+start = get_user_model().objects.count() * 1000
+for candidate in vars(factories).values():
+    if isinstance(candidate, type) and issubclass(candidate, factory.django.DjangoModelFactory):
+        candidate.reset_sequence(start, force=True)
+user = factories.UserFactory()
+factories.MembershipFactory(user=user, role=Role.QUALITY_MANAGER, clinic=None)
+lot = recalled_lot(product=factories.ProductFactory())
 for _ in range(4):
     affected_clinic(lot, contacts=10)
 _, token = AuthToken.objects.create(user)
@@ -109,6 +116,7 @@ def served(private_postgres, private_redis, smtp_server, tmp_path) -> Iterator[d
             **seed,
             "base": f"http://127.0.0.1:{port}",
             "worker": worker,
+            "workers": workers,
             "log": tmp_path / "gunicorn.log",
         }
     finally:
@@ -143,6 +151,24 @@ def _post_manufacturer(session: requests.Session, base: str, name: str) -> Answe
     return Answer(name, response.status_code, dict(response.headers), body)
 
 
+def _open_recall(served: dict[str, Any], *, request_id: str) -> requests.Response:
+    return requests.post(
+        f"{served['base']}/api/v1/recalls/",
+        json={
+            "recall_class": "I",
+            "depth": "patient",
+            "reason": "Endotoxin above the specification in retained samples",
+            "hazard": "Fever after injection",
+            "instructions": "Stop use.",
+            "is_drill": False,
+            "password": PASSWORD,
+            "scope": {"lots": [served["lot"]]},
+        },
+        headers={"Authorization": f"Token {served['token']}", "X-Request-ID": request_id},
+        timeout=60,
+    )
+
+
 def _request_id(name: str) -> str:
     return name.replace(" ", "-")
 
@@ -165,34 +191,28 @@ def _rows(server: PrivatePostgres, sql: str, *params: Any) -> list[tuple[Any, ..
         return connection.execute(sql, params).fetchall()
 
 
-def _notice_statuses(server: PrivatePostgres) -> Counter[str]:
-    return Counter(status for (status,) in _rows(server, "SELECT status FROM recalls_notification"))
+def _notice_statuses(server: PrivatePostgres, recall_id: int) -> Counter[str]:
+    sql = "SELECT status FROM recalls_notification WHERE recall_id = %s"
+    return Counter(status for (status,) in _rows(server, sql, recall_id))
+
+
+def _message_ids(server: PrivatePostgres, recall_id: int) -> set[str]:
+    sql = "SELECT message_id FROM recalls_notification WHERE recall_id = %s"
+    return {
+        f"<{message_id}@traceability.example>" for (message_id,) in _rows(server, sql, recall_id)
+    }
 
 
 def test_a_database_restart_under_load_answers_503_to_retry_and_loses_or_doubles_nothing(
     private_postgres, smtp_server, served
 ):
     base, token = served["base"], served["token"]
-    headers = {"Authorization": f"Token {token}"}
     # Given a recall whose 40 notices are being sent (a slow mail server: 0.25 s each, so the
     # fan-out lasts about five seconds over the worker's two processes),
     smtp_server.delay_seconds = 0.25
-    opened = requests.post(
-        f"{base}/api/v1/recalls/",
-        json={
-            "recall_class": "I",
-            "depth": "patient",
-            "reason": "Endotoxin above the specification in retained samples",
-            "hazard": "Fever after injection",
-            "instructions": "Stop use.",
-            "is_drill": False,
-            "password": PASSWORD,
-            "scope": {"lots": [served["lot"]]},
-        },
-        headers={**headers, "X-Request-ID": "fault-recall-open"},
-        timeout=60,
-    )
+    opened = _open_recall(served, request_id="fault-recall-open")
     assert opened.status_code == 201, opened.text
+    recall_id = opened.json()["id"]
     wait_until(lambda: smtp_server.messages, what="the fan-out to begin")
 
     # and clients creating manufacturers as fast as the server answers, and a load balancer
@@ -276,7 +296,7 @@ def test_a_database_restart_under_load_answers_503_to_retry_and_loses_or_doubles
     assert readiness[-1][1] == 200
     # and the fan-out finished by itself, every notice sent, each once.
     wait_until(
-        lambda: _notice_statuses(private_postgres) == Counter(sent=NOTICES),
+        lambda: _notice_statuses(private_postgres, recall_id) == Counter(sent=NOTICES),
         what=f"every notice sent\n{served['worker'].log_tail()}",
         timeout=90,
     )
@@ -293,14 +313,42 @@ def test_a_database_restart_under_load_answers_503_to_retry_and_loses_or_doubles
         if line["logger"] == "celery.app.trace" and " succeeded " in line["message"]
     ]
     assert {line["request_id"] for line in waited + delivered} == {"fault-recall-open"}
-    message_ids = {
-        f"<{message_id}@traceability.example>"
-        for (message_id,) in _rows(private_postgres, "SELECT message_id FROM recalls_notification")
-    }
+    message_ids = _message_ids(private_postgres, recall_id)
     assert smtp_server.counts() == Counter(dict.fromkeys(message_ids, 1))
     print(
         f"{CLIENTS} clients; {len(answers)} requests: {statuses[201]} answered 201, "
         f"{statuses[503]} answered 503; {sent_before} of {NOTICES} notices sent before the "
         f"shutdown; database down {up_at - down_at:.1f} s; first 201 {recovered_at - up_at:.1f} s "
         f"after it was back; every notice sent {delivered_at - up_at:.1f} s after it was back"
+    )
+
+
+def test_a_fan_out_that_starts_while_the_database_is_down_runs_again_once_it_is_back(
+    private_postgres, smtp_server, served
+):
+    # Given a recall opened while no worker runs (its fan-out waits in the broker),
+    served["worker"].stop()
+    opened = _open_recall(served, request_id="fault-recall-queued")
+    assert opened.status_code == 201, opened.text
+    recall_id = opened.json()["id"]
+
+    # when the database goes away and a worker takes the fan-out meanwhile,
+    private_postgres.stop()
+    worker = served["workers"].start()
+    wait_until(
+        lambda: any(
+            "recalls.recall_notices_send" in line and "Retry in" in line
+            for line in worker.log.read_text().splitlines()
+        ),
+        what=f"the fan-out to meet the database down\n{worker.log_tail()}",
+    )
+    private_postgres.start()
+
+    # then the fan-out runs again after its backoff and every notice is sent, each once.
+    wait_until(
+        lambda: _notice_statuses(private_postgres, recall_id) == Counter(sent=NOTICES),
+        what=f"every notice sent\n{worker.log_tail()}",
+    )
+    assert smtp_server.counts() == Counter(
+        dict.fromkeys(_message_ids(private_postgres, recall_id), 1)
     )
