@@ -56,7 +56,10 @@ OTHER_TABLES: dict[str, tuple[str, str, str]] = {
     "audit_contactdataread": ("id", "at", "INSERT"),
     # Electronic signatures, where the signatures app is installed.
     "signatures_signature": ("id", "signed_at", "INSERT"),
+    # The columns each audited table had (below): what a link's digest covered is evidence too.
+    "audit_chainschema": ("id", "recorded_at", "INSERT"),
 }
+SCHEMA_TABLE = "audit_chainschema"
 EVENT_COLUMNS = ("pgh_id", "pgh_created_at", "pgh_label")
 INTEGER_TYPES = ("smallint", "integer", "bigint")
 
@@ -207,6 +210,7 @@ class AuditedTable:
     primary_key_type: str
     time_column: str
     operations: str = "INSERT"
+    columns: tuple[str, ...] = ()
 
 
 def _quote(name: str) -> str:
@@ -250,6 +254,7 @@ def audited_tables(cursor: CursorWrapper) -> list[AuditedTable]:
             columns[name][key],
             time_column if time_column in columns[name] else key,
             operations,
+            tuple(sorted(columns[name])),
         )
         for name, (key, time_column, operations) in sorted(specs.items())
         if key in columns.get(name, {})
@@ -306,9 +311,8 @@ def chain_install() -> list[str]:
         cursor.execute(FUNCTIONS_SQL)
         cursor.execute(HEAD_SQL)
         installed = chain_triggers(cursor)
-        missing = [table for table in audited_tables(cursor) if table.name not in installed]
-        if not missing:
-            return []
+        tables = audited_tables(cursor)
+        missing = [table for table in tables if table.name not in installed]
         for table in missing:
             name = _quote(table.name)
             cursor.execute(
@@ -323,18 +327,53 @@ def chain_install() -> list[str]:
             )
         # Rows written before their table had a trigger, appended in time order (the
         # migration's run: every event already in the database).
-        cursor.execute(
-            f"""
-            DO $$
-            DECLARE r record;
-            BEGIN
-                FOR r IN {_chain_rows_sql(missing)} LOOP
-                    PERFORM audit_chain_append(r.table_name, r.row_id, r.digest);
-                END LOOP;
-            END $$;
-            """
-        )
+        if missing:
+            cursor.execute(
+                f"""
+                DO $$
+                DECLARE r record;
+                BEGIN
+                    FOR r IN {_chain_rows_sql(missing)} LOOP
+                        PERFORM audit_chain_append(r.table_name, r.row_id, r.digest);
+                    END LOOP;
+                END $$;
+                """
+            )
+        _record_columns(cursor, tables)
         return [table.name for table in missing]
+
+
+def _record_columns(cursor: CursorWrapper, tables: list[AuditedTable]) -> None:
+    """Record the columns of each audited table whose set differs from the last one recorded (a
+    new table, or a migration added or removed a column), as of the chain's last link."""
+    if not any(table.name == SCHEMA_TABLE for table in tables):
+        return  # the audit app's migration that creates it has not run yet
+    cursor.execute(f"DROP TRIGGER IF EXISTS audit_chainschema_no_change ON {SCHEMA_TABLE}")
+    cursor.execute(
+        f"""
+        CREATE TRIGGER audit_chainschema_no_change BEFORE UPDATE OR DELETE ON {SCHEMA_TABLE}
+            FOR EACH STATEMENT EXECUTE FUNCTION audit_chain_refuse()
+        """
+    )
+    cursor.execute(
+        f"""
+        SELECT DISTINCT ON (table_name) table_name, columns FROM {SCHEMA_TABLE}
+        ORDER BY table_name, id DESC
+        """  # noqa: S608 - a constant table name
+    )
+    recorded = {name: tuple(columns) for name, columns in cursor.fetchall()}
+    changed = [table for table in tables if recorded.get(table.name) != table.columns]
+    if not changed:
+        return
+    cursor.execute(f"SELECT coalesce(max(id), 0) FROM {CHAIN_TABLE}")  # noqa: S608
+    (last_link,) = cursor.fetchone()
+    cursor.executemany(
+        f"""
+        INSERT INTO {SCHEMA_TABLE} (table_name, columns, from_link, recorded_at)
+        VALUES (%s, %s, %s, now())
+        """,  # noqa: S608 - a constant table name
+        [(table.name, list(table.columns), last_link) for table in changed],
+    )
 
 
 def chain_uninstall() -> None:
@@ -373,6 +412,7 @@ class Verification:
     head_link: str = ""
     breaks: list[Break] = field(default_factory=list)
     more_breaks: int = 0
+    column_changes: list[str] = field(default_factory=list)
 
     @property
     def intact(self) -> bool:
@@ -480,6 +520,8 @@ def chain_verify(
                 result.add(
                     Break("trigger_disabled", "the chain trigger is disabled", name), keep=keep
                 )
+        earlier = _earlier_columns(cursor, tables)
+        result.column_changes = _column_changes(cursor, tables)
         previous = GENESIS
         previous_position: int | None = None
         for rows in _links(cursor, chunk=chunk):
@@ -523,7 +565,9 @@ def chain_verify(
                             ),
                             keep=keep,
                         )
-                    elif now != digest:
+                    elif now != digest and not _written_with_earlier_columns(
+                        cursor, tables[table_name], row_id, digest, position, earlier
+                    ):
                         result.add(
                             Break(
                                 "altered_content",
@@ -566,6 +610,87 @@ def chain_verify(
             result.add(problem, keep=keep)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _earlier_columns(
+    cursor: CursorWrapper, tables: dict[str, AuditedTable]
+) -> dict[str, list[tuple[int, tuple[str, ...]]]]:
+    """Table -> each column set it had before its present one, with the last link that may have
+    been written with it (the link after which the next set was recorded)."""
+    if SCHEMA_TABLE not in tables:
+        return {}
+    cursor.execute(
+        f"SELECT table_name, columns FROM {SCHEMA_TABLE} ORDER BY id"  # noqa: S608
+    )
+    sets: dict[str, list[tuple[str, ...]]] = defaultdict(list)
+    for name, columns in cursor.fetchall():
+        sets[name].append(tuple(columns))
+    cursor.execute(
+        f"SELECT table_name, from_link FROM {SCHEMA_TABLE} ORDER BY id"  # noqa: S608
+    )
+    starts: dict[str, list[int]] = defaultdict(list)
+    for name, from_link in cursor.fetchall():
+        starts[name].append(from_link)
+    return {
+        name: [(starts[name][index + 1], columns) for index, columns in enumerate(found[:-1])]
+        for name, found in sets.items()
+        if len(found) > 1
+    }
+
+
+def _written_with_earlier_columns(
+    cursor: CursorWrapper,
+    table: AuditedTable,
+    row_id: str,
+    digest: bytes,
+    position: int,
+    earlier: dict[str, list[tuple[int, tuple[str, ...]]]],
+) -> bool:
+    """Whether the row, read with only the columns its table had when the link was written,
+    has the digest it was chained with: a column added since is no part of an older event.
+    Only column sets in force at the link's position are tried; a column removed since cannot
+    be read back, and such a row stays altered (its evidence is gone)."""
+    candidates = [columns for until, columns in earlier.get(table.name, []) if until >= position]
+    key = _quote(table.primary_key)
+    for columns in candidates:
+        if not set(columns) <= set(table.columns):
+            continue
+        projected = (
+            "(SELECT jsonb_object_agg(e.key, e.value) FROM jsonb_each(to_jsonb(t)) e "
+            "WHERE e.key = ANY(%s))::text"
+        )
+        cursor.execute(
+            f"""
+            SELECT sha256(convert_to(%s || E'\\n' || t.{key}::text || E'\\n' || {projected},
+                                     'UTF8'))
+            FROM {_quote(table.name)} t WHERE t.{key} = %s::{table.primary_key_type}
+            """,  # noqa: S608 - identifiers come from the catalogue, quoted
+            [table.name, list(columns), row_id],
+        )
+        found = cursor.fetchone()
+        if found is not None and bytes(found[0]) == digest:
+            return True
+    return False
+
+
+def _column_changes(cursor: CursorWrapper, tables: dict[str, AuditedTable]) -> list[str]:
+    """What changed in the audited tables' columns after events were first chained, for the
+    summary: `table: +added -removed (from link #N)`."""
+    if SCHEMA_TABLE not in tables:
+        return []
+    cursor.execute(
+        f"SELECT table_name, columns, from_link FROM {SCHEMA_TABLE} ORDER BY id"  # noqa: S608
+    )
+    changes: list[str] = []
+    before: dict[str, list[str]] = {}
+    for name, columns, from_link in cursor.fetchall():
+        if name in before:
+            added = sorted(set(columns) - set(before[name]))
+            removed = sorted(set(before[name]) - set(columns))
+            what = " ".join([*(f"+{c}" for c in added), *(f"-{c}" for c in removed)])
+            changes.append(f"{name}: {what} (after link #{from_link})")
+        before[name] = columns
+    return changes
 
 
 def _with_link_times(cursor: CursorWrapper, breaks: list[Break]) -> list[Break]:

@@ -92,6 +92,29 @@ class ChainLink(models.Model):
         return f"link #{self.pk}: {self.table_name} #{self.row_id}"
 
 
+class ChainSchema(models.Model):
+    """The columns an audited table had, recorded each time they change (`audit.chain`): a link
+    is the digest of its row's columns as they were when it was written, so a column added later
+    (a new field, whose old events hold NULL or its default) is left out when an older link is
+    checked, and only then. Append-only, and a link of the chain itself."""
+
+    id = models.BigAutoField(primary_key=True)
+    table_name = models.CharField(max_length=63)
+    columns = ArrayField(models.CharField(max_length=63), help_text="In name order.")
+    from_link = models.BigIntegerField(
+        help_text="The chain's last link when this set was recorded: links after it were "
+        "written with these columns; links up to it with an earlier set or, if the migration "
+        "that changed the table wrote them, with this one."
+    )
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.table_name}: {len(self.columns)} columns from link #{self.from_link}"
+
+
 class AuditEvent(Events):
     """Every history event of every tracked record, for the audit search page of the admin
     (pghistory's aggregate of the event tables; nothing is stored under this name)."""

@@ -262,3 +262,90 @@ def test_concurrent_writers_keep_one_unforked_chain(history):
     assert result.intact, [problem.describe() for problem in result.breaks]
     links = list(ChainLink.objects.order_by("id").values_list("link", flat=True))
     assert len({bytes(link) for link in links}) == len(links)
+
+
+# ---------------------------------------------------------------------------------------------
+# Columns added after events were chained (a migration adds a field to a tracked model)
+
+
+@pytest.fixture
+def added_column(history):
+    """A column added to the lot events' table, as a migration adding a field to Lot does: the
+    events already there hold its default. Dropped again afterwards (the DDL is committed)."""
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE lots_lotevent ADD COLUMN audit_test_note text DEFAULT 'x'")
+    try:
+        yield "lots_lotevent"
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE lots_lotevent DROP COLUMN IF EXISTS audit_test_note")
+
+
+def test_an_added_column_unrecorded_makes_older_events_read_as_altered(added_column):
+    output, _ = broken()
+
+    assert f"[altered_content] link #{first_link(added_column).pk}" in output
+
+
+def test_an_added_column_recorded_leaves_older_events_intact_and_says_so(added_column):
+    chain_install()  # what the post_migrate handler does after every migrate
+
+    output = verify()
+
+    assert "Audit chain intact" in output
+    assert "Columns changed since events were chained: lots_lotevent: +audit_test_note" in output
+
+
+def test_an_older_event_altered_in_a_column_it_had_is_still_found(added_column):
+    chain_install()
+    link = first_link(added_column)
+    as_superuser_without_triggers(
+        "UPDATE lots_lotevent SET lot_number = 'FORGED' WHERE pgh_id = %s", [int(link.row_id)]
+    )
+
+    output, _ = broken()
+
+    assert f"[altered_content] link #{link.pk}, lots_lotevent #{link.row_id}" in output
+
+
+def test_an_event_written_after_the_column_was_added_is_checked_with_it(added_column):
+    chain_install()
+    later = released_lot()
+    link = (
+        ChainLink.objects.filter(table_name=added_column, row_id__in=_event_ids(later.pk))
+        .order_by("-id")
+        .first()
+    )
+    as_superuser_without_triggers(
+        "UPDATE lots_lotevent SET audit_test_note = 'changed' WHERE pgh_id = %s",
+        [int(link.row_id)],
+    )
+
+    output, _ = broken()
+
+    assert f"[altered_content] link #{link.pk}, lots_lotevent #{link.row_id}" in output
+
+
+def test_the_recorded_columns_are_themselves_chained(history):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM audit_chainschema WHERE table_name = 'lots_lotevent'")
+        (schema_id,) = cursor.fetchone()
+    as_superuser_without_triggers(
+        "UPDATE audit_chainschema SET from_link = from_link + 1000 WHERE id = %s", [schema_id]
+    )
+
+    output, _ = broken()
+
+    assert f"audit_chainschema #{schema_id}" in output
+    assert "[altered_content]" in output
+
+
+def test_the_recorded_columns_refuse_change(history):
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM audit_chainschema")
+
+
+def _event_ids(lot_id: int) -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pgh_id::text FROM lots_lotevent WHERE pgh_obj_id = %s", [lot_id])
+        return [row[0] for row in cursor.fetchall()]

@@ -41,6 +41,9 @@ class Command(BaseCommand):
             raise CommandError("--chunk and --max-problems must be positive.")
         result = chain_verify(chunk=options["chunk"], keep=options["max_problems"], anchor=anchor)
         summary = f"{result.links} links checked in {result.seconds:.2f} s"
+        for change in result.column_changes:
+            # An auditor sees each: older events are checked without the columns added since.
+            self.stdout.write(f"Columns changed since events were chained: {change}")
         if result.intact:
             self.stdout.write(f"Audit chain intact: {summary}.")
             if result.head_position is not None:
