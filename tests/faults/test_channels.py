@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import email
 import email.policy
+import socketserver
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -31,6 +33,7 @@ from tests.recalls.conftest import (
 pytestmark = pytest.mark.django_db
 
 webhook_receiver = recall_fixtures.webhook_receiver
+smtp_server = recall_fixtures.smtp_server
 
 
 @dataclass
@@ -77,6 +80,46 @@ def dropping_smtp(settings) -> Iterator[DroppingSmtpServer]:
         server.down()
 
 
+class _CutMidMessage(socketserver.StreamRequestHandler):
+    """Speaks SMTP up to DATA, reads the first bytes of the message, then closes the socket:
+    a mail server that crashes, or a link that breaks, while the message is on the wire."""
+
+    received: list[bytes]
+
+    def handle(self) -> None:
+        self.wfile.write(b"220 cutter ESMTP\r\n")
+        while line := self.rfile.readline():
+            command = line[:4].upper()
+            if command == b"DATA":
+                self.wfile.write(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                self.received.append(self.rfile.read(512))
+                return
+            self.wfile.write(b"221 Bye\r\n" if command == b"QUIT" else b"250 OK\r\n")
+
+
+@pytest.fixture
+def cutting_smtp(settings) -> Iterator[list[bytes]]:
+    """An SMTP server that cuts every message short; what it read of each."""
+    received: list[bytes] = []
+    handler = type("Handler", (_CutMidMessage,), {"received": received})
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = server.server_address[1]
+    settings.EMAIL_USE_TLS = False
+    settings.EMAIL_TIMEOUT = 10
+    settings.DEFAULT_FROM_EMAIL = "recalls@traceability.example"
+    try:
+        yield received
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
 def _message_id(notification: Notification) -> str:
     return f"<{notification.message_id}@traceability.example>"
 
@@ -113,6 +156,35 @@ def test_a_connection_dropped_mid_message_puts_the_notice_back_then_it_is_sent_o
     assert dropping_smtp.message_ids() == [_message_id(notification)]
     assert notification_deliver.apply(args=[notification.pk]).get() == "not_claimed"
     assert dropping_smtp.message_ids() == [_message_id(notification)]
+
+
+def test_a_connection_cut_while_the_message_is_on_the_wire_is_retried_and_sent_once(
+    quality_manager, cutting_smtp, smtp_server, settings
+):
+    # Given an e-mail notice and a mail server that cuts the connection mid-message,
+    lot = recalled_lot()
+    affected_clinic(lot)
+    recall = open_recall(quality_manager, lot)
+    notification = Notification.objects.get(recall=recall, channel=Channel.EMAIL)
+
+    # when it is delivered, the cut is a transient error: the notice is pending again, with the
+    # reason, and the server got part of the message only;
+    with pytest.raises(TransientDeliveryError):
+        delivery.notification_deliver(notification.pk)
+    notification.refresh_from_db()
+    assert (notification.status, notification.attempts) == (NotificationStatus.PENDING, 1)
+    # (which error depends on whether the cut comes while the sender writes or waits)
+    cut = ("SMTPServerDisconnected", "ConnectionResetError", "BrokenPipeError")
+    assert notification.last_error.startswith(cut), notification.last_error
+    [part] = cutting_smtp
+    assert part and b"\r\n.\r\n" not in part
+
+    # then, the mail server working again, the retry delivers it whole, once.
+    settings.EMAIL_PORT = smtp_server.port
+    assert notification_deliver.apply(args=[notification.pk]).get() == "sent"
+    assert smtp_server.message_ids() == [_message_id(notification)]
+    notification.refresh_from_db()
+    assert (notification.status, notification.last_error) == (NotificationStatus.SENT, "")
 
 
 def test_a_drop_in_a_batch_sends_the_rest_on_a_new_connection_and_retries_the_one_dropped(
