@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib.admin.widgets import FilteredSelectMultiple
+from django.contrib.admin.widgets import AdminDateWidget, FilteredSelectMultiple
 
 from common.admin import ServiceForm
 from lots import services
@@ -227,10 +227,19 @@ class SignatureForm(forms.Form):
     )
     meaning = forms.ChoiceField(choices=SignatureMeaning.choices)
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
+    effective_date = forms.DateField(
+        required=False,
+        widget=AdminDateWidget,
+        help_text="Only for a lot released long ago: the day its release took effect. Every rule "
+        "is judged on that day, the signature is given now and marked retrospective, and no "
+        "treatment dated before it is accepted.",
+    )
 
     def __init__(self, *args: Any, action: LotAction, **kwargs: Any) -> None:
         kwargs.setdefault("initial", {"meaning": DEFAULT_MEANING[action]})
         super().__init__(*args, **kwargs)
+        if action != LotAction.RELEASE:
+            del self.fields["effective_date"]
 
 
 class EligibilityForm(forms.Form):

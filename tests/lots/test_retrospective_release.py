@@ -7,6 +7,7 @@ import datetime
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from django.urls import reverse
 from django.utils import timezone
 from pghistory.models import Events
 
@@ -15,6 +16,7 @@ from lots.models import CertificateKind, Lot, LotDonor, LotStatus, LotStatusChan
 from lots.selectors import lot_use_problems
 from lots.services import lot_hold, lot_release
 from signatures.models import Signature
+from tests.admin_helpers import admin_client
 from tests.api_helpers import API, error_codes, error_fields
 from tests.factories import (
     PASSWORD,
@@ -369,3 +371,64 @@ def test_api_release_without_effective_date_is_not_retrospective(qm_client, qual
     change = response.json()["status_change"]
     assert change["retrospective"] is False
     assert change["effective_at"] == change["signed_at"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The admin's signature page
+
+
+@pytest.fixture
+def qm_admin(quality_manager):
+    return admin_client(quality_manager)
+
+
+def test_the_admin_releases_a_lot_retrospectively(qm_admin, quality_manager):
+    lot = historical_lot(quality_manager)
+    url = reverse("admin:lots_lot_sign", args=[lot.pk, "release"])
+    assert "effective_date" in qm_admin.get(url).content.decode()
+
+    response = qm_admin.post(
+        url,
+        {
+            "signature": "1",
+            "password": PASSWORD,
+            "meaning": "approval",
+            "reason": "Entered from the 2018 batch record",
+            "effective_date": RELEASED.isoformat(),
+        },
+    )
+
+    assert response.status_code == 302, response.content[:2000]
+    change = LotStatusChange.objects.get(lot=lot)
+    assert change.retrospective is True
+    assert change.effective_at.date() == RELEASED
+
+
+def test_the_admin_names_an_effective_date_the_rules_refuse_and_changes_nothing(
+    qm_admin, quality_manager
+):
+    lot = historical_lot(quality_manager)
+    url = reverse("admin:lots_lot_sign", args=[lot.pk, "release"])
+
+    response = qm_admin.post(
+        url,
+        {
+            "signature": "1",
+            "password": PASSWORD,
+            "meaning": "approval",
+            "reason": "Entered from the 2018 batch record",
+            "effective_date": "2017-06-01",
+        },
+    )
+
+    assert response.status_code == 200
+    assert "release_effective_before_manufacture" in str(response.context["form"].errors)
+    assert not LotStatusChange.objects.filter(lot=lot).exists()
+
+
+def test_the_admin_offers_no_effective_date_for_a_hold(qm_admin, quality_manager):
+    lot = historical_lot(quality_manager)
+
+    page = qm_admin.get(reverse("admin:lots_lot_sign", args=[lot.pk, "hold"]))
+
+    assert "effective_date" not in page.content.decode()
