@@ -109,6 +109,18 @@ def _lot_properties(lot: Lot) -> list[dict[str, Any]]:
                 systems.SOURCE_KIND, product.source_kind, product.get_source_kind_display()
             ),
         },
+        *(
+            [
+                {
+                    # From when the release holds: earlier than its signature for a lot
+                    # released retrospectively, and no use dated before it is accepted.
+                    "type": _concept(systems.LOT_PROPERTY, "release-effective", "Released from"),
+                    "valuePeriod": {"start": _time(lot.release_effective_at)},
+                }
+            ]
+            if lot.release_effective_at is not None
+            else []
+        ),
     ]
 
 

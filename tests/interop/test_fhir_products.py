@@ -4,6 +4,7 @@ serves read the same way."""
 
 from __future__ import annotations
 
+import datetime
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -126,3 +127,22 @@ def test_a_lot_without_a_code_names_no_such_identifier(fhir_network: FhirNetwork
     product = BiologicallyDerivedProduct.model_validate_json(response.content)
     systems_named = {identifier.system for identifier in product.identifier or []}
     assert systems.SINGLE_EUROPEAN_CODE not in systems_named
+
+
+@pytest.mark.django_db
+def test_a_released_lot_says_from_when_its_release_holds(fhir_network: FhirNetwork):
+    lot = fhir_network.lot
+    effective = datetime.datetime(2026, 3, 1, tzinfo=datetime.UTC)
+    Lot.objects.filter(pk=lot.pk).update(release_effective_at=effective)
+
+    response = client_for(fhir_network.a.clinician).get(
+        f"{FHIR}/BiologicallyDerivedProduct/{lot.pk}"
+    )
+
+    product = BiologicallyDerivedProduct.model_validate_json(response.content)
+    found = [
+        p.valuePeriod.start
+        for p in product.property or []
+        if p.type.coding[0].code == "release-effective"
+    ]
+    assert found == [effective]

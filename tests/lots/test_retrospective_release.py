@@ -15,6 +15,7 @@ from common.errors import DomainError
 from lots.models import CertificateKind, Lot, LotDonor, LotStatus, LotStatusChange, SourceKind
 from lots.selectors import lot_use_problems
 from lots.services import lot_hold, lot_release
+from recalls.dossier import lot_dossier_html
 from signatures.models import Signature
 from tests.admin_helpers import admin_client
 from tests.api_helpers import API, error_codes, error_fields
@@ -432,3 +433,12 @@ def test_the_admin_offers_no_effective_date_for_a_hold(qm_admin, quality_manager
     page = qm_admin.get(reverse("admin:lots_lot_sign", args=[lot.pk, "hold"]))
 
     assert "effective_date" not in page.content.decode()
+
+
+def test_the_lot_dossier_marks_the_release_retrospective(quality_manager):
+    lot = historical_lot(quality_manager)
+    release(quality_manager, lot)
+
+    html = lot_dossier_html(lot=Lot.objects.get(pk=lot.pk))
+
+    assert f"<strong>Retrospective</strong>, effective {RELEASED.isoformat()}" in html
