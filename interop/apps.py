@@ -3,4 +3,4 @@ from django.apps import AppConfig
 
 class InteropConfig(AppConfig):
     name = "interop"
-    verbose_name = "Interoperability: FHIR"
+    verbose_name = "Interoperability: FHIR and EPCIS"
