@@ -167,12 +167,22 @@ def build_scenario() -> Scenario:
         jurisdiction="FR", source_kind="animal", scope="cosmetic_uses"
     )
 
+    from history.models import HistoryImport
     from signatures.models import Signature
 
     notice_a = Notification.objects.filter(recall=recall, clinic=a.clinic).order_by("pk").first()
     signature = Signature.objects.order_by("pk").first()
     assert notice_a is not None and signature is not None and certificate is not None
     only_a = frozenset({a.clinic.pk})
+    history_import = HistoryImport.objects.create(
+        kind="treatments",
+        clinic=a.clinic,
+        uploaded_by=a.administrator,
+        file_name="chart.csv",
+        file_sha256="0" * 64,
+        content=b"",
+        status="done",
+    )
     path_objects = {
         "manufacturer_id": PathObject(world.lot.manufacturer_id, None),
         "clinic_id": PathObject(a.clinic.pk, only_a),
@@ -192,6 +202,7 @@ def build_scenario() -> Scenario:
         "user_id": PathObject(quality_manager.pk, None),
         "membership_id": PathObject(quality_manager.memberships.get().pk, None),
         "token_key": PathObject(token.token_key, None),
+        "import_id": PathObject(history_import.pk, only_a),
     }
     callers = {
         "clinic A administrator": _staff(a.administrator),

@@ -90,6 +90,14 @@ PERMISSION_RULES: dict[type, Callable[[Access, str], bool]] = {
 # only per-endpoint knowledge of the walk. (method, path) -> (rule, reason).
 InViewRule = Callable[[Access, Scenario], str]
 IN_VIEW_RULES: dict[tuple[str, str], tuple[InViewRule, str]] = {
+    ("get", "/api/v1/history-imports/{import_id}/"): (
+        lambda access, world: (
+            ALLOWED
+            if (clinics := access.history_import_clinic_ids) is None or world.clinic_a.pk in clinics
+            else HIDDEN
+        ),
+        "a clinic's imports: its administrators and network roles read them; clinicians do not",
+    ),
     ("delete", "/api/v1/auth/tokens/{token_key}/"): (
         lambda access, world: (
             ALLOWED if access.user_id == world.path_objects["user_id"].value else HIDDEN
@@ -514,7 +522,6 @@ MODELS_WITHOUT_ROWS = {
     "every record's audit-trail page is walked instead",
     "pghistory.Events": "pghistory's aggregate of the event tables: no row of its own to open",
     "recalls.ExpiryWarning": "written by the expiry watch task, which the world does not run",
-    "history.HistoryImport": "written by a history import, which the world does not run",
     "axes.AccessAttempt": "written by a failed sign-in, which the walk does not make",
     "axes.AccessFailureLog": "written by a failed sign-in, which the walk does not make",
     "axes.AccessLog": "written by a password sign-in; the walk signs in with force_login",

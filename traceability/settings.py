@@ -323,6 +323,8 @@ SPECTACULAR_SETTINGS = {
         "DispositionKindEnum": "recalls.models.DispositionKind",
         "ContactOutcomeEnum": "recalls.models.ContactOutcome",
         "RouteEnum": "lots.models.Route",
+        "HistoryImportKindEnum": "history.models.ImportKind",
+        "HistoryImportStatusEnum": "history.models.ImportStatus",
     },
 }
 

@@ -30,6 +30,7 @@ urlpatterns = [
     path("api/v1/", include("recalls.urls")),
     path("api/v1/", include("audit.urls")),
     path("api/v1/", include("signatures.urls")),
+    path("api/v1/", include("history.urls")),
     path("api/v1/fhir/", include("interop.fhir.urls")),
     path("api/v1/epcis/", include("interop.epcis.urls")),
     re_path(r"^api/", api_not_found),

@@ -82,3 +82,13 @@ def lot(ready) -> Lot:
     lot = released_lot(manufactured_on=today - 730 * DAY, expires_on=today - 30 * DAY)
     past_receipt(ready, lot, 100, at=days_ago(400))
     return lot
+
+
+# The recalls suite's Celery fixtures: tasks run in this process (eager), or a real worker
+# process against the test database and the broker.
+from tests.recalls.conftest import (  # noqa: E402, F401
+    celery_worker,
+    eager_celery,
+    smtp,
+    smtp_server,
+)
