@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -38,6 +39,8 @@ KINDS: dict[str, ModuleType] = {
 Progress = Callable[[str, int, int], None]
 # A job's progress is written at most this often (seconds).
 PROGRESS_INTERVAL = 0.5
+# The first key of the jobs' advisory locks (the second is the job's id): "hi" in ASCII.
+LOCK_NAMESPACE = 0x6869
 
 
 @dataclass
@@ -164,13 +167,41 @@ def history_import_queue(
     return job
 
 
+UNFINISHED = (ImportStatus.QUEUED, ImportStatus.CHECKING, ImportStatus.WRITING)
+
+
 def history_import_run(job_id: int) -> str:
-    """Run a queued job once: a job already claimed (a redelivered task) is left alone."""
-    claimed = HistoryImport.objects.filter(pk=job_id, status=ImportStatus.QUEUED).update(
-        status=ImportStatus.CHECKING
-    )
-    if not claimed:
-        return "not queued"
+    """Run a job that has not finished, once at a time: a task delivered twice while the first
+    runs finds the job's lock taken and leaves it; a task redelivered after its worker died
+    (its transaction rolled back, nothing written) runs the job again from the start."""
+    with _job_lock(job_id) as mine:
+        if not mine:
+            return "running elsewhere"
+        claimed = HistoryImport.objects.filter(pk=job_id, status__in=UNFINISHED).update(
+            status=ImportStatus.CHECKING
+        )
+        if not claimed:
+            return "finished"
+        return _run(job_id)
+
+
+@contextmanager
+def _job_lock(job_id: int) -> Iterator[bool]:
+    """A session-level advisory lock on the job, released at the end or when the worker's
+    connection drops with it."""
+    key = [LOCK_NAMESPACE, job_id]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", key)
+        mine = bool(cursor.fetchone()[0])
+    try:
+        yield mine
+    finally:
+        if mine:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+
+
+def _run(job_id: int) -> str:
     job = HistoryImport.objects.select_related("clinic", "uploaded_by").get(pk=job_id)
     with _ProgressWriter(job.pk) as progress:
         try:
