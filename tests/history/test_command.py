@@ -108,3 +108,13 @@ def test_the_audit_chain_verifies_after_an_import(reference_data, ready, lot, tm
     # Every event the import's triggers wrote is a link of the chain.
     assert ChainLink.objects.filter(table_name="treatments_treatmentevent").count() == 20
     assert ChainLink.objects.filter(table_name="treatments_treatmentlineevent").count() == 20
+
+
+@pytest.mark.django_db
+def test_the_benchmark_imports_its_receipts_and_treatments():
+    out = io.StringIO()
+    call_command("benchmark_history_import", "--rows", "60", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["receipts", "treatments"]
+    assert lines[1].startswith("treatments: 60 rows in ") and "rows/s" in lines[1]
+    assert Treatment.objects.count() == 60

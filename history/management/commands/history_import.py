@@ -8,19 +8,20 @@ command exits with status 1, having written nothing.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
+from common.csv import csv_lines
 from common.errors import DomainError
 from history.services import KINDS, history_import
 from providers.access import access_cache
 from providers.models import Clinic
 
 BAR_WIDTH = 30
+REPORT_COLUMNS = ("line", "column", "code", "message")
 
 
 class ProgressBar:
@@ -74,10 +75,15 @@ class Command(BaseCommand):
         except DomainError as error:
             raise CommandError("; ".join(p.message for p in error.problems)) from error
         if options["report"]:
-            with options["report"].open("w", newline="", encoding="utf-8") as report:
-                writer = csv.DictWriter(report, fieldnames=["line", "column", "code", "message"])
-                writer.writeheader()
-                writer.writerows(outcome.report)
+            # Cells quote what a spreadsheet would run as a formula (a lot number "=1+1").
+            options["report"].write_text(
+                "".join(
+                    csv_lines(
+                        REPORT_COLUMNS, ([p[c] for c in REPORT_COLUMNS] for p in outcome.report)
+                    )
+                ),
+                encoding="utf-8",
+            )
         if outcome.problems:
             for problem in outcome.problems:
                 where = f"line {problem.line}" if problem.line else "file"
