@@ -262,6 +262,7 @@ def test_schema_documents_the_traces_as_json_or_csv(schema):
         "manufacturer",
         "manufactured_from",
         "manufactured_to",
+        "sec",
         "format",
         "limit",
         "offset",
