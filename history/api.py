@@ -42,7 +42,7 @@ class ImportProblemSerializer(serializers.Serializer[Any]):
 
 
 class HistoryImportOutputSerializer(serializers.ModelSerializer[HistoryImport]):
-    clinic = ClinicRefSerializer(read_only=True)
+    clinic = ClinicRefSerializer(read_only=True, allow_null=True, help_text="None for lots.")
     uploaded_by = serializers.CharField(source="uploaded_by.username", read_only=True)
 
     class Meta:
@@ -77,7 +77,12 @@ class HistoryImportDetailSerializer(HistoryImportOutputSerializer):
 
 class HistoryImportInputSerializer(serializers.Serializer[Any]):
     kind = TextChoiceField(choices=ImportKind.choices)
-    clinic = id_field(Clinic.objects.all(), help_text="Clinic id: the records are this clinic's.")
+    clinic = id_field(
+        Clinic.objects.all(),
+        allow_null=True,
+        default=None,
+        help_text="Clinic id, for treatments and receipts (the clinic's records); none for lots.",
+    )
     dry_run = serializers.BooleanField(
         default=False, help_text="Check everything and write nothing."
     )
@@ -108,7 +113,8 @@ class HistoryImportsApi(ListApi):
 
     @extend_schema(
         summary="Queue an import of past records (multipart, the CSV in `file`)",
-        description="Treatments and receipts of a clinic, by an administrator of that clinic. "
+        description="Treatments and receipts of a clinic, by an administrator of that clinic; "
+        "lots (the network's, no clinic), by a quality manager. "
         "The import runs in a worker: follow it at its URL. A file is all or nothing: any "
         "problem and nothing is written (`status` refused, with the `report`). See "
         "docs/history-import.md for the columns.",

@@ -13,6 +13,7 @@ from providers.models import Clinic
 class ImportKind(models.TextChoices):
     TREATMENTS = "treatments", _("Treatments")
     RECEIPTS = "receipts", _("Receipts of stock")
+    LOTS = "lots", _("Lots")
 
 
 class ImportStatus(models.TextChoices):
@@ -26,7 +27,14 @@ class ImportStatus(models.TextChoices):
 
 class HistoryImport(models.Model):
     kind = models.CharField(max_length=20, choices=ImportKind.choices)
-    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="history_imports")
+    # None for lots, which are the network's, not a clinic's.
+    clinic = models.ForeignKey(
+        Clinic,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="history_imports",
+    )
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
@@ -50,4 +58,4 @@ class HistoryImport(models.Model):
         indexes = [models.Index(fields=["clinic", "-created_at"], name="history_import_clinic")]
 
     def __str__(self) -> str:
-        return f"{self.kind} import {self.pk} at {self.clinic}"
+        return f"{self.kind} import {self.pk}" + (f" at {self.clinic}" if self.clinic else "")

@@ -51,6 +51,15 @@ class RowProblem:
         return cls(line, column, problem.code, problem.message)
 
 
+class RowsRefused(Exception):
+    """Rows refused while writing (by a service that judges as it writes): the import rolls back
+    and reports them."""
+
+    def __init__(self, problems: list[RowProblem]) -> None:
+        super().__init__(f"{len(problems)} problem(s)")
+        self.problems = problems
+
+
 @dataclass(frozen=True)
 class Columns:
     required: tuple[str, ...]

@@ -25,16 +25,19 @@ from django.utils.translation import gettext as _
 
 from common.errors import DomainError, Problem
 from common.services import history
-from history import receipts, treatments
+from history import lot_records, receipts, treatments
 from history.models import HistoryImport, ImportKind, ImportStatus
-from history.reading import RowProblem, read_rows
+from history.reading import RowProblem, RowsRefused, read_rows
 from providers.access import access_for
 from providers.models import Clinic
 
 KINDS: dict[str, ModuleType] = {
     ImportKind.TREATMENTS.value: treatments,
     ImportKind.RECEIPTS.value: receipts,
+    ImportKind.LOTS.value: lot_records,
 }
+# Kinds whose records are a clinic's: the import names the clinic.
+CLINIC_KINDS = (ImportKind.TREATMENTS.value, ImportKind.RECEIPTS.value)
 # Phase ("checking" or "writing"), rows done, rows in the file.
 Progress = Callable[[str, int, int], None]
 # A job's progress is written at most this often (seconds).
@@ -54,8 +57,9 @@ class Outcome:
         return [problem.as_dict() for problem in self.problems]
 
 
-def require_history_import(actor: Any, kind: str, clinic: Clinic) -> None:
-    """The kind is one this system imports, and the actor may import it for the clinic."""
+def require_history_import(actor: Any, kind: str, clinic: Clinic | None) -> None:
+    """The kind is one this system imports, a clinic's records name the clinic, and the actor
+    may import them (for the clinic)."""
     if kind not in KINDS:
         raise DomainError.single(
             "invalid_choice",
@@ -64,13 +68,25 @@ def require_history_import(actor: Any, kind: str, clinic: Clinic) -> None:
             field="kind",
             status=400,
         )
-    if not access_for(actor).imports_history(kind, clinic.pk):
+    if kind in CLINIC_KINDS and clinic is None:
         raise DomainError.single(
-            "role_required",
-            _("Importing the history of %(clinic)s needs the clinic administrator role there.")
-            % {"clinic": clinic.name},
-            status=403,
+            "required", _("Name the clinic whose records these are."), field="clinic", status=400
         )
+    if kind not in CLINIC_KINDS and clinic is not None:
+        raise DomainError.single(
+            "clinic_not_applicable",
+            _("Lots are the network's, not a clinic's: name no clinic."),
+            field="clinic",
+            status=400,
+        )
+    if not access_for(actor).imports_history(kind, None if clinic is None else clinic.pk):
+        if clinic is None:
+            message = _("Importing lots needs the quality manager role.")
+        else:
+            message = _(
+                "Importing the history of %(clinic)s needs the clinic administrator role there."
+            ) % {"clinic": clinic.name}
+        raise DomainError.single("role_required", message, status=403)
 
 
 def _nothing(phase: str, done: int, total: int) -> None:
@@ -80,7 +96,7 @@ def _nothing(phase: str, done: int, total: int) -> None:
 def history_import(
     *,
     actor: Any,
-    clinic: Clinic,
+    clinic: Clinic | None,
     kind: str,
     data: bytes,
     dry_run: bool = False,
@@ -116,6 +132,8 @@ def history_import(
                 )
             if dry_run:
                 transaction.set_rollback(True)
+    except RowsRefused as refused:
+        return Outcome(total, 0, sorted(refused.problems, key=_place))
     except DomainError as error:
         # The stock moved between the check and the write (a live use of the same units).
         return Outcome(total, 0, [RowProblem.at(None, p.field, p) for p in error.problems])
@@ -148,7 +166,7 @@ def _place(problem: RowProblem) -> tuple[int, str]:
 
 @transaction.atomic
 def history_import_queue(
-    *, actor: Any, clinic: Clinic, kind: str, data: bytes, file_name: str, dry_run: bool
+    *, actor: Any, clinic: Clinic | None, kind: str, data: bytes, file_name: str, dry_run: bool
 ) -> HistoryImport:
     """Keep the file as a job and queue it for a worker once the job is committed."""
     from history.tasks import history_import_run

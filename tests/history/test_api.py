@@ -193,3 +193,56 @@ def test_a_real_worker_runs_the_import(reference_data, ready, lot, celery_worker
     )
     assert (job["status"], job["rows_written"]) == (ImportStatus.DONE, 50)
     assert Treatment.objects.filter(clinic=ready.clinic).count() == 50
+
+
+@pytest.mark.django_db
+def test_quality_managers_import_lots_which_only_network_roles_see(ready, quality_manager, auditor):
+    from lots.models import Lot
+    from tests.factories import ProductFactory
+
+    product = ProductFactory()
+    row = {
+        "product": product.pk,
+        "lot_number": "OLD-2023-001",
+        "manufactured_on": "2023-01-10",
+        "expires_on": "2024-01-10",
+        "quantity": 200,
+        "unit": "vial",
+        "regulatory_basis": "none",
+    }
+
+    def post(user, **fields):
+        data = {"kind": "lots", "file": SimpleUploadedFile("lots.csv", csv_bytes([row]))}
+        data.update(fields)
+        return client_for(user).post(URL, data, format="multipart")
+
+    assert post(ready.administrator).status_code == 403
+    refused = post(quality_manager, clinic=ready.clinic.pk)
+    assert refused.status_code == 400
+    assert refused.json()["errors"][0]["code"] == "clinic_not_applicable"
+
+    response = post(quality_manager)
+    assert response.status_code == 202 and response.json()["clinic"] is None
+    job_id = response.json()["id"]
+    assert [job["id"] for job in client_for(auditor).get(URL).json()["results"]] == [job_id]
+    assert client_for(ready.administrator).get(f"{URL}{job_id}/").status_code == 404
+    assert not Lot.objects.filter(lot_number="OLD-2023-001").exists()  # queued, not yet run
+
+    from history.services import history_import_run
+
+    assert history_import_run(job_id) == ImportStatus.DONE
+    assert Lot.objects.get(lot_number="OLD-2023-001").created_by == quality_manager
+
+
+@pytest.mark.django_db
+def test_treatments_and_receipts_name_their_clinic(ready, lot):
+    response = client_for(ready.administrator).post(
+        URL,
+        {
+            "kind": "receipts",
+            "file": SimpleUploadedFile("receipts.csv", csv_bytes([treatment_row(ready, lot)])),
+        },
+        format="multipart",
+    )
+    assert response.status_code == 400
+    assert [(e["code"], e["field"]) for e in response.json()["errors"]] == [("required", "clinic")]

@@ -1,6 +1,8 @@
-"""Import a CSV file of past records (treatments, receipts) into one clinic, all or nothing.
+"""Import a CSV file of past records, all or nothing: a clinic's treatments or receipts, or the
+network's lots.
 
     manage.py history_import treatments chart.csv --clinic "Praxis Mitte" --user admin [--dry-run]
+    manage.py history_import lots lots.csv --user qm
 
 Progress goes to stderr as a bar; problems are printed (and written with --report) and the
 command exits with status 1, having written nothing.
@@ -43,18 +45,22 @@ class ProgressBar:
 
 
 class Command(BaseCommand):
-    help = "Import past treatments or receipts from a CSV file into a clinic, all or nothing."
+    help = (
+        "Import past treatments or receipts of a clinic, or lots, from a CSV file, all or nothing."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("kind", choices=sorted(KINDS))
         parser.add_argument("path", type=Path)
-        parser.add_argument("--clinic", required=True, help="The clinic's id or name.")
+        parser.add_argument(
+            "--clinic", help="The clinic's id or name (treatments and receipts; not lots)."
+        )
         parser.add_argument("--user", required=True, help="The importing user's username.")
         parser.add_argument("--dry-run", action="store_true", help="Check only; write nothing.")
         parser.add_argument("--report", type=Path, help="Write the problems to this CSV file.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        clinic = _clinic(options["clinic"])
+        clinic = None if options["clinic"] is None else _clinic(options["clinic"])
         user = get_user_model().objects.filter(username=options["user"]).first()
         if user is None:
             raise CommandError(f"No user {options['user']!r}.")
@@ -93,7 +99,8 @@ class Command(BaseCommand):
                 f"{len(outcome.problems)} problem(s) in {outcome.rows} row(s); nothing was written."
             )
         verb = "would import" if options["dry_run"] else "imported"
-        self.stdout.write(f"{verb} {outcome.written} {options['kind']} into {clinic.name}")
+        into = f" into {clinic.name}" if clinic else ""
+        self.stdout.write(f"{verb} {outcome.written} {options['kind']}{into}")
 
 
 def _clinic(value: str) -> Clinic:
