@@ -65,6 +65,23 @@ def treatment_row(ready: ClinicReady, lot: Lot, **cells: Any) -> dict[str, Any]:
     return row
 
 
+def check_statements(run_import: Any) -> int:
+    """The statements an import reads before it starts writing (its check phase): `run_import`
+    is called with a progress callback and must find no problem."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    seen: list[int] = []
+    with CaptureQueriesContext(connection) as queries:
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase == "writing" and not seen:
+                seen.append(len(queries.captured_queries))
+
+        assert run_import(progress).problems == []
+    return seen[0]
+
+
 @pytest.fixture
 def ready(db) -> ClinicReady:
     ready = clinic_ready()

@@ -10,7 +10,7 @@ from lots.models import LotStatus
 from stock.models import MovementKind, Receipt, StockBalance, StockMovement, StockState
 from stock.selectors import stock_balances_disagreeing
 from tests.factories import released_lot
-from tests.history.conftest import DAY, csv_bytes, days_ago, treatment_row
+from tests.history.conftest import DAY, check_statements, csv_bytes, days_ago, treatment_row
 from treatments.models import Treatment
 
 pytestmark = pytest.mark.django_db
@@ -158,3 +158,29 @@ def test_treatments_draw_on_the_receipts_imported_before_them(ready, old_lot):
     assert Treatment.objects.count() == 5
     assert StockMovement.objects.filter(lot=old_lot, kind=MovementKind.TREATMENT).count() == 5
     assert stock_balances_disagreeing() == []
+
+
+def test_the_check_reads_a_fixed_number_of_statements_whatever_the_files_length(ready):
+    """Whatever its rows and lots; the write is a few statements per 2,000 rows and per lot."""
+    from django.utils import timezone
+
+    today = timezone.now().date()
+    lots = [
+        released_lot(manufactured_on=today - 730 * DAY, expires_on=today - 30 * DAY)
+        for _n in range(8)
+    ]
+
+    def statements(count: int) -> int:
+        rows = [receipt_row(lots[n % count], quantity=1) for n in range(count * 3)]
+        return check_statements(
+            lambda progress: history_import(
+                actor=ready.administrator,
+                clinic=ready.clinic,
+                kind="receipts",
+                data=csv_bytes(rows),
+                dry_run=True,
+                progress=progress,
+            )
+        )
+
+    assert statements(2) == statements(8)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from history.services import history_import
@@ -14,7 +13,14 @@ from providers.models import ClinicPractitioner
 from stock.models import MovementKind, StockBalance, StockState
 from stock.selectors import stock_balances_disagreeing
 from tests.factories import ConsentTextFactory, LicenceFactory, MembershipFactory, released_lot
-from tests.history.conftest import DAY, csv_bytes, days_ago, past_receipt, treatment_row
+from tests.history.conftest import (
+    DAY,
+    check_statements,
+    csv_bytes,
+    days_ago,
+    past_receipt,
+    treatment_row,
+)
 from treatments.models import Patient, Treatment, TreatmentLine
 from treatments.selectors import ForwardScope, trace_forward
 
@@ -273,24 +279,43 @@ def test_lot_numbers_two_manufacturers_share_are_told_apart_by_gtin(ready, lot):
 
 
 def test_the_check_reads_a_fixed_number_of_statements_whatever_the_files_length(ready, lot):
-    def statements(count: int) -> int:
-        rows = [
-            treatment_row(ready, lot, patient=f"EMR-{count}-{n}", practitioner=p.pk)
-            for n, p in enumerate(practitioners[:count] * 1)
-        ]
-        with CaptureQueriesContext(connection) as queries:
-            assert run(ready, rows, dry_run=True).problems == []
-        return len(queries)
-
+    """Whatever its rows, practitioners, patients and lots."""
     practitioners = []
-    for _n in range(12):
+    lots = [lot]
+    for n in range(11):
         practitioner = LicenceFactory(
             valid_from=timezone.now().date() - 500 * DAY,
             valid_until=timezone.now().date() + DAY,
         ).practitioner
         ClinicPractitioner.objects.create(clinic=ready.clinic, practitioner=practitioner)
         practitioners.append(practitioner)
-    assert statements(3) == statements(12)
+        if n < 3:
+            more = released_lot(manufactured_on=lot.manufactured_on, expires_on=lot.expires_on)
+            past_receipt(ready, more, 10, at=days_ago(400))
+            lots.append(more)
+
+    def statements(count: int) -> int:
+        rows = [
+            treatment_row(
+                ready,
+                lots[n % len(lots) if count > 3 else 0],
+                patient=f"EMR-{count}-{n}",
+                practitioner=practitioners[n].pk,
+            )
+            for n in range(count)
+        ]
+        return check_statements(
+            lambda progress: history_import(
+                actor=ready.administrator,
+                clinic=ready.clinic,
+                kind="treatments",
+                data=csv_bytes(rows),
+                dry_run=True,
+                progress=progress,
+            )
+        )
+
+    assert statements(2) == statements(11)
 
 
 def test_a_clinician_may_not_import(ready, lot):
@@ -314,3 +339,42 @@ def test_a_clinician_may_not_import(ready, lot):
         ).problems
         == []
     )
+
+
+def test_a_treatment_before_the_lots_retrospective_release_took_effect_is_refused(ready, lot):
+    lot.release_effective_at = days_ago(100)
+    lot.save()
+    outcome = run(ready, [treatment_row(ready, lot, performed_at=days_ago(200).isoformat())])
+    assert places(outcome) == [(2, "lot_number", "treatment_before_release")]
+    assert (
+        run(ready, [treatment_row(ready, lot, performed_at=days_ago(50).isoformat())]).problems
+        == []
+    )
+
+
+def test_the_day_is_the_clinics_own(ready, lot):
+    """00:30 in Berlin on the day after expiry is still the expiry day in UTC: expired there."""
+    import datetime
+    import zoneinfo
+
+    ready.clinic.time_zone = "Europe/Berlin"
+    ready.clinic.save()
+    berlin = zoneinfo.ZoneInfo("Europe/Berlin")
+    after = datetime.datetime.combine(
+        lot.expires_on + DAY, datetime.time(0, 30), tzinfo=berlin
+    ).isoformat()
+    before = datetime.datetime.combine(
+        lot.expires_on, datetime.time(23, 30), tzinfo=berlin
+    ).isoformat()
+    assert places(run(ready, [treatment_row(ready, lot, performed_at=after)])) == [
+        (2, "lot_number", "lot_expired")
+    ]
+    assert run(ready, [treatment_row(ready, lot, performed_at=before)]).problems == []
+
+
+def test_a_product_banned_in_the_clinics_jurisdiction_is_refused(ready, lot):
+    from lots.models import ProductAuthorisation
+
+    ProductAuthorisation.objects.create(product=lot.product, jurisdiction="US", status="banned")
+    outcome = run(ready, [treatment_row(ready, lot)])
+    assert places(outcome) == [(2, "lot_number", "product_not_authorised")]
