@@ -102,7 +102,7 @@ class RecallOpenForm(forms.Form):
         required=False,
     )
     withdrawn_at = forms.DateField(
-        label=gettext_lazy("Lots withdrawn on"),
+        label=gettext_lazy("Withdrawn on (entered after the fact)"),
         required=False,
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         help_text=gettext_lazy(
