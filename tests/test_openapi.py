@@ -6,9 +6,12 @@ from __future__ import annotations
 import pytest
 import yaml
 from django.contrib.staticfiles import finders
+from django.core.cache import cache
 from django.core.management import call_command
+from rest_framework.test import APIClient
 
 from tests.api_helpers import API, error_codes
+from tests.openapi_helpers import assert_matches_schema, generated_schema
 
 pytestmark = pytest.mark.usefixtures("fast_password_hasher")
 
@@ -307,3 +310,68 @@ def test_schema_lists_filters_on_the_treatment_and_stock_lists(schema):
         "limit",
         "offset",
     }
+
+
+def test_every_operation_documents_the_429_and_503_any_request_can_get(schema):
+    operations = [
+        (path, method, operation)
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+        if method in ("get", "post", "put", "patch", "delete")
+    ]
+    assert len(operations) > 100
+    for path, method, operation in operations:
+        for status in ("429", "503"):
+            response = operation["responses"].get(status)
+            assert response is not None, f"{method.upper()} {path} lists no {status}"
+            assert response["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/Error"
+            }, f"{method.upper()} {path} {status}"
+
+
+@pytest.mark.django_db
+def test_a_throttled_answer_is_one_the_schema_lists(clinician, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {
+            **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
+            "user": "1/minute",
+        },
+    }
+    cache.clear()
+    client = APIClient()
+    client.force_authenticate(clinician)
+    try:
+        client.get(f"{API}/lots/")
+        response = client.get(f"{API}/lots/")
+
+        assert response.status_code == 429
+        assert int(response["Retry-After"]) > 0
+        assert error_codes(response) == ["throttled"]
+        assert "429" in generated_schema()["paths"]["/api/v1/lots/"]["get"]["responses"]
+        assert_matches_schema(response, "get", "/api/v1/lots/")
+    finally:
+        cache.clear()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "schema_path"),
+    [
+        ("/manufacturers/", "/api/v1/manufacturers/"),
+        ("/certificates/", "/api/v1/certificates/"),
+        ("/history-imports/", "/api/v1/history-imports/"),
+    ],
+)
+def test_a_body_of_a_type_the_operation_does_not_read_is_a_listed_415(
+    quality_manager, path, schema_path
+):
+    client = APIClient()
+    client.force_authenticate(quality_manager)
+
+    response = client.generic("POST", f"{API}{path}", b"kind=x", content_type="text/plain")
+
+    assert response.status_code == 415
+    assert error_codes(response) == ["unsupported_media_type"]
+    assert "415" in generated_schema()["paths"][schema_path]["post"]["responses"]
+    assert_matches_schema(response, "post", schema_path)
