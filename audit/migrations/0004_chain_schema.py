@@ -18,6 +18,13 @@ class Migration(migrations.Migration):
     dependencies = [
         ('audit', '0003_contact_read_via_page'),
     ]
+    # Record the columns before the migrations that came after it add columns to event tables, so
+    # the events written before those are checked without the new columns.
+    run_before = [
+        ('lots', '0008_retrospective_release_and_sec'),
+        ('providers', '0006_clinic_requires_sec'),
+        ('recalls', '0009_recall_withdrawn_at'),
+    ]
 
     operations = [
         migrations.CreateModel(

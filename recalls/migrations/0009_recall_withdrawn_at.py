@@ -10,9 +10,6 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('recalls', '0008_exposure_check_joins_on_keys'),
-        # The audit trail records the event table's columns before this adds one, so the events
-        # written before it are checked without it.
-        ('audit', '0004_chain_schema'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
