@@ -221,15 +221,15 @@ def lot_dossier_context(*, lot: Lot) -> dict[str, Any]:
             lines=Count("pk"),
             patients=Count("treatment__patient_id", distinct=True),
             units=Sum("units"),
-            first=Min("treatment__performed_at"),
-            last=Max("treatment__performed_at"),
+            first=Min("performed_at"),
+            last=Max("performed_at"),
         )
         .order_by("treatment__clinic__name")
     )
     listed = _cut(
         lines.select_related(
             "treatment__clinic", "treatment__patient", "treatment__practitioner"
-        ).order_by("treatment__performed_at", "pk"),
+        ).order_by("performed_at", "treatment_id"),
         TREATMENT_LINES_LISTED,
     )
     movements = StockMovement.objects.filter(lot=lot)
@@ -312,7 +312,7 @@ def lot_treatments_csv(*, lot: Lot) -> Iterator[str]:
     lines = (
         TreatmentLine.objects.filter(lot=lot)
         .select_related("treatment__clinic", "treatment__patient", "treatment__practitioner")
-        .order_by("treatment__performed_at", "pk")
+        .order_by("performed_at", "treatment_id")
         .iterator(chunk_size=CSV_CHUNK_SIZE)
     )
     return csv_lines(

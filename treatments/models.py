@@ -150,7 +150,15 @@ class Treatment(models.Model):
             models.Index(fields=["patient", "-performed_at"], name="treatment_patient_time"),
             models.Index(fields=["practitioner", "-performed_at"], name="treatment_practitioner"),
         ]
-        triggers = [no_delete("treatment_no_delete")]
+        triggers = [
+            no_delete("treatment_no_delete"),
+            # Each line carries a copy of the time (TreatmentLine.performed_at): it is fixed.
+            pgtrigger.Protect(
+                name="treatment_time_fixed",
+                operation=pgtrigger.Update,
+                condition=pgtrigger.AnyChange("performed_at"),
+            ),
+        ]
 
     def __str__(self) -> str:
         return (
@@ -159,13 +167,18 @@ class Treatment(models.Model):
         )
 
 
-@pghistory.track()
+# performed_at is a copy of the treatment's, kept out of the line's history like any derived value.
+@pghistory.track(exclude=["performed_at"])
 class TreatmentLine(models.Model):
     """Units of one lot used in a treatment; the forward trace's join from lot to patient."""
 
     treatment = models.ForeignKey(Treatment, on_delete=models.PROTECT, related_name="lines")
     lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="treatment_lines")
     units = models.PositiveIntegerField()
+    # The treatment's time, copied by the database as the line is written (whatever a writer
+    # sends) and fixed with it, so that a lot's lines are indexed in the order a trace reads them:
+    # the heaviest lot's first page and first CSV row then come without sorting its every line.
+    performed_at = models.DateTimeField(editable=False)
     # The ledger line that took the units from the clinic's stock. The arrow points down: stock
     # knows nothing of treatments. Empty only for a line charted without stock of this system.
     stock_movement = models.OneToOneField(
@@ -186,11 +199,23 @@ class TreatmentLine(models.Model):
                 violation_error_code="units_not_positive",
             ),
         ]
-        # The forward trace walks lot -> lines -> treatments; lead with the lot.
-        indexes = [models.Index(fields=["lot", "treatment"], name="treatment_line_lot")]
+        # The forward trace walks lot -> lines -> treatments in the order of the treatments' time;
+        # lead with the lot, then that order.
+        indexes = [
+            models.Index(
+                fields=["lot", "performed_at", "treatment"], name="treatment_line_lot_time"
+            )
+        ]
         triggers = [
             no_delete("treatment_line_no_delete"),
             pgtrigger.Protect(name="treatment_line_immutable", operation=pgtrigger.Update),
+            pgtrigger.Trigger(
+                name="treatment_line_time",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Insert,
+                func="NEW.performed_at := (SELECT performed_at FROM treatments_treatment "
+                "WHERE id = NEW.treatment_id); RETURN NEW;",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -7,10 +7,11 @@ one per kind of row, joined in the database, never a query per row.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Exists, F, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Exists, F, FilteredRelation, OuterRef, Prefetch, Q, QuerySet
 from django.utils.translation import gettext as _
 
 from common.errors import DomainError, Problem
@@ -127,7 +128,7 @@ def trace_forward(*, user: Any, scope: ForwardScope) -> ForwardTrace:
         # fetched once each instead of joined into every row, which took most of the time of
         # a large trace (benchmark_traces).
         .prefetch_related("lot__product", "treatment__clinic", "treatment__practitioner")
-        .order_by("lot_id", "treatment__performed_at", "treatment_id"),
+        .order_by("lot_id", "performed_at", "treatment_id"),
         "treatment__clinic_id",
         clinic_ids,
     )
@@ -192,116 +193,13 @@ def trace_backward(
     return BackwardTrace(treatments=treatments, lots=list(lots))
 
 
-@dataclass
-class BackwardEvidence:
-    """The evidence behind a backward trace's lots as plain rows, keyed by whose they are: each
-    lot's donors (by code), each donor's marker results (with the marker's code and name), each
-    lot's certificates (newest first, each with `is_current`) and each manufacturer's current
-    quality certificates."""
-
-    donors: dict[int, list[dict[str, Any]]]
-    marker_results: dict[int, list[dict[str, Any]]]
-    certificates: dict[int, list[dict[str, Any]]]
-    quality_certificates: dict[int, list[dict[str, Any]]]
-
-
-@dataclass
-class BackwardTraceRows:
-    treatments: list[Treatment]
-    lots: list[Lot]
-    evidence: BackwardEvidence
-
-
-CERTIFICATE_FIELDS = (
-    "id",
-    "kind",
-    "issuer",
-    "number",
-    "valid_from",
-    "valid_until",
-    "sha256",
-    "supersedes_id",
-    "uploaded_at",
-)
-
-
-def trace_backward_rows(
+def backward_treatments(
     *, user: Any, patient_id: int | None = None, treatment_id: int | None = None
-) -> BackwardTraceRows:
-    """The backward trace for a caller that writes the evidence out as it reads it (the API): the
-    treatments and lots (with product, manufacturer and QC results) as in `trace_backward`, and
-    the donors, marker results and certificates as plain rows, since a patient's lots bring
-    hundreds of them and building model instances cost more than the database took to read
-    them. Ten queries, whatever the size."""
-    treatments = _backward_treatments(user, patient_id, treatment_id)
-    lots = list(_backward_lots(treatments))
-    lot_ids = [lot.pk for lot in lots]
-    donors = _grouped(
-        "lot_id",
-        LotDonor.objects.filter(lot_id__in=lot_ids)
-        .order_by("donor__code")
-        .values(
-            "lot_id",
-            "donor_id",
-            code=F("donor__code"),
-            isbt_din=F("donor__isbt_din"),
-            tissue=F("donor__tissue"),
-            collection_date=F("donor__collection_date"),
-            eligibility=F("donor__eligibility"),
-            eligibility_decided_at=F("donor__eligibility_decided_at"),
-        ),
-    )
-    donor_ids = {donor["donor_id"] for rows in donors.values() for donor in rows}
-    marker_results = _grouped(
-        "donor_id",
-        DonorMarkerResult.objects.filter(donor_id__in=donor_ids)
-        .order_by("donor_id", "marker_id")
-        .values(
-            "id",
-            "donor_id",
-            "result",
-            "tested_on",
-            "laboratory",
-            "test_method",
-            marker_code=F("marker__code"),
-            marker_name=F("marker__name"),
-        ),
-    )
-    certificates = _grouped(
-        "lot_id",
-        Certificate.objects.filter(lot_id__in=lot_ids)
-        .annotate(is_current=Exists(current_certificates().filter(pk=OuterRef("pk"))))
-        .order_by("-uploaded_at")
-        .values("lot_id", "is_current", *CERTIFICATE_FIELDS),
-    )
-    quality_certificates = _grouped(
-        "manufacturer_id",
-        _quality_certificates()
-        .filter(manufacturer_id__in={lot.manufacturer_id for lot in lots})
-        .values("manufacturer_id", *CERTIFICATE_FIELDS),
-    )
-    return BackwardTraceRows(
-        treatments=treatments,
-        lots=lots,
-        evidence=BackwardEvidence(
-            donors=donors,
-            marker_results=marker_results,
-            certificates=certificates,
-            quality_certificates=quality_certificates,
-        ),
-    )
-
-
-def _grouped(key: str, rows: QuerySet[Any]) -> dict[int, list[dict[str, Any]]]:
-    grouped: dict[int, list[dict[str, Any]]] = {}
-    for row in rows:
-        grouped.setdefault(row[key], []).append(row)
-    return grouped
-
-
-def _backward_treatments(
-    user: Any, patient_id: int | None, treatment_id: int | None
-) -> list[Treatment]:
+) -> QuerySet[Treatment]:
+    """The treatments a backward trace starts from (a patient's, or one), scoped to what the user
+    may see, oldest first, with nothing joined or prefetched: a caller picks its columns (reading
+    `lines__...` gives a row per line, and one with empty line columns for a treatment without
+    lines)."""
     if not patient_id and not treatment_id:
         raise DomainError.single(
             "trace_scope_missing",
@@ -309,14 +207,83 @@ def _backward_treatments(
             field="scope",
             status=400,
         )
-    treatments = treatment_list(user=user).prefetch_related(
-        Prefetch("adverse_events", queryset=AdverseEvent.objects.select_related("lot"))
-    )
+    treatments = _within(Treatment.objects.all(), "clinic_id", visible_clinic_ids(user))
     if patient_id:
         treatments = treatments.filter(patient_id=patient_id)
     if treatment_id:
         treatments = treatments.filter(pk=treatment_id)
-    return list(treatments.order_by("performed_at", "pk"))
+    return treatments.order_by("performed_at", "pk")
+
+
+@dataclass
+class BackwardEvidence:
+    """What stands behind the treatments and lots of a backward trace, each a queryset that reads
+    in one statement whatever the number of lots:
+
+    - `adverse_events`: the treatments' adverse events, per treatment newest first;
+    - `donors`: a row per lot, donor (by code) and marker result (by marker), the donor's marker
+      results reached through `donor__marker_results__...` (empty for a donor without any);
+    - `qc_results`: the lots' QC results (by lot, then test), each with the specification in force
+      for its lot's product joined twice: `own_specification__...` (the product's own) and
+      `network_specification__...` (the network default), the product's own winning
+      (qc_specifications_for);
+    - `certificates`: the lots' certificates of analysis and their manufacturers' current
+      GMP / ISO 13485 certificates, one statement for both; `superseded_by__id` is empty for a
+      current one.
+    """
+
+    adverse_events: QuerySet[AdverseEvent]
+    donors: QuerySet[LotDonor]
+    qc_results: QuerySet[LotQcResult]
+    certificates: QuerySet[Certificate]
+
+
+def backward_evidence(
+    *, treatment_ids: Iterable[int], lot_ids: Iterable[int], manufacturer_ids: Iterable[int]
+) -> BackwardEvidence:
+    """The evidence behind the treatments and lots of a backward trace already read (their ids,
+    and those of the lots' manufacturers)."""
+    lot_ids = list(lot_ids)
+    return BackwardEvidence(
+        adverse_events=AdverseEvent.objects.filter(treatment_id__in=list(treatment_ids)).order_by(
+            "treatment_id", "-reported_at", "-pk"
+        ),
+        donors=LotDonor.objects.filter(lot_id__in=lot_ids).order_by(
+            "lot_id", "donor__code", "donor_id", "donor__marker_results__marker_id"
+        ),
+        qc_results=LotQcResult.objects.filter(lot_id__in=lot_ids)
+        .annotate(
+            own_specification=FilteredRelation(
+                "test__specifications",
+                condition=Q(test__specifications__product_id=F("lot__product_id")),
+            ),
+            network_specification=FilteredRelation(
+                "test__specifications", condition=Q(test__specifications__product__isnull=True)
+            ),
+        )
+        .order_by("lot_id", "test_id"),
+        certificates=Certificate.objects.filter(
+            Q(lot_id__in=lot_ids)
+            | Q(
+                manufacturer_id__in=list(manufacturer_ids),
+                kind__in=MANUFACTURER_CERTIFICATE_KINDS,
+                lot__isnull=True,
+                superseded_by__isnull=True,
+            )
+        ).order_by("-uploaded_at", "pk"),
+    )
+
+
+def _backward_treatments(
+    user: Any, patient_id: int | None, treatment_id: int | None
+) -> list[Treatment]:
+    treatments = backward_treatments(user=user, patient_id=patient_id, treatment_id=treatment_id)
+    return list(
+        treatments.select_related("clinic", "patient", "practitioner").prefetch_related(
+            Prefetch("lines", queryset=TreatmentLine.objects.select_related("lot__product")),
+            Prefetch("adverse_events", queryset=AdverseEvent.objects.select_related("lot")),
+        )
+    )
 
 
 def _backward_lots(treatments: list[Treatment]) -> QuerySet[Lot]:

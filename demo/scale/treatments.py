@@ -158,9 +158,10 @@ def _slice(load: Load, *, t0: int, t1: int, done: int, receipts: int) -> int:
     )
     load.execute(
         f"""
-        INSERT INTO treatments_treatmentline (id, units, lot_id, treatment_id, stock_movement_id)
+        INSERT INTO treatments_treatmentline (id, units, lot_id, treatment_id, stock_movement_id,
+                                              performed_at)
         SELECT %(treatments_treatmentline_first)s + s, units, lot_id,
-               %(treatments_treatment_first)s + s, {movement_first} + s
+               %(treatments_treatment_first)s + s, {movement_first} + s, to_timestamp(at)
         FROM scale_chunk ORDER BY s
         """,  # noqa: S608 - the SQL is ours
         receipts=receipts,

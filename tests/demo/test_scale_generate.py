@@ -164,6 +164,14 @@ def test_patients_belong_to_the_clinic_of_their_treatments():
     assert Patient.objects.filter(clinic__name__contains=summary.run).count() == SMALL.patients
 
 
+def test_each_line_carries_its_treatments_time_as_the_database_would_copy_it():
+    summary = build()
+
+    lines = TreatmentLine.objects.filter(treatment__clinic__name__contains=summary.run)
+    assert lines.count() == SMALL.treatments
+    assert not lines.exclude(performed_at=F("treatment__performed_at")).exists()
+
+
 def test_every_generated_row_of_a_tracked_model_has_its_insert_event():
     summary = build()
 

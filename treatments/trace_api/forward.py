@@ -174,7 +174,7 @@ class ForwardTraceOutputSerializer(serializers.Serializer[Any]):
 
 FORWARD_CSV_COLUMNS = (
     ("treatment", "treatment_id"),
-    ("performed_at", "treatment__performed_at"),
+    ("performed_at", "performed_at"),
     ("clinic_id", "treatment__clinic_id"),
     ("clinic", "treatment__clinic__name"),
     ("patient_reference", "treatment__patient__reference"),
@@ -197,7 +197,7 @@ def forward_csv_source(lines: QuerySet[TreatmentLine]) -> QuerySet[TreatmentLine
 
 FORWARD_ROW_FIELDS = (
     "treatment_id",
-    "treatment__performed_at",
+    "performed_at",
     "treatment__clinic_id",
     "treatment__clinic__name",
     "treatment__patient__reference",
