@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count
 from django.http import StreamingHttpResponse
 from django.test.utils import override_settings
 from rest_framework.test import APIClient
 
+from common.csv import STREAM_IN_INDEX_ORDER
 from demo.bench.report import (
     Row,
     captured_statements,
@@ -326,9 +327,12 @@ def _streamed(client: APIClient, params: dict[str, Any]) -> Iterator[bytes]:
 def _copied(statement: str) -> Iterator[bytes]:
     """The header line, then COPY's rows as they come: the floor of the CSV stream."""
     yield b"header\n"
-    with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
-        for row in copy:
-            yield bytes(row)
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Planned as the export plans it (common.csv.csv_copy_lines), so the floor is its COPY.
+        cursor.execute(STREAM_IN_INDEX_ORDER)
+        with cursor.cursor.copy(statement) as copy:
+            for row in copy:
+                yield bytes(row)
 
 
 def _statements_row(

@@ -360,8 +360,15 @@ def test_forward_trace_runs_a_fixed_number_of_queries(
         assert len(csv_rows(forward(client, lot=lot.pk, format="csv"))) == 2
     # JSON: the caller's roles, the totals, the page's rows, lots, stock, adverse events.
     assert len(one_json) == 6
-    # CSV: the caller's roles, then one COPY.
-    assert len(one_csv) == 2
+    # CSV: the caller's roles, then one COPY, planned for its first row in a transaction of
+    # its own (common.csv.csv_copy_lines).
+    assert [query["sql"].split()[0] for query in one_csv] == [
+        "SELECT",
+        "SAVEPOINT",
+        "SET",
+        "COPY",
+        "RELEASE",
+    ]
 
     # 29 more, at two clinics, each with its own patient, practitioner and an adverse event.
     for index in range(29):

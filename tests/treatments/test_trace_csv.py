@@ -8,8 +8,15 @@ import datetime
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from common.csv import FORMULA_STARTS, csv_cells, csv_copy_lines, csv_lines
+from common.csv import (
+    FORMULA_STARTS,
+    STREAM_IN_INDEX_ORDER,
+    csv_cells,
+    csv_copy_lines,
+    csv_lines,
+)
 from lots.models import Lot
 from providers.models import Clinic
 from tests.api_helpers import API
@@ -162,3 +169,41 @@ def _practitioner_named(site, name: str):
     practitioner.name = name
     practitioner.save(update_fields=["name"])
     return practitioner
+
+
+def _enable_sort() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW enable_sort")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_copy_is_planned_for_its_first_row_and_the_setting_ends_with_the_stream():
+    clinics_named("Alpha", "Beta", "Gamma")
+
+    with CaptureQueriesContext(connection) as statements:
+        written = copied(Clinic.objects.order_by("pk"))
+
+    assert written.count(b"\r\n") == 4
+    sent = [query["sql"] for query in statements.captured_queries]
+    assert sent[0] == "BEGIN"
+    assert sent[1] == STREAM_IN_INDEX_ORDER == "SET LOCAL enable_sort = off"
+    assert sent[2].startswith("COPY (SELECT")
+    assert sent[3] == "COMMIT"
+    assert len(sent) == 4
+    assert _enable_sort() == "on"
+    assert not connection.in_atomic_block
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_client_that_goes_away_mid_stream_leaves_the_connection_as_it_found_it():
+    clinics_named(*(f"Clinic {n}" for n in range(3)))
+    stream = csv_copy_lines(HEADER, csv_cells(Clinic.objects.order_by("pk"), FIELDS))
+
+    assert next(stream).startswith(b"id,name")
+    assert b"Clinic" in next(stream)
+    stream.close()  # what the server does when the client disconnects
+
+    assert not connection.in_atomic_block
+    assert _enable_sort() == "on"
+    assert Clinic.objects.count() == 3
