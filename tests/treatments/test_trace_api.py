@@ -4,8 +4,10 @@ that each runs a fixed number of queries whatever the number of treatments."""
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -20,7 +22,15 @@ from lots.api import (
     LotQcResultOutputSerializer,
     ManufacturerRefSerializer,
 )
-from lots.models import CertificateKind, Lot, SourceKind
+from lots.models import (
+    CertificateKind,
+    Lot,
+    LotQcResult,
+    QcKind,
+    QcSpecification,
+    QcTest,
+    SourceKind,
+)
 from lots.selectors import current_certificates
 from lots.services import certificate_upload
 from tests.api_helpers import API, error_codes, error_fields
@@ -565,11 +575,12 @@ def test_backward_trace_runs_a_fixed_number_of_queries(
         assert backward(client, patient=site.patient.pk).json()["counts"]["lots"] == 1
     with CaptureQueriesContext(connection) as one_csv:
         assert len(csv_rows(backward(client, patient=site.patient.pk, format="csv"))) == 2
-    # The caller's roles, the patient, treatments, their lines and adverse events, lots, donors,
-    # marker results, QC results, certificates (each saying if current), the manufacturers'
-    # certificates; JSON adds the QC specifications.
-    assert len(one_csv) == 11
-    assert len(one_json) == 12
+    # The caller's roles, the patient, then for CSV the treatment lines with their lots' donor
+    # codes and certificates; for JSON the treatment lines with their lots, the adverse events,
+    # the donors with their marker results, the QC results with their specifications, and the
+    # certificates with the manufacturers'.
+    assert len(one_csv) == 3
+    assert len(one_json) == 7
 
     # 29 more treatments, each with its own lot (donors, markers, QC and certificates), its own
     # practitioner and an adverse event.
@@ -631,15 +642,11 @@ def test_forward_trace_answers_as_its_serializer_documents_it(network, auditor):
     assert {event["serious"] for event in body["adverse_events"]} == {True, False}
 
 
-def test_backward_trace_answers_as_its_serializers_document_it(history, auditor):
-    synthetic = history["lots"][0].product
-    synthetic.source_kind, synthetic.tissue = SourceKind.SYNTHETIC, ""
-    synthetic.save(update_fields=["source_kind", "tissue"])
-    patient = history["site"].patient
-
-    body = backward(client_for(auditor), patient=patient.pk).json()
-
-    trace = trace_backward(user=auditor, patient_id=patient.pk)
+def documented_backward(user, *, patient: Patient | None = None, treatment_id=None):
+    """The backward trace as its serializers write it, from `trace_backward`'s model instances."""
+    trace = trace_backward(
+        user=user, patient_id=None if patient is None else patient.pk, treatment_id=treatment_id
+    )
     evidence = _Evidence(trace.lots)
     current = set(current_certificates().values_list("pk", flat=True))
     lots = []
@@ -665,17 +672,116 @@ def test_backward_trace_answers_as_its_serializers_document_it(history, auditor)
             }
         )
     documented = {
-        "patient": PatientOutputSerializer(Patient.objects.get(pk=patient.pk)).data,
+        "patient": None
+        if patient is None
+        else PatientOutputSerializer(Patient.objects.get(pk=patient.pk)).data,
         "treatments": BackwardTreatmentSerializer(trace.treatments, many=True).data,
         "lots": lots,
-        "counts": body["counts"],
+        "counts": {
+            "treatments": len(trace.treatments),
+            "lots": len(trace.lots),
+            "donors": len({donor.pk for lot in trace.lots for donor in lot.donors.all()}),
+        },
     }
-    assert body == json.loads(JSONRenderer().render(documented))
+    return json.loads(JSONRenderer().render(documented))
+
+
+def test_backward_trace_answers_as_its_serializers_document_it(history, quality_manager, auditor):
+    # Given a patient treated three times (once without stock of this system) with three lots:
+    # one synthetic with a Single European Code, one of two donors with a corrected CoA, one of
+    # a manufacturer with a superseded GMP and an ISO 13485 certificate; adverse events with and
+    # without a suspected lot, one serious; a QC result without a specification; and a patient
+    # of another clinic treated with the same lots.
+    site = history["site"]
+    first_lot, second_lot = history["lots"]
+    early, late = history["treatments"]
+    synthetic = first_lot.product
+    synthetic.source_kind, synthetic.tissue = SourceKind.SYNTHETIC, ""
+    synthetic.save(update_fields=["source_kind", "tissue"])
+    Lot.objects.filter(pk=first_lot.pk).update(**SEC_FIELDS)
+    third_lot = released_lot(quality_manager, donors=3)
+    manufacturer = third_lot.manufacturer
+    old_gmp = manufacturer.certificates.get(kind=CertificateKind.GMP)
+    for kind, number, supersedes in (
+        (CertificateKind.GMP, "GMP-renewed", old_gmp),
+        (CertificateKind.ISO_13485, "ISO-1", None),
+    ):
+        certificate_upload(
+            actor=quality_manager,
+            kind=kind,
+            issuer="TÜV",
+            number=number,
+            valid_from=TODAY(),
+            valid_until=TODAY() + datetime.timedelta(days=365),
+            file=SimpleUploadedFile("cert.pdf", pdf_bytes(number)),
+            manufacturer=manufacturer,
+            supersedes=supersedes,
+            reason="renewed" if supersedes else "",
+        )
+    # The product's own specification for one test (it wins over the default), and a test
+    # without any specification.
+    measured = third_lot.qc_results.exclude(numeric_value=None).first()
+    QcSpecification.objects.create(
+        product=third_lot.product, test=measured.test, min_value=measured.numeric_value + 1
+    )
+    LotQcResult.objects.create(
+        lot=third_lot,
+        test=QcTest.objects.create(code="osmolality", name="Osmolality", kind=QcKind.QUANTITATIVE),
+        numeric_value=Decimal("290.5"),
+        tested_on=TODAY(),
+        laboratory="Lab",
+    )
+    receive(site.clinic, third_lot, 10)
+    third = site.record(lots=[third_lot, second_lot], units=2)
+    adverse_event_record(
+        actor=site.clinician,
+        treatment=third,
+        onset_on=TODAY(),
+        description="Fainted",
+        lot=third_lot,
+        hospitalisation=True,
+    )
+    adverse_event_record(
+        actor=site.clinician, treatment=early, onset_on=TODAY(), description="Redness"
+    )
+    other = make_site(quality_manager, lot=second_lot)
+    elsewhere = other.record()
+    adverse_event_record(
+        actor=other.clinician, treatment=elsewhere, onset_on=TODAY(), description="Itch"
+    )
+
+    # When traced by a network reader and by the clinic's own staff, from the patient and from
+    # a treatment, then the answer is what the serializers write from the model instances.
+    patient = site.patient
+    for user in (auditor, site.clinician):
+        client = client_for(user)
+        body = backward(client, patient=patient.pk).json()
+        assert body == documented_backward(user, patient=patient)
+        treatment_body = backward(client, treatment=third.pk).json()
+        assert treatment_body == documented_backward(user, treatment_id=third.pk)
+
+    assert [t["id"] for t in body["treatments"]] == [early.pk, late.pk, third.pk]
+    assert body["counts"] == {"treatments": 3, "lots": 3, "donors": 6}
+    assert elsewhere.pk not in {t["id"] for t in body["treatments"]}
+    assert "Itch" not in {e["description"] for t in body["treatments"] for e in t["adverse_events"]}
     results = [row for entry in body["lots"] for row in entry["qc_results"]]
     assert {row["numeric_value"] is None for row in results} == {True, False}
+    assert {row["passes"] for row in results} == {True, False, None}
     assert {entry["product"]["tissue"] is None for entry in body["lots"]} == {True, False}
+    assert {entry["lot"]["sec"] is None for entry in body["lots"]} == {True, False}
     assert {c["current"] for entry in body["lots"] for c in entry["certificates"]} == {True, False}
-    assert body["treatments"][1]["adverse_events"]
+    third_entry = lot_entry(body, third_lot)
+    assert [c["number"] for c in third_entry["manufacturer_certificates"]] == [
+        "GMP-renewed",
+        "ISO-1",
+    ]
+    events = [e for t in body["treatments"] for e in t["adverse_events"]]
+    assert {(e["lot"] is None, e["serious"]) for e in events} == {(True, False), (False, True)}
+    assert all(entry["donors"] and entry["qc_results"] for entry in body["lots"])
+    assert all(donor["markers"] for entry in body["lots"] for donor in entry["donors"])
+
+    # A patient of another clinic is not found for this clinic's staff.
+    assert backward(client_for(site.clinician), patient=other.patient.pk).status_code == 404
 
 
 @pytest.mark.parametrize("reader", ["auditor", "clinician"])

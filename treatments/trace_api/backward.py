@@ -4,21 +4,26 @@ result and certificate."""
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Sized
+from decimal import Decimal
 from functools import cached_property
+from operator import itemgetter
 from typing import Any
 
-from django.db.models import Q
+from django.contrib.postgres.aggregates import StringAgg
+from django.db.models import OuterRef, Q, QuerySet, Subquery, TextField, Value
+from django.db.models.functions import Coalesce, Concat
 from django.http import StreamingHttpResponse
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
+from rest_framework import ISO_8601, serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 from common.api_fields import OptionalChoiceField
-from common.api_views import get_or_404, validated
+from common.api_views import validated
 from common.csv import csv_response
 from lots.api import (
     DonorMarkerResultOutputSerializer,
@@ -27,29 +32,29 @@ from lots.api import (
     ManufacturerRefSerializer,
 )
 from lots.models import (
+    Certificate,
     Donor,
     Lot,
+    LotDonor,
     LotQcResult,
     Product,
-    QcOutcome,
     QcSpecification,
+    QcTest,
     Tissue,
 )
+from lots.sec import SingleEuropeanCode
+from lots.selectors import qc_result_passes, sec_eye_readable
 from providers.api import ClinicRefSerializer
 from stock.api import LotRefSerializer
 from treatments.api.patients import PatientOutputSerializer, PatientRefSerializer
-from treatments.api.treatments import (
-    PractitionerRefSerializer,
-    TreatmentLineOutputSerializer,
-    treatment_line_json,
-)
+from treatments.api.treatments import PractitionerRefSerializer, TreatmentLineOutputSerializer
 from treatments.filters import SERIOUS
-from treatments.models import AdverseEvent, Patient, Treatment
+from treatments.models import AdverseEvent, Treatment
 from treatments.selectors import (
-    BackwardEvidence,
-    patient_list,
-    trace_backward,
-    trace_backward_rows,
+    backward_evidence,
+    backward_lines,
+    backward_patient,
+    backward_treatments,
 )
 from treatments.trace_api.base import FORMAT_PARAMETER, TraceApi, query_id, trace_responses
 
@@ -189,9 +194,9 @@ BACKWARD_CSV_HEADER = (
 
 
 class _Evidence:
-    """What the output needs besides the selector's lots, read in one more query whatever their
-    number: the QC specification in force per product. Which certificates are current comes
-    with them from the selectors."""
+    """The QC specification in force per product of `lots` (from `trace_backward`, as the PDF
+    reads them), in one query whatever their number, and which of their certificates are
+    current (which the selector tells)."""
 
     def __init__(self, lots: list[Lot]) -> None:
         product_ids = {lot.product_id for lot in lots}
@@ -210,7 +215,6 @@ class _Evidence:
 
     @cached_property
     def current_certificate_ids(self) -> set[int]:
-        """For lots from `trace_backward`, whose certificates say whether they are current."""
         return {
             certificate.pk
             for lot in self._lots
@@ -218,201 +222,384 @@ class _Evidence:
             if certificate.is_current  # type: ignore[attr-defined]
         }
 
-    def lots(self, lots: list[Lot], evidence: BackwardEvidence) -> list[dict[str, Any]]:
-        """Every lot's evidence as BackwardLotSerializer documents it, from the rows of
-        `trace_backward_rows`; the QC results are judged against their product's
-        specifications."""
-        qc_results = {
-            product_id: _QcRows(specifications)
-            for product_id, specifications in self.specifications.items()
-        }
-        return [
-            {
-                "lot": {
-                    "id": lot.pk,
-                    "lot_number": lot.lot_number,
-                    "status": lot.status,
-                    "manufactured_on": _date(lot.manufactured_on),
-                    "expires_on": _date(lot.expires_on),
-                    "regulatory_basis": lot.regulatory_basis,
-                    "regulatory_number": lot.regulatory_number,
-                    "sec": None if lot.sec is None else lot.sec.eye_readable,
-                },
-                "product": {
-                    "id": lot.product.pk,
-                    "name": lot.product.name,
-                    "gtin": lot.product.gtin,
-                    "source_kind": lot.product.source_kind,
-                    "tissue": lot.product.tissue or None,
-                },
-                "manufacturer": {
-                    "id": lot.manufacturer.pk,
-                    "legal_name": lot.manufacturer.legal_name,
-                },
-                "donors": [
-                    _donor(donor, evidence.marker_results.get(donor["donor_id"], []))
-                    for donor in evidence.donors.get(lot.pk, [])
-                ],
-                "qc_results": qc_results[lot.product_id](lot.qc_results.all()),
-                "certificates": [
-                    _certificate(row, current=row["is_current"])
-                    for row in evidence.certificates.get(lot.pk, [])
-                ],
-                "manufacturer_certificates": [
-                    _certificate(row, current=True)
-                    for row in evidence.quality_certificates.get(lot.manufacturer_id, [])
-                ],
-            }
-            for lot in lots
-        ]
 
-
-# The answer is written as BackwardTraceOutputSerializer documents it, without DRF's field by field
-# machinery: a patient's lots bring hundreds of marker and QC results, and building and walking
-# the nested serializers cost several times what the database took to read them. A test holds
-# the two to the same output.
-_TIME = serializers.DateTimeField()
+# The answer is written as BackwardTraceOutputSerializer documents it, straight from rows, without
+# model instances or DRF's field by field machinery: a patient's lots bring hundreds of marker and
+# QC results, and building instances and walking the nested serializers cost several times what
+# the database took to read them. A test holds the two to the same output.
 _DATE = serializers.DateField()
 _NUMERIC_VALUE = LotQcResultOutputSerializer().get_fields()["numeric_value"]
-_OUTCOME = OptionalChoiceField(choices=QcOutcome.choices, read_only=True)
 
 
-def _time(value: datetime.datetime | None) -> str | None:
-    return None if value is None else _TIME.to_representation(value)
+def _times() -> Callable[[datetime.datetime | None], str | None]:
+    """DRF's DateTimeField.to_representation, the time zone it converts to looked up once for
+    the many times of a trace (as DRF looks it up, it cost more than the rest of a time)."""
+    field = serializers.DateTimeField()
+    zone = field.default_timezone()
+    output_format = api_settings.DATETIME_FORMAT
+    iso = isinstance(output_format, str) and output_format.lower() == ISO_8601
+
+    def write(value: datetime.datetime | None) -> str | None:
+        if value is None:
+            return None
+        if zone is None or not iso or value.tzinfo is None:
+            represented: str | None = field.to_representation(value)
+            return represented
+        text = value.astimezone(zone).isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+    return write
 
 
 def _date(value: datetime.date | None) -> str | None:
-    return None if value is None else _DATE.to_representation(value)
+    """DRF's DateField.to_representation: with ISO 8601 (the default) the date's isoformat()."""
+    if value is None:
+        return None
+    output_format = api_settings.DATE_FORMAT
+    if isinstance(output_format, str) and output_format.lower() == ISO_8601:
+        return value.isoformat()
+    return _DATE.to_representation(value)
 
 
-def _treatment(treatment: Treatment) -> dict[str, Any]:
-    """As BackwardTreatmentSerializer writes it."""
+def _patient(
+    row: tuple[Any, ...], time: Callable[[datetime.datetime | None], str | None]
+) -> dict[str, Any]:
+    """A row of `backward_patient` as PatientOutputSerializer writes it."""
+    patient_id, reference, created_at, clinic_id, clinic = row
     return {
-        "id": treatment.pk,
-        "performed_at": _time(treatment.performed_at),
-        "clinic": {"id": treatment.clinic.pk, "name": treatment.clinic.name},
-        "patient": {"id": treatment.patient.pk, "reference": treatment.patient.reference},
-        "practitioner": {"id": treatment.practitioner.pk, "name": treatment.practitioner.name},
-        "indication": treatment.indication,
-        "route": treatment.route,
-        "anatomical_site": treatment.anatomical_site,
-        "lines": [treatment_line_json(line) for line in treatment.lines.all()],
-        "adverse_events": [
-            {
-                "id": event.pk,
-                "lot": None
-                if event.lot is None
-                else {"id": event.lot.pk, "lot_number": event.lot.lot_number},
-                "onset_on": _date(event.onset_on),
-                "description": event.description,
-                "serious": event.is_serious,
-                **{flag: getattr(event, flag) for flag in SERIOUS},
-                "reported_at": _time(event.reported_at),
+        "id": patient_id,
+        "reference": reference,
+        "clinic": {"id": clinic_id, "name": clinic},
+        "created_at": time(created_at),
+    }
+
+
+def _lot(row: tuple[Any, ...]) -> dict[str, Any]:
+    """A lot from a row of `backward_lines` as BackwardLotSerializer writes it, its evidence to
+    come."""
+    lot_id, lot_number, product_id, product, gtin = row[11:16]
+    status, manufactured_on, expires_on, basis, number = row[18:23]
+    country, establishment, donation, coding_system, product_number, split = row[23:29]
+    source_kind, tissue, manufacturer_id, manufacturer = row[29:33]
+    # As Lot.sec: a lot carries a Single European Code when it has an issuing country.
+    sec = (
+        SingleEuropeanCode(
+            issuing_country=country,
+            establishment_code=establishment,
+            donation_number=donation,
+            coding_system=coding_system,
+            product_number=product_number,
+            split_number=split,
+            expires_on=expires_on,
+        )
+        if country
+        else None
+    )
+    return {
+        "lot": {
+            "id": lot_id,
+            "lot_number": lot_number,
+            "status": status,
+            "manufactured_on": _date(manufactured_on),
+            "expires_on": _date(expires_on),
+            "regulatory_basis": basis,
+            "regulatory_number": number,
+            "sec": None if sec is None else sec.eye_readable,
+        },
+        "product": {
+            "id": product_id,
+            "name": product,
+            "gtin": gtin,
+            "source_kind": source_kind,
+            "tissue": tissue or None,
+        },
+        "manufacturer": {"id": manufacturer_id, "legal_name": manufacturer},
+        "donors": [],
+        "qc_results": [],
+        "certificates": [],
+        "manufacturer_certificates": [],
+    }
+
+
+class _BackwardAnswer:
+    """The backward trace as BackwardTraceOutputSerializer writes it, read in five statements
+    whatever the size: the treatments with their lines and lots, then the treatments' adverse
+    events, the lots' donors with their marker results, their QC results with the
+    specifications in force, and their certificates with the manufacturers' current ones."""
+
+    def __init__(self, lines: list[tuple[Any, ...]]) -> None:
+        self.time = _times()
+        self.treatments: list[dict[str, Any]] = []
+        self.lots: dict[int, dict[str, Any]] = {}
+        self._read_lines(lines)
+
+    def _read_lines(self, lines: list[tuple[Any, ...]]) -> None:
+        """The rows of `backward_lines`: each treatment as BackwardTreatmentSerializer writes it
+        (its adverse events to come), and each lot once as BackwardLotSerializer does (its
+        evidence to come)."""
+        time, lots = self.time, self.lots
+        treatment: dict[str, Any] = {"id": None}
+        for row in lines:
+            if row[0] != treatment["id"]:
+                treatment = {
+                    "id": row[0],
+                    "performed_at": time(row[1]),
+                    "clinic": {"id": row[2], "name": row[3]},
+                    "patient": {"id": row[4], "reference": row[5]},
+                    "practitioner": {"id": row[6], "name": row[7]},
+                    "indication": row[8],
+                    "route": row[9],
+                    "anatomical_site": row[10],
+                    "lines": [],
+                    "adverse_events": [],
+                }
+                self.treatments.append(treatment)
+            lot_id, lot_number, product_id, product, gtin, units, movement = row[11:18]
+            if lot_id is None:
+                continue
+            treatment["lines"].append(
+                {
+                    "lot": lot_id,
+                    "lot_number": lot_number,
+                    "product": {"id": product_id, "name": product, "gtin": gtin},
+                    "units": units,
+                    "stock_movement": movement,
+                }
+            )
+            if lot_id not in lots:
+                lots[lot_id] = _lot(row)
+
+    def answer(self, patient: tuple[Any, ...] | None) -> dict[str, Any]:
+        lots = [self.lots[lot_id] for lot_id in sorted(self.lots)]
+        evidence = backward_evidence(
+            treatment_ids=[treatment["id"] for treatment in self.treatments],
+            lot_ids=list(self.lots),
+            manufacturer_ids=list({entry["manufacturer"]["id"] for entry in lots}),
+        )
+        self._read_adverse_events(evidence.adverse_events)
+        donors = self._read_donors(evidence.donors)
+        self._read_qc_results(evidence.qc_results)
+        self._read_certificates(evidence.certificates, lots)
+        return {
+            "patient": None if patient is None else _patient(patient, self.time),
+            "treatments": self.treatments,
+            "lots": lots,
+            "counts": {
+                "treatments": len(self.treatments),
+                "lots": len(lots),
+                "donors": len(donors),
+            },
+        }
+
+    def _read_adverse_events(self, events: list[tuple[Any, ...]]) -> None:
+        """As BackwardAdverseEventSerializer writes them."""
+        time = self.time
+        by_treatment = {
+            treatment["id"]: treatment["adverse_events"] for treatment in self.treatments
+        }
+        serious_flags = slice(6, 6 + len(SERIOUS))
+        for row in events:
+            treatment_id, event_id, lot_id, lot_number, onset_on, description = row[:6]
+            flags = row[serious_flags]
+            by_treatment[treatment_id].append(
+                {
+                    "id": event_id,
+                    "lot": None if lot_id is None else {"id": lot_id, "lot_number": lot_number},
+                    "onset_on": _date(onset_on),
+                    "description": description,
+                    # AdverseEvent.is_serious: any of the flags.
+                    "serious": any(flags),
+                    **dict(zip(SERIOUS, flags, strict=True)),
+                    "reported_at": time(row[-1]),
+                }
+            )
+
+    def _read_donors(self, donors: list[tuple[Any, ...]]) -> set[int]:
+        """Each lot's donors with their marker results, as TraceDonorSerializer writes them;
+        answers the donors' ids."""
+        time, lots = self.time, self.lots
+        output_format = api_settings.DATE_FORMAT
+        iso_dates = isinstance(output_format, str) and output_format.lower() == ISO_8601
+        seen = set()
+        for row in donors:
+            lot_id, donor_id, code, isbt_din, tissue, collected, eligibility, decided_at = row[:8]
+            markers = row[8]
+            if not iso_dates:
+                for marker in markers:
+                    marker["tested_on"] = _date(datetime.date.fromisoformat(marker["tested_on"]))
+            lots[lot_id]["donors"].append(
+                {
+                    "id": donor_id,
+                    "code": code,
+                    "isbt_din": isbt_din,
+                    "tissue": tissue,
+                    "collection_date": _date(collected),
+                    "eligibility": eligibility,
+                    "eligibility_decided_at": time(decided_at),
+                    "markers": markers,
+                }
+            )
+            seen.add(donor_id)
+        return seen
+
+    def _read_qc_results(self, results: list[tuple[Any, ...]]) -> None:
+        """Each lot's QC results as LotQcResultOutputSerializer writes them, judged against the
+        specification in force for the lot's product."""
+        lots = self.lots
+        judge = _QcJudge()
+        for row in results:
+            lot_id, result_id, test_id, code, name, kind, unit, value, outcome = row[:9]
+            own, network = row[12:16], row[16:20]
+            spec = judge.specification(own if own[0] is not None else network, test_id, kind, unit)
+            lots[lot_id]["qc_results"].append(
+                {
+                    "id": result_id,
+                    "test": code,
+                    "test_name": name,
+                    "numeric_value": None if value is None else judge.numeric(value),
+                    "outcome": outcome or None,
+                    "tested_on": _date(row[9]),
+                    "laboratory": row[10],
+                    "method": row[11],
+                    "specification": None if spec is None else judge.describe(spec),
+                    "passes": None if spec is None else judge.passes(spec, value, outcome),
+                }
+            )
+
+    def _read_certificates(
+        self, certificates: list[tuple[Any, ...]], lots: list[dict[str, Any]]
+    ) -> None:
+        """Each lot's certificates (newest first, each saying whether it is current) and its
+        manufacturer's current quality certificates, as LotCertificateOutputSerializer writes
+        them."""
+        time = self.time
+        quality: dict[int, list[tuple[tuple[str, int, int], dict[str, Any]]]] = {}
+        for row in certificates:
+            lot_id, manufacturer_id, certificate_id, kind = row[:4]
+            valid_from = row[6]
+            certificate = {
+                "id": certificate_id,
+                "kind": kind,
+                "issuer": row[4],
+                "number": row[5],
+                "valid_from": _date(valid_from),
+                "valid_until": _date(row[7]),
+                "sha256": row[8],
+                "supersedes": row[9],
+                "current": row[11] is None,
+                "uploaded_at": time(row[10]),
             }
-            for event in treatment.adverse_events.all()
-        ],
-    }
-
-
-def _patient(patient: Patient) -> dict[str, Any]:
-    """As PatientOutputSerializer writes it."""
-    return {
-        "id": patient.pk,
-        "reference": patient.reference,
-        "clinic": {"id": patient.clinic.pk, "name": patient.clinic.name},
-        "created_at": _time(patient.created_at),
-    }
-
-
-def _certificate(row: dict[str, Any], *, current: bool) -> dict[str, Any]:
-    """As LotCertificateOutputSerializer writes it."""
-    return {
-        "id": row["id"],
-        "kind": row["kind"],
-        "issuer": row["issuer"],
-        "number": row["number"],
-        "valid_from": _date(row["valid_from"]),
-        "valid_until": _date(row["valid_until"]),
-        "sha256": row["sha256"],
-        "supersedes": row["supersedes_id"],
-        "current": current,
-        "uploaded_at": _time(row["uploaded_at"]),
-    }
-
-
-def _donor(donor: dict[str, Any], marker_results: list[dict[str, Any]]) -> dict[str, Any]:
-    """As TraceDonorSerializer writes it, with its marker results."""
-    return {
-        "id": donor["donor_id"],
-        "code": donor["code"],
-        "isbt_din": donor["isbt_din"],
-        "tissue": donor["tissue"],
-        "collection_date": _date(donor["collection_date"]),
-        "eligibility": donor["eligibility"],
-        "eligibility_decided_at": _time(donor["eligibility_decided_at"]),
-        "markers": [
-            {
-                "id": result["id"],
-                "marker": result["marker_code"],
-                "marker_name": result["marker_name"],
-                "result": result["result"],
-                "tested_on": _date(result["tested_on"]),
-                "laboratory": result["laboratory"],
-                "test_method": result["test_method"],
-            }
-            for result in marker_results
-        ],
-    }
-
-
-class _QcRows:
-    """QC results as LotQcResultOutputSerializer writes them against one product's
-    specifications, judged by the serializer's own methods."""
-
-    def __init__(self, specifications: dict[int, QcSpecification]) -> None:
-        self.judge = LotQcResultOutputSerializer(context={"specifications": specifications})
-
-    def __call__(self, results: Iterable[LotQcResult]) -> list[dict[str, Any]]:
-        return [
-            {
-                "id": result.pk,
-                "test": result.test.code,
-                "test_name": result.test.name,
-                "numeric_value": None
-                if result.numeric_value is None
-                else _NUMERIC_VALUE.to_representation(result.numeric_value),
-                "outcome": _OUTCOME.to_representation(result.outcome),
-                "tested_on": _date(result.tested_on),
-                "laboratory": result.laboratory,
-                "method": result.method,
-                "specification": self.judge.get_specification(result),
-                "passes": self.judge.get_passes(result),
-            }
-            for result in results
-        ]
-
-
-def _backward_csv_rows(treatments: list[Treatment], lots: list[Lot]) -> Iterator[list[Any]]:
-    by_id = {lot.pk: lot for lot in lots}
-    for treatment in treatments:
-        for line in treatment.lines.all():
-            lot = by_id[line.lot_id]
-            yield [
-                treatment.pk,
-                treatment.performed_at,
-                treatment.clinic.name,
-                treatment.patient.reference,
-                treatment.practitioner.name,
-                lot.pk,
-                lot.lot_number,
-                lot.status,
-                None if lot.sec is None else lot.sec.eye_readable,
-                lot.product.name,
-                lot.manufacturer.legal_name,
-                line.units,
-                ";".join(donor.code for donor in lot.donors.all()),
-                ";".join(f"{c.kind}:{c.number}" for c in lot.certificates.all()),
+            if lot_id is not None:
+                self.lots[lot_id]["certificates"].append(certificate)
+            else:
+                # As _quality_certificates orders them: by kind, newest validity first.
+                order = (kind, -valid_from.toordinal(), certificate_id)
+                quality.setdefault(manufacturer_id, []).append((order, certificate))
+        for held in quality.values():
+            held.sort(key=itemgetter(0))
+        for entry in lots:
+            entry["manufacturer_certificates"] = [
+                certificate for _, certificate in quality.get(entry["manufacturer"]["id"], [])
             ]
+
+
+class _QcJudge:
+    """A QC result's value, specification and verdict as LotQcResultOutputSerializer gives them
+    (by its own value field, the model's `describe` and `qc_result_passes`), each worked out once
+    per value and specification: a trace's lots repeat the same few."""
+
+    def __init__(self) -> None:
+        self._specifications: dict[int, QcSpecification] = {}
+        self._descriptions: dict[int, str] = {}
+        self._verdicts: dict[tuple[int, Decimal | None, str], bool] = {}
+        self._numbers: dict[Decimal, str] = {}
+
+    def numeric(self, value: Decimal) -> str:
+        number = self._numbers.get(value)
+        if number is None:
+            number = self._numbers[value] = _NUMERIC_VALUE.to_representation(value)
+        return number
+
+    def specification(
+        self, row: tuple[Any, ...], test_id: int, kind: str, unit: str
+    ) -> QcSpecification | None:
+        spec_id, min_value, max_value, expected_outcome = row
+        if spec_id is None:
+            return None
+        spec = self._specifications.get(spec_id)
+        if spec is None:
+            # Built as the ORM builds a row it read (from_db), which costs half a constructor.
+            spec = QcSpecification.from_db(
+                None,
+                ["id", "min_value", "max_value", "expected_outcome"],
+                [spec_id, min_value, max_value, expected_outcome],
+            )
+            spec.test = QcTest.from_db(None, ["id", "kind", "unit"], [test_id, kind, unit])
+            self._specifications[spec_id] = spec
+        return spec
+
+    def describe(self, spec: QcSpecification) -> str:
+        description = self._descriptions.get(spec.pk)
+        if description is None:
+            description = self._descriptions[spec.pk] = spec.describe()
+        return description
+
+    def passes(self, spec: QcSpecification, value: Decimal | None, outcome: str) -> bool:
+        key = (spec.pk, value, outcome)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            result = LotQcResult.from_db(None, ["numeric_value", "outcome"], [value, outcome])
+            verdict = self._verdicts[key] = qc_result_passes(spec, result)
+        return verdict
+
+
+def backward_csv_source(
+    treatments: QuerySet[Treatment],
+) -> QuerySet[Treatment, tuple[Any, ...]]:
+    """A row per treatment line as BACKWARD_CSV_HEADER names its cells (a treatment without lines:
+    one row, its line's cells empty), each lot's donor codes
+    (by code) and certificates (`kind:number`, newest first) gathered by the database."""
+    lot = OuterRef("lines__lot_id")
+    return (
+        treatments.annotate(
+            lot_sec=sec_eye_readable("lines__lot__"),
+            donor_codes=Subquery(
+                LotDonor.objects.filter(lot_id=lot)
+                .order_by()
+                .values("lot_id")
+                .annotate(codes=StringAgg("donor__code", ";", order_by="donor__code"))
+                .values("codes")
+            ),
+            certificate_names=Subquery(
+                Certificate.objects.filter(lot_id=lot)
+                .order_by()
+                .values("lot_id")
+                .annotate(
+                    names=StringAgg(
+                        Concat("kind", Value(":"), "number"), ";", order_by="-uploaded_at"
+                    )
+                )
+                .values("names")
+            ),
+        )
+        .values_list(
+            "id",
+            "performed_at",
+            "clinic__name",
+            "patient__reference",
+            "practitioner__name",
+            "lines__lot_id",
+            "lines__lot__lot_number",
+            "lines__lot__status",
+            "lot_sec",
+            "lines__lot__product__name",
+            "lines__lot__manufacturer__legal_name",
+            "lines__units",
+            Coalesce("donor_codes", Value(""), output_field=TextField()),
+            Coalesce("certificate_names", Value(""), output_field=TextField()),
+        )
+        .order_by("performed_at", "pk", "lines__id")
+    )
 
 
 class BackwardTraceApi(TraceApi):
@@ -430,35 +617,21 @@ class BackwardTraceApi(TraceApi):
         query = validated(BackwardTraceQuerySerializer, request.query_params.dict())
         patient = None
         if query.get("patient"):
-            patient = get_or_404(patient_list(user=request.user), query["patient"], what="patient")
+            patient = backward_patient(user=request.user, patient_id=query["patient"])
+            if patient is None:
+                raise NotFound(_("No such %(what)s.") % {"what": "patient"}, code="not_found")
         scope = {"patient_id": query.get("patient"), "treatment_id": query.get("treatment")}
         if self.wants_csv(request):
-            trace = trace_backward(user=request.user, **scope)
-            _found(query, trace.treatments)
-            return csv_response(
-                "trace-backward.csv",
-                BACKWARD_CSV_HEADER,
-                _backward_csv_rows(trace.treatments, trace.lots),
-            )
-        rows = trace_backward_rows(user=request.user, **scope)
-        _found(query, rows.treatments)
-        donors = rows.evidence.donors
-        return Response(
-            {
-                "patient": None if patient is None else _patient(patient),
-                "treatments": [_treatment(treatment) for treatment in rows.treatments],
-                "lots": _Evidence(rows.lots).lots(rows.lots, rows.evidence),
-                "counts": {
-                    "treatments": len(rows.treatments),
-                    "lots": len(rows.lots),
-                    "donors": len(
-                        {donor["donor_id"] for held in donors.values() for donor in held}
-                    ),
-                },
-            }
-        )
+            rows = list(backward_csv_source(backward_treatments(user=request.user, **scope)))
+            _found(query, rows)
+            # A treatment without lines comes as one row with its line's cells empty.
+            lines = [row for row in rows if row[BACKWARD_CSV_HEADER.index("lot")] is not None]
+            return csv_response("trace-backward.csv", BACKWARD_CSV_HEADER, lines)
+        answer = _BackwardAnswer(backward_lines(user=request.user, **scope))
+        _found(query, answer.treatments)
+        return Response(answer.answer(patient))
 
 
-def _found(query: dict[str, Any], treatments: list[Treatment]) -> None:
+def _found(query: dict[str, Any], treatments: Sized) -> None:
     if query.get("treatment") and not treatments:
         raise NotFound(_("No such treatment."), code="not_found")
