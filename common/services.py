@@ -21,10 +21,14 @@ from common.lockout import lockout_problem, signing_allowed, signing_failed, sig
 Actor = AbstractBaseUser | AnonymousUser
 
 
-def validate_instance(instance: models.Model, *, exclude: list[str] | None = None) -> None:
-    """Run the model's validators and constraints; raise DomainError(400) naming each field."""
+def validate_instance(
+    instance: models.Model, *, exclude: list[str] | None = None, constraints: bool = True
+) -> None:
+    """Run the model's validators and constraints (`constraints=False`: its fields' validators
+    only, for a caller that has judged what its constraints say); raise DomainError(400) naming
+    each field."""
     try:
-        instance.full_clean(exclude=exclude)
+        instance.full_clean(exclude=exclude, validate_constraints=constraints)
     except ValidationError as error:
         raise DomainError(problems_from_validation_error(error), status=400) from error
 

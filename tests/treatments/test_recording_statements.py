@@ -9,10 +9,13 @@ import datetime
 import json
 
 import pytest
+from django.db import connection
 from django.shortcuts import get_object_or_404
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
+from lots.models import Lot, Product
+from providers.models import Clinic, Practitioner
 from stock.models import StockBalance, StockState
 from tests.api_helpers import API, error_codes, error_fields
 from tests.factories import ClinicFactory
@@ -26,18 +29,18 @@ from tests.treatments.test_api import (
     treatment_body,
 )
 from treatments.api.treatments import TreatmentDetailOutputSerializer
-from treatments.models import Treatment
+from treatments.models import ConsentText, Patient, Treatment
 from treatments.selectors import treatment_list
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
 
 # The token and its owner's other tokens (knox) and the caller's roles; the clinic, patient,
-# practitioner and consent text named in the body; the savepoint of treatment_record (a
-# transaction of its own outside a test); the lots afresh with their products, balances and
-# authorisations; the practitioner's membership and licence with the source restrictions; the
-# treatment, the balances' conditional UPDATE, the movements and the lines; the savepoint's
-# release.
-STATEMENTS = 15
+# practitioner and consent text named in the body (one statement); the savepoint of
+# treatment_record (a transaction of its own outside a test); the lots afresh with their products,
+# balances and authorisations, with the practitioner's membership and licence and the source
+# restrictions (one statement); the treatment, the balances' conditional UPDATE, the movements and
+# the lines; the savepoint's release.
+STATEMENTS = 11
 BERLIN_WINTER = datetime.timezone(datetime.timedelta(hours=1))
 
 
@@ -120,3 +123,66 @@ def test_the_answer_to_a_recorded_treatment_is_what_its_serializer_writes(
     assert response.json() == expected
     assert (response.json()["consent"] is not None) is with_consent
     assert [line["units"] for line in response.json()["lines"]] == [3, 1]
+
+
+def test_ids_that_name_no_row_are_refused_beside_the_bodys_other_errors(quality_manager, clinic):
+    # given a body naming no clinic, an out-of-range practitioner and no consent text, with a
+    # time and a consent time it cannot read, and another clinic's patient
+    site = make_site(quality_manager, clinic=clinic)
+    other = make_site(quality_manager)
+    body = treatment_body(
+        site,
+        clinic=987654321,
+        patient=other.patient.pk,
+        practitioner=2**64,
+        performed_at="yesterday",
+        consent={"consent_text": 987654322, "taken_at": "before"},
+    )
+
+    # when it is recorded
+    response = client_for(site.clinician).post(f"{API}/treatments/", body, format="json")
+
+    # then every problem is listed at once, in the body's order, each id refused as unknown
+    assert response.status_code == 400, response.content
+    assert error_fields(response) == [
+        "clinic",
+        "patient",
+        "practitioner",
+        "performed_at",
+        "consent.consent_text",
+        "consent.taken_at",
+    ]
+    assert error_codes(response)[:3] == ["does_not_exist"] * 3
+    assert error_codes(response)[4] == "does_not_exist"
+    messages = [problem["message"] for problem in response.json()["errors"]]
+    assert messages[0] == 'Invalid pk "987654321" - object does not exist.'
+    assert messages[1] == f'Invalid pk "{other.patient.pk}" - object does not exist.'
+    assert messages[4] == 'Invalid pk "987654322" - object does not exist.'
+    assert not Treatment.objects.exists()
+
+
+@pytest.mark.parametrize("field", ["clinic", "patient", "practitioner"])
+def test_an_id_that_is_not_a_whole_number_is_refused_at_its_field(quality_manager, clinic, field):
+    site = make_site(quality_manager, clinic=clinic)
+    body = treatment_body(site, **{field: "first"})
+
+    response = client_for(site.clinician).post(f"{API}/treatments/", body, format="json")
+
+    assert response.status_code == 400, response.content
+    assert error_codes(response) == ["invalid"]
+    assert error_fields(response) == [field]
+
+
+@pytest.mark.parametrize(
+    "model", [Lot, Product, Clinic, Patient, Practitioner, ConsentText], ids=lambda m: m.__name__
+)
+def test_the_rows_recording_reads_in_sql_need_no_conversion(model):
+    # treatment_record and its input serializer read these rows in SQL of their own and build
+    # the instances from the columns as they come: a field that converts its database value (a
+    # JSONField, a custom field) would need the ORM's converters there.
+    converting = [
+        field.name
+        for field in model._meta.concrete_fields
+        if field.get_db_converters(connection) or hasattr(field, "from_db_value")
+    ]
+    assert converting == []

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Prefetch, QuerySet
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
+from rest_framework.exceptions import ErrorDetail
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -19,13 +21,13 @@ from common.api_fields import (
     READ_ERRORS,
     TextChoiceField,
     error_responses,
-    id_field,
 )
 from common.api_views import Api, ListApi, get_or_404, validated
 from common.errors import DomainError, Problem
 from lots.api import ProductRefSerializer
 from lots.models import Route
 from lots.scan import scan_resolve
+from providers.access import access_for
 from providers.api import ClinicRefSerializer
 from providers.models import Clinic, Practitioner
 from providers.permissions import CLINIC_STAFF_PERMISSIONS
@@ -44,7 +46,6 @@ from treatments.models import (
     Treatment,
     TreatmentLine,
 )
-from treatments.selectors import patient_list
 
 LINES_MAX = 50
 
@@ -162,15 +163,36 @@ class TreatmentLineInputSerializer(serializers.Serializer[Any]):
         list_serializer_class = LineListSerializer
 
 
+class NamedRowField(serializers.PrimaryKeyRelatedField[Any]):
+    """A row of `model` named by its id, taken and documented as `id_field` takes it, whose row is
+    read with the other rows the body names: `TreatmentRecordInputSerializer` reads them all in
+    one statement and answers an unknown id as this field would (`does_not_exist`)."""
+
+    def __init__(self, model: type[Any], **kwargs: Any) -> None:
+        self.model = model
+        super().__init__(
+            queryset=model.objects.none(),
+            pk_field=serializers.IntegerField(min_value=1, max_value=BIGINT_MAX),
+            **kwargs,
+        )
+
+    def to_internal_value(self, data: Any) -> Any:
+        # The id as PrimaryKeyRelatedField parses it, noted for the root serializer's one read.
+        assert self.pk_field is not None  # noqa: S101 - __init__ sets it
+        named: int = self.pk_field.to_internal_value(data)
+        self.root.__dict__.setdefault("named_ids", {})[self] = named
+        return named
+
+
 class ConsentInputSerializer(serializers.Serializer[Any]):
-    consent_text = id_field(ConsentText.objects.all(), help_text="Consent text id.")
+    consent_text = NamedRowField(ConsentText, help_text="Consent text id.")
     taken_at = OffsetDateTimeField(help_text="When the patient consented; before the treatment.")
 
 
 class TreatmentRecordInputSerializer(serializers.Serializer[Any]):
-    clinic = id_field(Clinic.objects.all(), help_text="Clinic id.")
-    patient = id_field(Patient.objects.none(), help_text="Patient id, of that clinic.")
-    practitioner = id_field(Practitioner.objects.all(), help_text="Practitioner id.")
+    clinic = NamedRowField(Clinic, help_text="Clinic id.")
+    patient = NamedRowField(Patient, help_text="Patient id, of that clinic.")
+    practitioner = NamedRowField(Practitioner, help_text="Practitioner id.")
     performed_at = OffsetDateTimeField()
     indication = TextChoiceField(choices=Indication.choices)
     route = TextChoiceField(choices=Route.choices)
@@ -181,15 +203,124 @@ class TreatmentRecordInputSerializer(serializers.Serializer[Any]):
     )
     consent = ConsentInputSerializer(allow_null=True, default=None)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def to_internal_value(self, data: Any) -> Any:
+        """The fields' own checks, then the clinic, patient, practitioner and consent text the
+        body names, read in one statement; an unknown id is refused at its field beside every
+        other error of the body, in the fields' order, as a PrimaryKeyRelatedField would."""
+        self.__dict__["named_ids"] = {}
+        refused: serializers.ValidationError | None = None
+        values: Any = None
+        try:
+            values = super().to_internal_value(data)
+        except serializers.ValidationError as error:
+            refused = error
+        named: dict[NamedRowField, int] = self.__dict__["named_ids"]
         request = self.context.get("request")
-        if request is not None:
-            # Another clinic's patient is "does not exist", never "belongs elsewhere".
-            patient = cast(serializers.PrimaryKeyRelatedField[Patient], self.fields["patient"])
-            # The stubs type `queryset` through the Manager descriptor; a QuerySet is what DRF
-            # takes here.
-            patient.queryset = patient_list(user=request.user)  # type: ignore[arg-type]
+        rows = _named_rows(
+            {field.model: pk for field, pk in named.items()},
+            user=None if request is None else request.user,
+        )
+        unknown = [(field, pk) for field, pk in named.items() if rows.get(field.model) is None]
+        if unknown:
+            raise serializers.ValidationError(_with_unknown(self, refused, unknown))
+        if refused is not None:
+            raise refused
+        for name in ("clinic", "patient", "practitioner"):
+            values[name] = rows[self.fields[name].model]  # type: ignore[attr-defined]
+        if values["consent"] is not None:
+            values["consent"]["consent_text"] = rows[ConsentText]
+        return values
+
+
+def _with_unknown(
+    serializer: serializers.Serializer[Any],
+    refused: serializers.ValidationError | None,
+    unknown: list[tuple[NamedRowField, int]],
+) -> dict[str, Any]:
+    """The body's errors with `does_not_exist` at each unknown id, every level in its fields'
+    order as DRF lists them (whatever else an error names keeps its place after them)."""
+    errors: dict[str, Any] = {}
+    if refused is not None:
+        if not isinstance(refused.detail, dict):
+            raise refused
+        errors = dict(refused.detail)
+    for field, pk in unknown:
+        detail = [
+            ErrorDetail(
+                str(field.error_messages["does_not_exist"]).format(pk_value=pk),
+                code="does_not_exist",
+            )
+        ]
+        parent = cast(serializers.Serializer[Any], field.parent)
+        if parent is serializer:
+            errors[cast(str, field.field_name)] = detail
+        else:
+            at = cast(str, parent.field_name)
+            nested = dict(errors.get(at) or {})
+            nested[cast(str, field.field_name)] = detail
+            errors[at] = _ordered(nested, parent.fields)
+    return _ordered(errors, serializer.fields)
+
+
+def _ordered(errors: dict[str, Any], fields: Any) -> dict[str, Any]:
+    first = {name: errors[name] for name in fields if name in errors}
+    return {**first, **{name: error for name, error in errors.items() if name not in first}}
+
+
+# The four rows a treatment's body names, read in one statement rather than one query each: every
+# recording reads them, and four compiled lookups cost more than the rules that follow. The
+# columns are the models' own, in their order, so each row becomes the instance the ORM would
+# build (none of these fields converts its value).
+_NAMED_MODELS: tuple[type[Any], ...] = (Clinic, Patient, Practitioner, ConsentText)
+_NAMED_SQL = "SELECT {columns} FROM (SELECT 1) AS one {joins}".format(  # noqa: S608 - our names
+    columns=", ".join(
+        f'{model._meta.model_name}."{field.column}"'
+        for model in _NAMED_MODELS
+        for field in model._meta.concrete_fields
+    ),
+    joins=" ".join(
+        f"LEFT JOIN {model._meta.db_table} {model._meta.model_name} "
+        f"ON {model._meta.model_name}.id = %s"
+        for model in _NAMED_MODELS
+    ),
+)
+
+
+def _named_rows(ids: dict[type[Any], int], *, user: Any) -> dict[type[Any], Any]:
+    """The clinic, patient, practitioner and consent text named by `ids`, by model; None for an
+    id that names no row. A patient at a clinic the user does not see is none, as
+    `patient_list(user=...)` scopes it (providers.access decides); so is every patient when there
+    is no user to scope by."""
+    if not ids:
+        return {}
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute(
+            _NAMED_SQL,
+            [
+                ids.get(model) if 0 < ids.get(model, 0) <= BIGINT_MAX else None
+                for model in _NAMED_MODELS
+            ],
+        )
+        values = cursor.fetchone()
+    rows: dict[type[Any], Any] = {}
+    at = 0
+    for model in _NAMED_MODELS:
+        fields = model._meta.concrete_fields
+        row = values[at : at + len(fields)]
+        at += len(fields)
+        rows[model] = (
+            None
+            if row[0] is None
+            else model.from_db(DEFAULT_DB_ALIAS, [field.attname for field in fields], row)
+        )
+    patient = rows[Patient]
+    if patient is not None and (
+        user is None or not access_for(user).sees_clinic(patient.clinic_id)
+    ):
+        rows[Patient] = None
+    elif patient is not None and rows[Clinic] is not None and patient.clinic_id == rows[Clinic].pk:
+        Patient.clinic.field.set_cached_value(patient, rows[Clinic])
+    return rows
 
 
 def _treatment_detail(request: Request, treatment_id: int) -> dict[str, Any]:
