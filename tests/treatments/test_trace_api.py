@@ -784,6 +784,17 @@ def test_backward_trace_answers_as_its_serializers_document_it(history, quality_
     assert backward(client_for(site.clinician), patient=other.patient.pk).status_code == 404
 
 
+def test_backward_trace_of_a_patient_not_yet_treated_is_empty(history, auditor):
+    patient = new_patient(history["site"])
+    with CaptureQueriesContext(connection) as queries:
+        body = backward(client_for(auditor), patient=patient.pk).json()
+    assert body["treatments"] == []
+    assert body["lots"] == []
+    assert body["counts"] == {"treatments": 0, "lots": 0, "donors": 0}
+    assert body == documented_backward(auditor, patient=patient)
+    assert len(queries) == 7
+
+
 @pytest.mark.parametrize("reader", ["auditor", "clinician"])
 def test_each_trace_request_reads_the_callers_roles_once(history, auditor, reader):
     user = auditor if reader == "auditor" else history["site"].clinician
