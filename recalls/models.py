@@ -410,6 +410,10 @@ class Notification(models.Model):
         max_length=10, choices=NotificationStatus.choices, default=NotificationStatus.PENDING
     )
     attempts = models.PositiveIntegerField(default=0)
+    # When the broker refused the task that was to deliver the notice (it was down when the notice
+    # was committed or resent): the sweep clears it and queues the notice's round again as soon
+    # as the broker is back, without waiting for the lease.
+    queue_failed_at = models.DateTimeField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)

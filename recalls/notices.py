@@ -31,6 +31,7 @@ from django.db.models import Count, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import translation
+from django.utils.html import escape
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -55,6 +56,13 @@ EVENT_REMINDER = "recall.reminder"
 DRILL_SENTENCE = gettext_lazy("This is a mock recall drill — no product is actually recalled.")
 LOT_NUMBERS_IN_SUBJECT = 3
 T = TypeVar("T")
+# Stand-ins for what differs between the notices of one clinic (the contact's name, the signed
+# acknowledgement link): a clinic's notice is rendered once with them, and each recipient's
+# e-mail is that text with its own values put in. Random per process, so no recall text, clinic
+# name or address can contain one.
+_SLOT = uuid.uuid4().hex
+CONTACT_NAME_SLOT = f"contact-{_SLOT}"
+ACKNOWLEDGEMENT_URL_SLOT = f"acknowledgement-{_SLOT}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -260,6 +268,21 @@ class RoundFacts:
             lambda: _round_clinics(recall, round_number, lots),
         )
 
+    def clinic_notice(self, notification: Notification, *, addressed: bool) -> ClinicNotice:
+        """The notice of the notification's clinic in the active language, rendered once with
+        the recipient's parts left as slots (`addressed`: with a contact's name)."""
+        return self._once(
+            (
+                "notice",
+                notification.recall_id,
+                notification.round,
+                notification.clinic_id,
+                translation.get_language(),
+                addressed,
+            ),
+            lambda: _clinic_notice(notification, self, addressed=addressed),
+        )
+
 
 def subject_prefix(recall: Recall) -> str:
     """The marks a subject opens with, each followed by a space: "URGENT: DRILL: "."""
@@ -356,6 +379,19 @@ def _email(
     message_id: uuid.UUID,
     recall: Recall,
 ) -> EmailMultiAlternatives:
+    return _message(
+        subject=subject,
+        text=render_to_string(f"recalls/email/{template}.txt", context),
+        html=render_to_string(f"recalls/email/{template}.html", context),
+        to=to,
+        message_id=message_id,
+        recall=recall,
+    )
+
+
+def _message(
+    *, subject: str, text: str, html: str, to: list[str], message_id: uuid.UUID, recall: Recall
+) -> EmailMultiAlternatives:
     headers = {
         "Message-ID": message_id_header(message_id),
         "X-Recall-Reference": recall.reference,
@@ -365,30 +401,73 @@ def _email(
         headers.update({"Importance": "high", "X-Priority": "1"})
     message = EmailMultiAlternatives(
         subject=subject,
-        body=render_to_string(f"recalls/email/{template}.txt", context),
+        body=text,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=to,
         headers=headers,
     )
-    message.attach_alternative(
-        render_to_string(f"recalls/email/{template}.html", context), "text/html"
-    )
+    message.attach_alternative(html, "text/html")
     return message
+
+
+@dataclass(frozen=True)
+class ClinicNotice:
+    """A clinic's notice as rendered, with CONTACT_NAME_SLOT and ACKNOWLEDGEMENT_URL_SLOT where
+    each recipient's own name and link go."""
+
+    subject: str
+    text: str
+    html: str
+
+    def to(self, *, contact_name: str, acknowledgement_url: str) -> tuple[str, str]:
+        """The text and HTML bodies with one recipient's parts, escaped as the template would
+        have escaped them: the text as written, the HTML escaped."""
+        text = self.text.replace(CONTACT_NAME_SLOT, contact_name)
+        html = self.html.replace(CONTACT_NAME_SLOT, escape(contact_name))
+        return (
+            text.replace(ACKNOWLEDGEMENT_URL_SLOT, acknowledgement_url),
+            html.replace(ACKNOWLEDGEMENT_URL_SLOT, escape(acknowledgement_url)),
+        )
+
+
+def _clinic_notice(
+    notification: Notification, facts: RoundFacts, *, addressed: bool
+) -> ClinicNotice:
+    context = notice_context(notification, facts)
+    # Nothing of one recipient may stay in what the clinic's other recipients get.
+    del context["notification"]
+    context.update(
+        contact_name=CONTACT_NAME_SLOT if addressed else "",
+        acknowledgement_url=ACKNOWLEDGEMENT_URL_SLOT,
+    )
+    return ClinicNotice(
+        subject=notice_subject(notification.recall, context["lots"], widened=context["widened"]),
+        text=render_to_string("recalls/email/notice.txt", context),
+        html=render_to_string("recalls/email/notice.html", context),
+    )
 
 
 def notice_email(
     notification: Notification, facts: RoundFacts | None = None
 ) -> EmailMultiAlternatives:
     """The recall notice for one e-mail outbox row, as plain text with an HTML alternative, in
-    the clinic's language (the recall's own reason, hazard and instructions as written)."""
+    the clinic's language (the recall's own reason, hazard and instructions as written).
+
+    The templates are rendered once per clinic, language and round (`facts` keeps them for a
+    batch); what differs between the clinic's recipients, the contact's name and the signed
+    acknowledgement link, is put into each copy."""
+    facts = facts or RoundFacts()
     with in_clinic_language(notification.clinic):
-        context = notice_context(notification, facts)
-        return _email(
-            subject=notice_subject(
-                notification.recall, context["lots"], widened=context["widened"]
-            ),
-            template="notice",
-            context=context,
+        contact_name = notification.contact.name if notification.contact else ""
+        shared = facts.clinic_notice(notification, addressed=bool(contact_name))
+        text, html = shared.to(
+            contact_name=contact_name,
+            acknowledgement_url=notice_acknowledgement_url(notification),
+        )
+        return _message(
+            subject=shared.subject,
+            text=text,
+            html=html,
             to=[notification.recipient],
             message_id=notification.message_id,
             recall=notification.recall,

@@ -11,7 +11,7 @@ from typing import Any
 from celery import Task, shared_task
 from celery.contrib.django.task import DjangoTask
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from recalls import delivery, expiry, services
@@ -36,37 +36,62 @@ DATABASE_RETRY: dict[str, Any] = {
 
 class DeliveryTask(DjangoTask):  # type: ignore[misc]  # celery ships no types
     """Queued once the recall's transaction commits. A broker that is down then cannot take the
-    message: the recall and its notices are committed already, so the request still succeeds
-    and the notices wait in the outbox (`pending`, never claimed) until the stale-claim requeue
-    queues them once the broker answers again (beat, every minute, for notices older than the
-    lease). Nothing is lost and the claim keeps anything from going twice."""
+    message: the recall and its notices are committed already, so the request still succeeds,
+    and the notices wait in the outbox (`pending`), marked `queue_failed_at`, until the sweep
+    (`notices_queue_failed`, beat every QUEUE_SWEEP_SECONDS) queues their round again as soon as
+    the broker answers. Nothing is lost and the claim keeps anything from going twice."""
 
     def delay_on_commit(self, *args: Any, **kwargs: Any) -> None:
-        transaction.on_commit(functools.partial(self._publish, args, kwargs))
+        transaction.on_commit(functools.partial(self.publish, args, kwargs))
 
-    def _publish(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def refused(self, *args: Any) -> None:
+        """Mark what the broker's refusing the message with these arguments leaves undelivered;
+        nothing by default."""
+
+    def publish(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        """Queue the task; a broker that refuses it is logged and its notices marked."""
         try:
             self.delay(*args, **kwargs)
         except BrokerUnavailable as error:
             logger.error(
-                "broker unavailable, %s%r not queued; the requeue queues its notices once the "
+                "broker unavailable, %s%r not queued; the sweep queues its notices once the "
                 "broker is back: %s",
                 self.name,
                 args,
                 error,
             )
+            try:
+                self.refused(*args)
+            except DatabaseError as mark_error:
+                # Unmarked, the notices are the stale-claim requeue's, after the lease.
+                logger.error("%s%r not marked for the sweep: %s", self.name, args, mark_error)
+            return False
+        return True
+
+
+class RoundDeliveryTask(DeliveryTask):
+    def refused(self, *args: Any) -> None:
+        recall_id, round_number = args
+        delivery.round_queue_failed(recall_id, round_number)
+
+
+class NoticeDeliveryTask(DeliveryTask):
+    def refused(self, *args: Any) -> None:
+        (notification_id,) = args
+        delivery.notice_queue_failed(notification_id)
 
 
 # Notices one delivery task sends: enough that a task's own cost (its message, its claim, its
-# mail connection) is shared out, few enough that the round still spreads over every worker.
-NOTICES_PER_TASK = 25
+# mail connection and HTTP session, its clinics' figures and rendered notices) is shared out, few
+# enough that the round still spreads over every worker (a round of 2,000: 20 tasks).
+NOTICES_PER_TASK = 100
 # A batch starts no send after this long, so that its last send, which may wait for a slow
 # receiver's timeout, still ends inside the task's time limit.
 BATCH_SECONDS = 15.0
 
 
 @shared_task(
-    base=DeliveryTask,
+    base=RoundDeliveryTask,
     name="recalls.recall_notices_send",
     acks_late=True,
     **DATABASE_RETRY,
@@ -115,7 +140,7 @@ def round_notices_deliver(recall_id: int, round_number: int) -> dict[str, int]:
 
 
 @shared_task(
-    base=DeliveryTask,
+    base=NoticeDeliveryTask,
     bind=True,
     name="recalls.notification_deliver",
     acks_late=True,
@@ -145,6 +170,26 @@ def notifications_requeue_stale() -> int:
     for notification_id in ids:
         notification_deliver.delay(notification_id)
     return len(ids)
+
+
+@shared_task(
+    name="recalls.notices_queue_failed",
+    soft_time_limit=DELIVERY_TIME_LIMIT - 10,
+    time_limit=DELIVERY_TIME_LIMIT,
+)
+def notices_queue_failed() -> int:
+    """Beat, every QUEUE_SWEEP_SECONDS: queue again the delivery of every round with notices whose
+    task the broker refused (it was down at their commit), without waiting for the lease. Beat
+    reaches the workers only through the broker, so this runs as soon as the broker is back.
+    Returns the rounds queued."""
+    rounds = delivery.rounds_queue_failed()
+    queued = 0
+    for recall_id, round_number in rounds:
+        delivery.round_queue_retry(recall_id, round_number)
+        queued += recall_notices_send.publish((recall_id, round_number), {})
+    if rounds:
+        logger.warning("recall rounds queued again after the broker refused them: %s", rounds)
+    return queued
 
 
 @shared_task(name="recalls.recall_reminders_send")

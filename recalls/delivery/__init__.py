@@ -1,6 +1,7 @@
 """Delivering recall notices: sending one e-mail (`mail`) or webhook event (`webhook`), the
 transient and permanent errors they raise (`errors`), and the outbox's claim, send, record, one
-notice or a batch of a round, with the stale-claim requeue (`outbox`). Reminders are a recall write:
+notice or a batch of a round, with the stale-claim requeue and the sweep of notices whose task the
+broker refused (`outbox`). Reminders are a recall write:
 `recalls.services.recall_reminders_send`.
 """
 
@@ -18,11 +19,15 @@ from recalls.delivery.outbox import (
     Outcome,
     delivery_window,
     endpoint_gone,
+    notice_queue_failed,
     notification_deliver,
     notifications_requeue_stale,
     retry_delay,
     retry_delay_longest,
     round_notices_deliver,
+    round_queue_failed,
+    round_queue_retry,
+    rounds_queue_failed,
 )
 from recalls.delivery.webhook import (
     TRANSIENT_HTTP_STATUSES,
@@ -45,11 +50,15 @@ __all__ = [
     "TransientDeliveryError",
     "delivery_window",
     "endpoint_gone",
+    "notice_queue_failed",
     "notification_deliver",
     "notifications_requeue_stale",
     "retry_delay",
     "retry_delay_longest",
     "round_notices_deliver",
+    "round_queue_failed",
+    "round_queue_retry",
+    "rounds_queue_failed",
     "send_email",
     "send_webhook",
     "webhook_body",

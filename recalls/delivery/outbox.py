@@ -11,12 +11,15 @@ One notice is one outbox row (`Notification`). Delivery is claim, send, record:
 
 A round's first delivery goes in batches (`round_notices_deliver`): one task claims up to a batch of
 the round's pending notices in one statement (FOR UPDATE SKIP LOCKED, so concurrent batches never
-share a notice), sends them over one SMTP connection with what they share read once, and records
-each one sent as soon as it went. A notice that meets a transient error leaves the batch for its
-own task (`notification_deliver`) and backoff; an unexpected error ends the batch, and its unsent
-claims come back through the stale-claim requeue below. A database that goes away mid-batch (a
-restart, a fail-over) is waited for a few seconds: the notice already sent is then recorded (not
-sent again) and the rest are given back for the next batch at once.
+share a notice), sends them over one SMTP connection and one HTTP session with what they share read
+and rendered once (a clinic's notice is rendered once, each recipient's name and signed link put
+into its copy), and records what it sent in one statement at most RECORD_SENT_SECONDS after each
+send, each notice with the moment its receiver took it. A notice that meets a transient error
+leaves the batch for its own task (`notification_deliver`) and backoff; an unexpected error ends
+the batch, what it sent is recorded, and its unsent claims come back through the stale-claim
+requeue below. A database that goes away mid-batch (a restart, a fail-over) is waited for a few
+seconds: the notices already sent are then recorded (not sent again) and the rest are given back
+for the next batch at once.
 
 A transient error is retried for as long as the notice's delivery window lasts, counted from its
 first failed attempt (`delivery_window`: hours for class I and II recalls), so a notice outlives any
@@ -28,9 +31,17 @@ ever adds. A notice that fails for good stays visible on its recall and can be r
 A worker killed between 1 and 3 leaves the row in `sending`. `notifications_requeue_stale` (beat,
 every minute) gives such a row back to the queue once its claim is older than the lease, which
 outlasts the task's hard time limit, so a live delivery is never taken from its worker. If the
-worker died after the receiver got the notice but before step 3, the notice is sent again: with the
-same Message-ID / webhook-id, which is what a receiver deduplicates on. That window cannot be closed
-from this side of the wire; the stable id closes it on the other.
+worker died after the receiver got the notice but before step 3 (for a batch: at most
+RECORD_SENT_SECONDS of its sends), the notice is sent again: with the same Message-ID / webhook-id,
+which is what a receiver deduplicates on. That window cannot be closed from this side of the wire;
+the stable id closes it on the other.
+
+A delivery task is queued when the transaction that wrote its notices commits. A broker that is
+down then refuses it, and the notices are marked `queue_failed_at`: `notices_queue_failed` (beat,
+every QUEUE_SWEEP_SECONDS) queues the round's delivery again as soon as the broker takes messages,
+without waiting for the lease. A message the broker took and then lost (a broker restarted empty),
+or one never published (a web process killed between its commit and the publish), is the lease's
+to find, as before.
 """
 
 from __future__ import annotations
@@ -41,12 +52,13 @@ import logging
 import random
 import smtplib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import partial
 from typing import Any, TypeVar
 
+import requests
 from django.conf import settings
 from django.core.mail import get_connection
 from django.core.mail.backends.base import BaseEmailBackend
@@ -89,6 +101,10 @@ NOTICE_RELATED = ("recall", "clinic", "contact", "endpoint")
 # after the lease; a longer outage leaves both to the stale-claim requeue.
 DATABASE_ERRORS = (OperationalError, InterfaceError)
 DATABASE_WAIT_SECONDS = 15.0
+# A batch records its sends in one statement, at the latest this long after the oldest of them
+# went (and whenever it ends): a worker killed mid-batch sends again, under the same ids, at most
+# this much of what it had sent; one statement per notice would cost more than the notice.
+RECORD_SENT_SECONDS = 1.0
 
 Result = TypeVar("Result")
 
@@ -146,6 +162,7 @@ def _send_notice(
     notification: Notification,
     mail: BaseEmailBackend | None = None,
     facts: notices.RoundFacts | None = None,
+    session: requests.Session | None = None,
 ) -> None:
     if notification.channel == Channel.EMAIL:
         message = notices.notice_email(notification, facts)
@@ -158,6 +175,7 @@ def _send_notice(
             endpoint=notification.endpoint,
             webhook_id=str(notification.message_id),
             payload=notices.webhook_payload(notification, facts=facts),
+            session=session,
         )
 
 
@@ -176,26 +194,60 @@ def _ours(notification_id: int, claimed_at: datetime.datetime) -> Any:
     )
 
 
-def _record_sent(notification: Notification) -> datetime.datetime:
-    """Record the notice sent, at once: a worker that dies later in a batch sends it again only
-    if it died between this send and this statement.
+def _record_sent(sent: dict[int, datetime.datetime]) -> None:
+    """Record notices sent, each at the moment its receiver took it, in one statement.
 
     Committed without waiting for the disk (synchronous_commit off, this transaction only): a
-    flush per notice would cost more than the notice. What a database crash can take back is the
+    flush per record would cost more than the notices. What a database crash can take back is the
     record of the last moment's sends, never a notice: such a notice is sent again, under the
     same Message-ID or webhook-id, which is what the receiver deduplicates on, the same window a
     worker that dies after sending leaves."""
-    now = timezone.now()
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        # Whatever happened to the row meanwhile (its claim expired and another task took it,
+    if not sent:
+        return
+    ids = list(sent)
+    table = Notification._meta.db_table
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        # Whatever happened to a row meanwhile (its claim expired and another task took it,
         # or gave up on it), the notice did go out: record that, once. An earlier attempt's
         # error is no longer true of it.
-        Notification.objects.filter(pk=notification.pk).exclude(
-            status=NotificationStatus.SENT
-        ).update(status=NotificationStatus.SENT, sent_at=now, last_error="")
-    return now
+        cursor.execute(
+            f"""
+            UPDATE {table} n SET status = %s, sent_at = s.at, last_error = ''
+            FROM unnest(%s::bigint[], %s::timestamptz[]) AS s(id, at)
+            WHERE n.id = s.id AND n.status <> %s
+            """,  # noqa: S608 - the table name is ours; values are parameters
+            [
+                NotificationStatus.SENT,
+                ids,
+                [sent[pk] for pk in ids],
+                NotificationStatus.SENT,
+            ],
+        )
+
+
+@dataclass
+class _Sends:
+    """What a batch sent and has not recorded yet, with the moment each went."""
+
+    unrecorded: dict[int, datetime.datetime] = field(default_factory=dict)
+    oldest: float = 0.0
+    first: datetime.datetime | None = None
+
+    def add(self, notification_id: int) -> None:
+        at = timezone.now()
+        if not self.unrecorded:
+            self.oldest = time.monotonic()
+        self.unrecorded[notification_id] = at
+        self.first = min(self.first or at, at)
+
+    def due(self) -> bool:
+        return bool(self.unrecorded) and time.monotonic() - self.oldest >= RECORD_SENT_SECONDS
+
+    def record(self) -> None:
+        """Record what is unrecorded; safe to call again after a database error."""
+        _record_sent(self.unrecorded)
+        self.unrecorded = {}
 
 
 def _record_first_notice(recall_id: int, at: datetime.datetime) -> None:
@@ -220,7 +272,8 @@ def notification_deliver(notification_id: int) -> Outcome:
     except _Released as released:
         raise released.error from None
     if outcome == Outcome.SENT:
-        sent_at = _when_database_answers(partial(_record_sent, notification))
+        sent_at = timezone.now()
+        _when_database_answers(partial(_record_sent, {notification_id: sent_at}))
         _record_first_notice(notification.recall_id, sent_at)
     return outcome
 
@@ -273,49 +326,63 @@ def round_notices_deliver(
     claimed = list(
         Notification.objects.select_related(*NOTICE_RELATED).filter(pk__in=ids).order_by("pk")
     )
-    first_sent: dict[int, datetime.datetime] = {}
+    sends = _Sends()
     facts = notices.RoundFacts()
     deadline = time.monotonic() + seconds
     mail = _mail_connection()
+    session = requests.Session()
     try:
         for index, notification in enumerate(claimed):
             if time.monotonic() > deadline:
                 batch.released.extend(_release(claimed[index:], claimed_at))
                 break
             try:
-                outcome = _attempt(notification, claimed_at, mail, facts)
+                outcome = _attempt(notification, claimed_at, mail, facts, session)
             except _Released as released:
                 batch.retry.append((notification.pk, released.error.retry_in))
                 outcome = Outcome.RETRY
             except DATABASE_ERRORS:
-                # Lost before this notice went out: it and the rest go back to the outbox.
+                # Lost before this notice went out: it and the rest go back to the outbox
+                # (what went out before it is recorded below, once the database answers).
                 unsent = claimed[index:]
                 batch.released.extend(_when_database_answers(partial(_release, unsent, claimed_at)))
                 break
             if outcome == Outcome.SENT:
+                sends.add(notification.pk)
+                batch.sent.append(notification.pk)
+                if not sends.due():
+                    continue
                 try:
-                    at = _record_sent(notification)
+                    sends.record()
                 except DATABASE_ERRORS:
-                    # It went out: say so once the database is back, so it is not sent again.
-                    at = _when_database_answers(partial(_record_sent, notification))
+                    # They went out: say so once the database is back, so they are not sent
+                    # again, and give the rest back for the next batch.
+                    _when_database_answers(sends.record)
                     unsent = claimed[index + 1 :]
                     batch.released.extend(
                         _when_database_answers(partial(_release, unsent, claimed_at))
                     )
-                first_sent.setdefault(notification.recall_id, at)
-                batch.sent.append(notification.pk)
-                if batch.released:
                     break
                 continue
             if outcome == Outcome.FAILED:
                 batch.failed.append(notification.pk)
-            # After an error the connection may be dead: the next message gets a fresh one.
+            # After an error the connections may be dead: the next message gets fresh ones.
             mail.close()
             mail = _mail_connection()
+            session.close()
+            session = requests.Session()
+    except BaseException:
+        # Whatever ended the batch, what went out is recorded rather than left to the lease: one
+        # try, as a database that went away has been waited for already.
+        with contextlib.suppress(DatabaseError):
+            sends.record()
+        raise
     finally:
         mail.close()
-    for sent_recall_id, at in first_sent.items():
-        _record_first_notice(sent_recall_id, at)
+        session.close()
+    _when_database_answers(sends.record)
+    if sends.first is not None:
+        _record_first_notice(recall_id, sends.first)
     return batch
 
 
@@ -386,6 +453,7 @@ def _attempt(
     claimed_at: datetime.datetime,
     mail: BaseEmailBackend | None = None,
     facts: notices.RoundFacts | None = None,
+    session: requests.Session | None = None,
 ) -> Outcome:
     """Send a notice this task has claimed and record a failure; the caller records a success.
     Raises _Released when the notice went back to pending for a retry."""
@@ -393,7 +461,7 @@ def _attempt(
     # This attempt began at claimed_at; if it fails, the window counts from the first failure.
     failing_since = notification.failing_since or claimed_at
     try:
-        _send_notice(notification, mail, facts)
+        _send_notice(notification, mail, facts, session)
     except TransientDeliveryError as error:
         now = timezone.now()
         window = delivery_window(notification.recall.recall_class)
@@ -526,3 +594,46 @@ def notifications_requeue_stale(*, now: datetime.datetime | None = None) -> list
             len(orphan_ids),
         )
     return sorted(set(stale_ids) | set(orphan_ids))
+
+
+# ---------------------------------------------------------------------------------------------
+# Refused by the broker
+
+
+def round_queue_failed(recall_id: int, round_number: int) -> int:
+    """The broker refused the round's delivery task: mark its pending notices for the sweep. No
+    batch of the round runs (none was queued), so no claim meets these row locks."""
+    return Notification.objects.filter(
+        recall_id=recall_id,
+        round=round_number,
+        status=NotificationStatus.PENDING,
+        queue_failed_at__isnull=True,
+    ).update(queue_failed_at=timezone.now())
+
+
+def notice_queue_failed(notification_id: int) -> int:
+    """The broker refused the delivery task of this notice (a resend's)."""
+    return Notification.objects.filter(
+        pk=notification_id, status=NotificationStatus.PENDING, queue_failed_at__isnull=True
+    ).update(queue_failed_at=timezone.now())
+
+
+def rounds_queue_failed() -> list[tuple[int, int]]:
+    """The (recall, round) pairs with pending notices whose delivery task the broker refused."""
+    rows: Iterable[tuple[int, int]] = (
+        Notification.objects.filter(
+            status=NotificationStatus.PENDING, queue_failed_at__isnull=False
+        )
+        .order_by("recall_id", "round")
+        .values_list("recall_id", "round")
+        .distinct()
+    )
+    return list(rows)
+
+
+def round_queue_retry(recall_id: int, round_number: int) -> int:
+    """Clear the round's marks before the sweep queues its delivery again: before, so that the
+    clearing never meets the round's batches; a refusal marks them again."""
+    return Notification.objects.filter(
+        recall_id=recall_id, round=round_number, queue_failed_at__isnull=False
+    ).update(queue_failed_at=None)

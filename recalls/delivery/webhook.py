@@ -48,9 +48,16 @@ def webhook_signature(
     return " ".join(signatures)
 
 
-def send_webhook(*, endpoint: WebhookEndpoint, webhook_id: str, payload: dict[str, Any]) -> None:
+def send_webhook(
+    *,
+    endpoint: WebhookEndpoint,
+    webhook_id: str,
+    payload: dict[str, Any],
+    session: requests.Session | None = None,
+) -> None:
     """POST one event, signed per the Standard Webhooks spec (webhook-id, webhook-timestamp,
-    webhook-signature over `id.timestamp.body`)."""
+    webhook-signature over `id.timestamp.body`). A batch passes its `session`, so its events to
+    one receiver share a kept-alive connection rather than open one each."""
     if not endpoint.active:
         raise PermanentDeliveryError(f"endpoint {endpoint.name} is deactivated")
     body = webhook_body(payload)
@@ -64,7 +71,7 @@ def send_webhook(*, endpoint: WebhookEndpoint, webhook_id: str, payload: dict[st
         "user-agent": USER_AGENT,
     }
     try:
-        response = requests.post(
+        response = (session or requests).post(
             endpoint.url,
             data=body.encode(),
             headers=headers,

@@ -90,13 +90,15 @@ def recall_notice_resend(*, actor: Any, notification: Notification, reason: str)
             reason=reason[:500],
             error_before=notification.last_error,
         )
-    # claimed_at = now: the stale-notice requeue leaves it to the task queued below.
+    # claimed_at = now: the stale-notice requeue leaves it to the task queued below; should the
+    # broker refuse that task, queue_failed_at is set and the sweep queues it.
     Notification.objects.filter(pk=notification.pk, status=NotificationStatus.FAILED).update(
         status=NotificationStatus.PENDING,
         last_error="",
         failing_since=None,
         failed_at=None,
         claimed_at=now,
+        queue_failed_at=None,
     )
     _queue(notification.pk)
     notification.refresh_from_db()

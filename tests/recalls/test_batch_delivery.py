@@ -5,17 +5,27 @@ worker has its own tests (test_worker.py)."""
 
 from __future__ import annotations
 
+import re
 import threading
 
 import pytest
+from django.conf import settings as django_settings
 from django.db import connection
+from django.template.loader import render_to_string
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from recalls import delivery
+from recalls import delivery, notices
+from recalls.delivery.outbox import NOTICE_RELATED
 from recalls.models import Channel, Notification, NotificationStatus
-from recalls.tasks import NOTICES_PER_TASK, recall_notices_send
+from recalls.services import recall_notice_resend
+from recalls.services.acknowledgements import acknowledgement_link_resolve
+from recalls.tasks import NOTICES_PER_TASK, notices_queue_failed, recall_notices_send
 from tests.recalls.conftest import (
+    acknowledgement_link,
     affected_clinic,
     free_port,
+    message_text,
     open_recall,
     recalled_lot,
     webhook_endpoint,
@@ -162,3 +172,140 @@ def test_the_fan_out_queues_one_batch_task_per_batch_of_pending_notices(
     assert set(Notification.objects.filter(recall=recall).values_list("status", flat=True)) == {
         NotificationStatus.SENT
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendered once per clinic, recorded in one statement
+
+
+def _comparable(body: str) -> str:
+    """The body without its acknowledgement link (signed with the second it was made) and with
+    the line ends it had before the wire."""
+    link = re.escape(django_settings.SITE_URL) + r"/recalls/acknowledge/[^\s\"<]+"
+    return re.sub(link, "", body).replace("\r\n", "\n").strip()
+
+
+def test_each_recipient_gets_the_clinics_notice_with_its_own_name_and_link(quality_manager, smtp):
+    # Given a clinic with three contacts, one whose name HTML must escape,
+    lot = recalled_lot()
+    affected = affected_clinic(lot, contacts=3)
+    odd = affected.contacts[0]
+    odd.name = "Dr. O'Neil & <Partners>"
+    odd.save(update_fields=["name"])
+    recall = open_recall(quality_manager, lot)
+
+    # when one batch delivers them (the clinic's notice rendered once),
+    batch = delivery.round_notices_deliver(recall.pk, 1, limit=10, seconds=60)
+
+    # then each e-mail is what the templates render for that recipient alone, its link signed
+    # for its own notice.
+    assert len(batch.sent) == 3
+    rows = Notification.objects.filter(recall=recall).select_related(*NOTICE_RELATED)
+    for notification in rows:
+        context = notices.notice_context(notification)
+        [message] = smtp.to(notification.recipient)
+        text, html = message_text(message), message_text(message, "html")
+        assert notification.contact.name in text
+        assert _comparable(text) == _comparable(
+            render_to_string("recalls/email/notice.txt", context)
+        )
+        assert _comparable(html) == _comparable(
+            render_to_string("recalls/email/notice.html", context)
+        )
+        for body in (text, html):
+            link = acknowledgement_link(body, django_settings.SITE_URL)
+            token = link.rstrip("/").rsplit("/", 1)[1]
+            assert acknowledgement_link_resolve(token) == notification
+    assert "Dr. O&#x27;Neil &amp; &lt;Partners&gt;" in message_text(smtp.to(odd.email)[0], "html")
+
+
+def _batch_statements(quality_manager, lot, contacts: int) -> int:
+    for _ in range(2):
+        affected_clinic(lot, contacts=contacts)
+    recall = open_recall(quality_manager, lot)
+    with CaptureQueriesContext(connection) as captured:
+        batch = delivery.round_notices_deliver(recall.pk, 1, limit=50, seconds=60)
+    assert len(batch.sent) == 2 * contacts
+    return len(captured)
+
+
+def test_a_batch_runs_as_many_statements_for_many_notices_as_for_few(quality_manager, smtp):
+    few = recalled_lot()
+    many = recalled_lot(product=few.product)
+    assert _batch_statements(quality_manager, few, 2) == _batch_statements(quality_manager, many, 6)
+
+
+def test_each_notice_of_a_batch_is_recorded_sent_at_the_moment_it_went(quality_manager, smtp):
+    lot = recalled_lot()
+    affected_clinic(lot, contacts=3)
+    recall = open_recall(quality_manager, lot)
+    smtp.delay_seconds = 0.05
+    before = timezone.now()
+
+    delivery.round_notices_deliver(recall.pk, 1, limit=10, seconds=60)
+
+    times = sorted(Notification.objects.filter(recall=recall).values_list("sent_at", flat=True))
+    assert before < times[0] < times[1] < times[2] <= timezone.now()
+    recall.refresh_from_db()
+    assert recall.first_notice_sent_at == times[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Refused by the broker, then swept
+
+
+def test_a_round_the_broker_refused_is_marked_and_found_by_the_sweep_at_once(quality_manager, smtp):
+    # Given a round whose delivery task was queued (nothing is marked),
+    lot = recalled_lot()
+    affected_clinic(lot, contacts=2)
+    recall = open_recall(quality_manager, lot)
+    assert delivery.rounds_queue_failed() == []
+    # when the broker refuses it, its pending notices are marked and found, without any lease,
+    assert delivery.round_queue_failed(recall.pk, 1) == 2
+    assert delivery.rounds_queue_failed() == [(recall.pk, 1)]
+    # and once the sweep clears the marks to queue it again, no longer.
+    assert delivery.round_queue_retry(recall.pk, 1) == 2
+    assert delivery.rounds_queue_failed() == []
+
+
+def test_the_sweep_delivers_a_round_the_broker_refused_once_and_then_finds_nothing(
+    quality_manager, smtp, eager_celery
+):
+    lot = recalled_lot()
+    affected_clinic(lot, contacts=2)
+    recall = open_recall(quality_manager, lot)
+    delivery.round_queue_failed(recall.pk, 1)
+
+    assert notices_queue_failed.apply().get() == 1
+
+    assert sorted(smtp.counts().values()) == [1, 1]
+    rows = Notification.objects.filter(recall=recall)
+    assert {(row.status, row.queue_failed_at) for row in rows} == {(NotificationStatus.SENT, None)}
+    # A second sweep finds nothing and sends nothing.
+    assert notices_queue_failed.apply().get() == 0
+    assert len(smtp.messages) == 2
+
+
+def test_a_resent_notice_starts_unmarked_and_is_marked_if_the_broker_refuses_its_task(
+    quality_manager, smtp
+):
+    lot = recalled_lot()
+    affected = affected_clinic(lot, contacts=1)
+    recall = open_recall(quality_manager, lot)
+    [notice] = Notification.objects.filter(recall=recall)
+    Notification.objects.filter(pk=notice.pk).update(
+        status=NotificationStatus.FAILED,
+        last_error="550 no such user",
+        failed_at=timezone.now(),
+        queue_failed_at=timezone.now(),
+    )
+    notice.refresh_from_db()
+
+    recall_notice_resend(
+        actor=quality_manager, notification=notice, reason=f"{affected.clinic} fixed the address"
+    )
+
+    notice.refresh_from_db()
+    assert (notice.status, notice.queue_failed_at) == (NotificationStatus.PENDING, None)
+    assert delivery.notice_queue_failed(notice.pk) == 1
+    assert delivery.rounds_queue_failed() == [(recall.pk, 1)]

@@ -858,6 +858,8 @@ def test_beat_runs_the_requeue_every_minute_reminders_every_quarter_hour_and_exp
     }
 
     assert schedule["recalls.notifications_requeue_stale"] == 60.0
+    # Notices whose task the broker refused are queued again within ten seconds of its return.
+    assert schedule["recalls.notices_queue_failed"] == 10.0
     assert schedule["recalls.recall_reminders_send"] == 15 * 60.0
     assert schedule["recalls.expiry_watch"] == crontab(hour=6, minute=0)
     app.loader.import_default_modules()
