@@ -131,7 +131,7 @@ def trace_forward(*, user: Any, scope: ForwardScope) -> ForwardTrace:
         .select_related("treatment__patient")
         # A lot's thousands of lines share a few lots, products, clinics and practitioners:
         # fetched once each instead of joined into every row, which took most of the time of
-        # a large trace (benchmark_traces).
+        # a large trace (benchmark_scale, traces section).
         .prefetch_related("lot__product", "treatment__clinic", "treatment__practitioner")
         .order_by("lot_id", "performed_at", "treatment_id"),
         "treatment__clinic_id",
