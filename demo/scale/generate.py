@@ -66,6 +66,7 @@ class Summary:
     typical: LotFigure
     seconds: dict[str, float]
     first_ids: dict[str, int]  # per table written, the first id (or pgh_id) of the run's rows
+    analysed: list[str]  # the tables ANALYZE read again after the run
 
 
 def new_run() -> str:
@@ -99,8 +100,10 @@ def generate(*, sizes: Sizes, seed: int, progress: Progress | None = None) -> Su
         heaviest, typical = _figures(load)
         rows = _rows(load)
     load.seconds["in total, before ANALYZE"] = time.monotonic() - started
-    _analyze(load)
-    return Summary(load.run, sizes, rows, heaviest, typical, load.seconds, dict(load.first_ids))
+    analysed = _analyze(load, rows)
+    return Summary(
+        load.run, sizes, rows, heaviest, typical, load.seconds, dict(load.first_ids), analysed
+    )
 
 
 def _load(load: Load) -> None:
@@ -158,9 +161,30 @@ def _rows(load: Load) -> dict[str, int]:
     return rows
 
 
-def _analyze(load: Load) -> None:
+# PostgreSQL's own default for autovacuum_analyze_scale_factor.
+ANALYZE_SHARE = 0.1
+
+
+def _analyze(load: Load, rows: dict[str, int]) -> list[str]:
+    """ANALYZE every table this run grew by a tenth or more, autovacuum's own threshold: a first
+    load gets its statistics at once, and a small run into a large database does not read a
+    sample of every large table again for statistics it barely moves (autovacuum keeps those)."""
     tables = [*load.first_ids, CONTEXT_TABLE]
-    with load.phase("analyze", len(tables)), connection.cursor() as cursor:
-        for table in tables:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, reltuples FROM pg_class WHERE relname = ANY(%s) AND relkind = 'r'",
+            [tables],
+        )
+        # reltuples counts this run's rows too, once autovacuum has seen them; -1: never analysed.
+        estimated = dict(cursor.fetchall())
+    grown = [
+        table
+        for table in tables
+        if estimated.get(table, -1) <= 0
+        or rows.get(table, 0) >= ANALYZE_SHARE * (estimated[table] - rows.get(table, 0))
+    ]
+    with load.phase("analyze", len(grown)), connection.cursor() as cursor:
+        for table in grown:
             cursor.execute(f"ANALYZE {table}")
             load.progress.advance()
+    return grown

@@ -217,6 +217,27 @@ def test_lot_popularity_follows_a_power_law():
     assert per_lot[summary.typical.id] == summary.typical.lines
 
 
+def test_a_small_run_into_a_larger_database_analyses_only_the_tables_it_grew_by_a_tenth():
+    first = build()
+    small = Sizes(treatments=150, lots=5, patients=30, clinics=1, practitioners=2)
+    second = build(small, seed=5)
+
+    # A first load into tables never analysed reads them all.
+    assert {"treatments_treatment", "treatments_treatmentline", "lots_lot"} <= {*first.analysed}
+    assert "treatments_treatment" not in second.analysed
+    assert second.rows["treatments_treatment"] == 150
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM treatments_treatment")
+        (treatments,) = cursor.fetchone()
+    assert 150 < 0.1 * (treatments - 150)
+    # Each table it did analyse grew by at least a tenth of what it held before.
+    for table in second.analysed:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 - a table name of ours
+            (total,) = cursor.fetchone()
+        assert second.rows[table] >= 0.1 * (total - second.rows[table]), table
+
+
 def test_two_runs_in_one_database_do_not_collide():
     first = build(seed=3)
     second = build(seed=3)
