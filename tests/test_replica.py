@@ -138,6 +138,11 @@ response, seen["unpinned_get_servers"] = servers_for(
 )
 seen["unpinned_get_names"] = names(response)
 seen["unpinned_get_pins"] = PIN_COOKIE in response.cookies
+# The backward trace reads in its own SQL (treatments.selectors), routed as the ORM's reads are.
+response, seen["backward_trace_servers"] = servers_for(
+    "treatments_patient", lambda: client.get("/api/v1/traces/backward/", {"patient": 1})
+)
+seen["backward_trace_status"] = response.status_code
 seen["sign_in_servers"] = sorted(
     {
         alias
@@ -385,6 +390,11 @@ def test_a_list_without_the_pin_is_served_by_the_replica(seen):
     assert not seen["unpinned_get_pins"]
     assert seen["caught_up_get_servers"] == ["replica"]
     assert {"Written Bio", "Fresh Bio"} <= set(seen["caught_up_get_names"])
+
+
+def test_a_trace_read_in_its_own_sql_is_served_by_the_replica_as_the_orm_would_be(seen):
+    assert seen["backward_trace_status"] == 404  # no such patient, asked of the replica
+    assert seen["backward_trace_servers"] == ["replica"]
 
 
 def test_sign_in_state_is_read_on_the_primary_even_when_the_list_is_not(seen):

@@ -10,7 +10,8 @@ import datetime
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
+from django.db import connections, router
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils.translation import gettext as _
 
@@ -34,6 +35,12 @@ from providers.access import access_for
 from providers.models import Clinic, Manufacturer, Practitioner
 from stock.models import StockBalance
 from treatments.models import AdverseEvent, Patient, Treatment, TreatmentLine
+
+
+def _reading() -> BaseDatabaseWrapper:
+    """The database a trace's own SQL reads, as the ORM's reads would (common.db_routing: a
+    replica while a safe request has written nothing)."""
+    return connections[router.db_for_read(Treatment)]
 
 
 def visible_clinic_ids(user: Any) -> list[int] | None:
@@ -227,7 +234,7 @@ def backward_patient(*, user: Any, patient_id: int) -> tuple[Any, ...] | None:
         clinic=Clinic._meta.db_table,
         visible="" if clinic_ids is None else "AND p.clinic_id = ANY(%s::bigint[])",
     )
-    with connection.cursor() as cursor:
+    with _reading().cursor() as cursor:
         cursor.execute(sql, [patient_id] if clinic_ids is None else [patient_id, clinic_ids])
         row: tuple[Any, ...] | None = cursor.fetchone()
     return row
@@ -291,7 +298,7 @@ def backward_lines(
         manufacturer=Manufacturer._meta.db_table,
         conditions=" AND ".join(conditions),
     )
-    with connection.cursor() as cursor:
+    with _reading().cursor() as cursor:
         cursor.execute(sql, params)
         rows: list[tuple[Any, ...]] = cursor.fetchall()
     return rows
@@ -408,7 +415,7 @@ def backward_evidence(
         ),
     )
     rows = []
-    with connection.cursor() as cursor:
+    with _reading().cursor() as cursor:
         for sql, params in statements:
             cursor.execute(sql.format(**tables), params)
             rows.append(cursor.fetchall())
