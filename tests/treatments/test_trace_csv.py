@@ -171,15 +171,20 @@ def _practitioner_named(site, name: str):
     return practitioner
 
 
-def _enable_sort() -> str:
+def _setting(name: str) -> str:
     with connection.cursor() as cursor:
-        cursor.execute("SHOW enable_sort")
+        cursor.execute(f"SHOW {name}")
         return cursor.fetchone()[0]
+
+
+def _enable_sort() -> str:
+    return _setting("enable_sort")
 
 
 @pytest.mark.django_db(transaction=True)
 def test_the_copy_is_planned_for_its_first_row_and_the_setting_ends_with_the_stream():
     clinics_named("Alpha", "Beta", "Gamma")
+    jit_before = _setting("jit")
 
     with CaptureQueriesContext(connection) as statements:
         written = copied(Clinic.objects.order_by("pk"))
@@ -187,11 +192,12 @@ def test_the_copy_is_planned_for_its_first_row_and_the_setting_ends_with_the_str
     assert written.count(b"\r\n") == 4
     sent = [query["sql"] for query in statements.captured_queries]
     assert sent[0] == "BEGIN"
-    assert sent[1] == STREAM_IN_INDEX_ORDER == "SET LOCAL enable_sort = off"
+    assert sent[1] == STREAM_IN_INDEX_ORDER == "SET LOCAL enable_sort = off; SET LOCAL jit = off"
     assert sent[2].startswith("COPY (SELECT")
     assert sent[3] == "COMMIT"
     assert len(sent) == 4
     assert _enable_sort() == "on"
+    assert _setting("jit") == jit_before
     assert not connection.in_atomic_block
 
 
