@@ -164,6 +164,75 @@ def trace_forward(*, user: Any, scope: ForwardScope) -> ForwardTrace:
     return ForwardTrace(lots=lots, lines=lines, stock=stock, adverse_events=adverse_events)
 
 
+def _forward_where(lot_ids: list[int], clinic_ids: list[int] | None) -> tuple[str, list[Any]]:
+    """The lines of `lot_ids` at the clinics the user may see (None: every clinic), as trace_forward
+    chooses them."""
+    if clinic_ids is None:
+        return "line.lot_id = ANY(%s::bigint[])", [lot_ids]
+    return "line.lot_id = ANY(%s::bigint[]) AND t.clinic_id = ANY(%s::bigint[])", [
+        lot_ids,
+        clinic_ids,
+    ]
+
+
+FORWARD_TOTALS = (
+    "treatment_lines",
+    "treatments",
+    "patients",
+    "clinics",
+    "practitioners",
+    "units_used",
+)
+
+
+def forward_totals(*, lot_ids: list[int], clinic_ids: list[int] | None) -> dict[str, int]:
+    """What the forward trace's lines of `lot_ids` add up to (FORWARD_TOTALS), in one statement.
+
+    This and `forward_page` read what trace_forward's `lines` would, written in SQL: composing
+    the two with the ORM took longer than PostgreSQL took to answer them for a typical lot
+    (benchmark_scale, traces section). The tests hold both to the querysets' answers."""
+    where, params = _forward_where(lot_ids, clinic_ids)
+    sql = f"""
+        SELECT count(*), count(DISTINCT line.treatment_id), count(DISTINCT t.patient_id),
+               count(DISTINCT t.clinic_id), count(DISTINCT t.practitioner_id),
+               coalesce(sum(line.units), 0)
+        FROM {TreatmentLine._meta.db_table} line
+        JOIN {Treatment._meta.db_table} t ON t.id = line.treatment_id
+        WHERE {where}
+    """  # noqa: S608 - table names are ours, the condition a constant; values are parameters
+    with _reading().cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return dict(zip(FORWARD_TOTALS, map(int, row), strict=True))
+
+
+def forward_page(
+    *, lot_ids: list[int], clinic_ids: list[int] | None, offset: int, limit: int
+) -> list[tuple[Any, ...]]:
+    """A page of the forward trace's lines of `lot_ids`, in its order (lot, time, treatment): per
+    line the treatment id, performed at, clinic id, clinic name, patient reference, practitioner
+    id, practitioner name, lot id and units. One statement; the names by subselect, which
+    PostgreSQL plans in a fraction of the time five tables joined take."""
+    where, params = _forward_where(lot_ids, clinic_ids)
+    sql = f"""
+        SELECT line.treatment_id, line.performed_at, t.clinic_id,
+               (SELECT name FROM {Clinic._meta.db_table} WHERE id = t.clinic_id),
+               (SELECT reference FROM {Patient._meta.db_table} WHERE id = t.patient_id),
+               t.practitioner_id,
+               (SELECT name FROM {Practitioner._meta.db_table} WHERE id = t.practitioner_id),
+               line.lot_id, line.units
+        FROM {TreatmentLine._meta.db_table} line
+        JOIN {Treatment._meta.db_table} t ON t.id = line.treatment_id
+        WHERE {where}
+        ORDER BY line.lot_id, line.performed_at, line.treatment_id
+        LIMIT %s OFFSET %s
+    """  # noqa: S608 - table names are ours, the condition a constant; values are parameters
+    with _reading().cursor() as cursor:
+        cursor.execute(sql, [*params, limit, offset])
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+    return rows
+
+
 @dataclass
 class BackwardTrace:
     treatments: list[Treatment]

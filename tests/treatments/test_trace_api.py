@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.db.models import Count, Sum
+from django.db.models.functions import Coalesce
 from django.http import StreamingHttpResponse
 from django.test.utils import CaptureQueriesContext
 from rest_framework.renderers import JSONRenderer
@@ -46,7 +48,14 @@ from tests.treatments.test_api import (
 )
 from treatments.api.patients import PatientOutputSerializer
 from treatments.models import Patient, TreatmentLine
-from treatments.selectors import ForwardScope, trace_backward, trace_forward
+from treatments.selectors import (
+    ForwardScope,
+    forward_page,
+    forward_totals,
+    trace_backward,
+    trace_forward,
+    visible_clinic_ids,
+)
 from treatments.services import adverse_event_record, patient_create
 from treatments.trace_api import _Evidence
 from treatments.trace_api.backward import (
@@ -613,14 +622,34 @@ def test_forward_trace_answers_as_its_serializer_documents_it(network, auditor):
         description="Fainted",
         hospitalisation=True,
     )
-    lines = TreatmentLine.objects.filter(lot=lot).order_by("treatment__performed_at", "pk")
+    lines = TreatmentLine.objects.filter(lot=lot).order_by("performed_at", "treatment_id")
+    page = forward_page(lot_ids=[lot.pk], clinic_ids=None, offset=0, limit=50)
     assert (
-        forward_rows(lines)
+        forward_rows(page, {lot.pk: Lot.objects.select_related("product").get(pk=lot.pk)})
         == ForwardTreatmentRowSerializer(
             lines.select_related("treatment__clinic", "treatment__patient", "lot__product"),
             many=True,
         ).data
     )
+    # The SQL reads what trace_forward's lines would, for every reader and page.
+    for reader in (auditor, network["here"].clinician, network["there"].clinician):
+        trace = trace_forward(user=reader, scope=ForwardScope(lot_ids=[lot.pk]))
+        clinic_ids = visible_clinic_ids(reader)
+        for offset, limit in ((0, 50), (1, 1), (2, 5), (3, 5)):
+            assert [
+                (row[0], row[7])
+                for row in forward_page(
+                    lot_ids=[lot.pk], clinic_ids=clinic_ids, offset=offset, limit=limit
+                )
+            ] == [(line.treatment_id, line.lot_id) for line in trace.lines[offset : offset + limit]]
+        assert forward_totals(lot_ids=[lot.pk], clinic_ids=clinic_ids) == trace.lines.aggregate(
+            treatment_lines=Count("pk"),
+            treatments=Count("treatment_id", distinct=True),
+            patients=Count("treatment__patient_id", distinct=True),
+            clinics=Count("treatment__clinic_id", distinct=True),
+            practitioners=Count("treatment__practitioner_id", distinct=True),
+            units_used=Coalesce(Sum("units"), 0),
+        )
 
     body = forward(client_for(auditor), lot=lot.pk).json()
 

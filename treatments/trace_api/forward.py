@@ -6,8 +6,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from django.db.models import Count, QuerySet, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -27,7 +26,14 @@ from stock.models import StockBalance
 from treatments.api.treatments import PractitionerRefSerializer
 from treatments.filters import SERIOUS
 from treatments.models import AdverseEvent, TreatmentLine
-from treatments.selectors import ForwardScope, trace_forward
+from treatments.selectors import (
+    FORWARD_TOTALS,
+    ForwardScope,
+    forward_page,
+    forward_totals,
+    trace_forward,
+    visible_clinic_ids,
+)
 from treatments.trace_api.base import FORMAT_PARAMETER, TraceApi, query_id, trace_responses
 
 # Django reads at most DATA_UPLOAD_MAX_NUMBER_FIELDS (1000) query fields; the other parameters take
@@ -270,37 +276,37 @@ def _adverse_event(event: AdverseEvent) -> dict[str, Any]:
     }
 
 
-def forward_rows(lines: QuerySet[TreatmentLine]) -> list[dict[str, Any]]:
-    """The rows of `lines` as ForwardTreatmentRowSerializer writes them, read in one joined query
-    (instead of a query per related kind for the models DRF would walk)."""
-    return [
-        {
-            "treatment": treatment,
-            "performed_at": _time(at),
-            "clinic": {"id": clinic_id, "name": clinic},
-            "patient_reference": patient_reference,
-            "practitioner": {"id": practitioner_id, "name": practitioner},
-            "lot": lot,
-            "lot_number": lot_number,
-            "product": {"id": product_id, "name": product, "gtin": gtin},
-            "units": units,
-        }
-        for (
-            treatment,
-            at,
-            clinic_id,
-            clinic,
-            patient_reference,
-            practitioner_id,
-            practitioner,
-            lot,
-            lot_number,
-            product_id,
-            product,
-            gtin,
-            units,
-        ) in lines.prefetch_related(None).values_list(*FORWARD_ROW_FIELDS)
-    ]
+def forward_rows(page: list[tuple[Any, ...]], lots: dict[int, Lot]) -> list[dict[str, Any]]:
+    """The rows of a `forward_page` as ForwardTreatmentRowSerializer writes them; each line's lot
+    and product come from the trace's lots, already read."""
+    rows = []
+    for (
+        treatment,
+        at,
+        clinic_id,
+        clinic,
+        patient_reference,
+        practitioner_id,
+        practitioner,
+        lot_id,
+        units,
+    ) in page:
+        lot = lots[lot_id]
+        product = lot.product
+        rows.append(
+            {
+                "treatment": treatment,
+                "performed_at": _time(at),
+                "clinic": {"id": clinic_id, "name": clinic},
+                "patient_reference": patient_reference,
+                "practitioner": {"id": practitioner_id, "name": practitioner},
+                "lot": lot_id,
+                "lot_number": lot.lot_number,
+                "product": {"id": product.pk, "name": product.name, "gtin": product.gtin},
+                "units": units,
+            }
+        )
+    return rows
 
 
 def _forward_scope(request: Request) -> ForwardScope:
@@ -359,24 +365,32 @@ class ForwardTraceApi(TraceApi):
                     forward_csv_source(trace.lines), [field for _, field in FORWARD_CSV_COLUMNS]
                 ),
             )
-        totals = trace.lines.aggregate(
-            treatment_lines=Count("pk"),
-            treatments=Count("treatment_id", distinct=True),
-            patients=Count("treatment__patient_id", distinct=True),
-            clinics=Count("treatment__clinic_id", distinct=True),
-            practitioners=Count("treatment__practitioner_id", distinct=True),
-            units_used=Coalesce(Sum("units"), 0),
+        # The lots first: the lines are then read by their ids, and show their lot and product.
+        lots = list(trace.lots)
+        by_id = {lot.pk: lot for lot in lots}
+        clinic_ids = visible_clinic_ids(request.user)
+        totals = (
+            forward_totals(lot_ids=[*by_id], clinic_ids=clinic_ids)
+            if by_id
+            else dict.fromkeys(FORWARD_TOTALS, 0)
         )
         paginator = Pagination()
         paginator.request = request
         paginator.count = totals["treatment_lines"]
         limit = paginator.get_limit(request) or Pagination.default_limit
         paginator.limit, paginator.offset = limit, paginator.get_offset(request)
-        start, end = paginator.offset, paginator.offset + limit
         # Past the end there is nothing to ask the database (and an offset beyond its integer
         # range would be refused there).
-        rows = forward_rows(trace.lines[start:end]) if start < paginator.count else []
-        lots = list(trace.lots)
+        rows = (
+            forward_rows(
+                forward_page(
+                    lot_ids=[*by_id], clinic_ids=clinic_ids, offset=paginator.offset, limit=limit
+                ),
+                by_id,
+            )
+            if paginator.offset < paginator.count
+            else []
+        )
         stock = list(trace.stock)
         events = list(trace.adverse_events)
         return Response(
