@@ -201,23 +201,6 @@ def forward_csv_source(lines: QuerySet[TreatmentLine]) -> QuerySet[TreatmentLine
     return lines.annotate(lot_sec=sec_eye_readable("lot__"))
 
 
-FORWARD_ROW_FIELDS = (
-    "treatment_id",
-    "performed_at",
-    "treatment__clinic_id",
-    "treatment__clinic__name",
-    "treatment__patient__reference",
-    "treatment__practitioner_id",
-    "treatment__practitioner__name",
-    "lot_id",
-    "lot__lot_number",
-    "lot__product_id",
-    "lot__product__name",
-    "lot__product__gtin",
-    "units",
-)
-
-
 # The answer is written as ForwardTraceOutputSerializer documents it, without DRF's field by field
 # machinery: building its nested serializers and walking them cost more than the database took to
 # answer a typical lot. The tests hold the two to the same output.
