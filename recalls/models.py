@@ -165,11 +165,15 @@ class RecallLot(models.Model):
 
 
 # Refuses, once per INSERT statement, every frozen exposure that names a recall that does not exist
-# or does not agree with its treatment line and that line's treatment: a set-based check of what
-# seven foreign keys checked row by row, and more (they never checked that the copies agree).
-# Joined on primary keys only and counted, never EXISTS: under EXISTS's stop-at-the-first-row
-# costing, the planner trusts the product of eight equalities and probes the treatments by
-# practitioner and time, which a large recall shares, and the check turns quadratic.
+# or does not agree with its treatment line: a set-based check of what seven foreign keys checked
+# row by row, and more (they never checked that the copies agree). The line's own copies of its
+# treatment's time, clinic, patient and practitioner are the database's and fixed
+# (treatments.models.LINE_COPIES), so agreeing with the line is agreeing with the treatment.
+# The line is found by the key of the lot's covering index (lot, time, treatment) and its id, so
+# the check reads the index pages the freeze has just read and never the lines' rows, scattered
+# over years of the table. Counted, never EXISTS: under EXISTS's stop-at-the-first-row costing
+# the planner trusts the product of the equalities and can probe by a column a large recall
+# shares, and the check turns quadratic.
 EXPOSURE_MATCHES_LINE = """
 IF (
     SELECT count(*) FROM (SELECT DISTINCT recall_id FROM frozen) e
@@ -177,14 +181,12 @@ IF (
     WHERE r.id IS NULL
 ) > 0 OR (
     SELECT count(*) FROM frozen e
-    LEFT JOIN treatments_treatmentline l ON l.id = e.treatment_line_id
-    LEFT JOIN treatments_treatment t ON t.id = e.treatment_id
-    WHERE l.id IS NULL OR t.id IS NULL
-        OR (l.treatment_id, l.lot_id, l.units, t.clinic_id, t.patient_id, t.practitioner_id,
-            t.performed_at)
-        IS DISTINCT FROM
-           (e.treatment_id, e.lot_id, e.units, e.clinic_id, e.patient_id, e.practitioner_id,
-            e.performed_at)
+    LEFT JOIN treatments_treatmentline l
+        ON l.lot_id = e.lot_id AND l.performed_at = e.performed_at
+        AND l.treatment_id = e.treatment_id AND l.id = e.treatment_line_id
+    WHERE l.id IS NULL
+        OR (l.units, l.clinic_id, l.patient_id, l.practitioner_id)
+        IS DISTINCT FROM (e.units, e.clinic_id, e.patient_id, e.practitioner_id)
 ) > 0 THEN
     RAISE EXCEPTION USING
         ERRCODE = 'foreign_key_violation',
@@ -203,12 +205,13 @@ class RecallExposure(models.Model):
     checked per statement, not per row: the trigger `recall_exposure_matches_line` refuses the
     whole statement when a row names a recall that does not exist, or a treatment line that does
     not exist or whose lot, units, treatment, clinic, patient, practitioner and time differ from
-    the copy. The columns therefore carry no foreign key constraints of their own
-    (`db_constraint=False`): seven of them cost a row lock and a lookup per referenced row, twice
-    the time of the insert itself at 10^5 exposures, and checked less (never that the copies
-    agree). Nothing checked can go away later: the recall, the line, its treatment, patient and
-    lot refuse deletes (`no_delete`), the line refuses updates, the treatment's own foreign keys
-    hold its clinic and practitioner, and this row refuses updates and deletes."""
+    the copy (the line's own copies of its treatment's are the database's, and fixed). The
+    columns therefore carry no foreign key constraints of their own (`db_constraint=False`): seven
+    of them cost a row lock and a lookup per referenced row, twice the time of the insert itself
+    at 10^5 exposures, and checked less (never that the copies agree). Nothing checked can go
+    away later: the recall, the line, its treatment, patient and lot refuse deletes
+    (`no_delete`), the line refuses updates, the treatment's own foreign keys hold its clinic and
+    practitioner, and this row refuses updates and deletes."""
 
     recall = models.ForeignKey(
         Recall,

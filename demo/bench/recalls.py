@@ -64,11 +64,12 @@ WAIT_SECONDS = 300
 PASSWORD = "benchmark-password"  # noqa: S105 - a throwaway user of the benchmark data set
 FAST_HASHER = "django.contrib.auth.hashers.MD5PasswordHasher"
 FLOOR_TABLE = "bench_recall_exposure_floor"
+# recalls.services.opening._freeze_exposures' own SELECT.
 EXPOSURES_SELECT = """
-    SELECT %s, 1, l.id, t.id, l.lot_id, t.clinic_id, t.patient_id, t.practitioner_id,
-           t.performed_at, l.units
-    FROM treatments_treatmentline l JOIN treatments_treatment t ON t.id = l.treatment_id
-    WHERE l.lot_id = %s
+    SELECT %s, 1, l.id, l.treatment_id, l.lot_id, l.clinic_id, l.patient_id, l.practitioner_id,
+           l.performed_at, l.units
+    FROM treatments_treatmentline l
+    WHERE l.lot_id = ANY(%s)
 """
 
 
@@ -277,7 +278,7 @@ def _floor_insert(lot_id: int) -> None:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {FLOOR_TABLE} {EXPOSURES_SELECT}",
-            [0, lot_id],
+            [0, [lot_id]],
         )
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {FLOOR_TABLE}")

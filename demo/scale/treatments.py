@@ -159,9 +159,11 @@ def _slice(load: Load, *, t0: int, t1: int, done: int, receipts: int) -> int:
     load.execute(
         f"""
         INSERT INTO treatments_treatmentline (id, units, lot_id, treatment_id, stock_movement_id,
-                                              performed_at)
+                                              performed_at, clinic_id, patient_id,
+                                              practitioner_id)
         SELECT %(treatments_treatmentline_first)s + s, units, lot_id,
-               %(treatments_treatment_first)s + s, {movement_first} + s, to_timestamp(at)
+               %(treatments_treatment_first)s + s, {movement_first} + s, to_timestamp(at),
+               %(providers_clinic_first)s + c, patient_id, practitioner_id
         FROM scale_chunk ORDER BY s
         """,  # noqa: S608 - the SQL is ours
         receipts=receipts,

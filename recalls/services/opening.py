@@ -39,7 +39,7 @@ from recalls.models import (
 from signatures.services import Signer, sign, signer_authenticate
 from stock.models import MovementKind, StockBalance, StockState
 from stock.services import Change, apply_changes
-from treatments.models import Treatment, TreatmentLine
+from treatments.models import TreatmentLine
 from treatments.selectors import ForwardScope
 
 # Stock that must stop being used at once: moved to the blocked bucket. Rejected stock is already
@@ -456,12 +456,13 @@ def _freeze_stock(
 def _freeze_exposures(*, recall: Recall, round_number: int, lots: list[Lot]) -> set[int]:
     """Copy every treatment line of the lots into the recall and return the clinics that used
     them, in one statement whatever the number of lines (10^5 for a manufacturer-wide recall).
+    Each line carries its treatment's time and parties, and the lot's covering index holds them:
+    the lines are read from the index alone, not from 10^5 treatments scattered over the tables.
 
     No ON CONFLICT: a round's lots are in no earlier round of the recall, so none of their lines
     is frozen yet, and the unique constraint would refuse it loudly if one were."""
     exposure = RecallExposure._meta.db_table
     line = TreatmentLine._meta.db_table
-    treatment = Treatment._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -469,9 +470,9 @@ def _freeze_exposures(*, recall: Recall, round_number: int, lots: list[Lot]) -> 
                 INSERT INTO {exposure} (recall_id, round, treatment_line_id, treatment_id,
                                         lot_id, clinic_id, patient_id, practitioner_id,
                                         performed_at, units)
-                SELECT %s, %s, l.id, t.id, l.lot_id, t.clinic_id, t.patient_id,
-                       t.practitioner_id, t.performed_at, l.units
-                FROM {line} l JOIN {treatment} t ON t.id = l.treatment_id
+                SELECT %s, %s, l.id, l.treatment_id, l.lot_id, l.clinic_id, l.patient_id,
+                       l.practitioner_id, l.performed_at, l.units
+                FROM {line} l
                 WHERE l.lot_id = ANY(%s)
                 RETURNING clinic_id
             )

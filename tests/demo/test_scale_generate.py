@@ -28,7 +28,7 @@ from lots.selectors import lot_release_check
 from providers.models import ClinicPractitioner, Licence, Membership, Role
 from stock.models import Receipt, StockBalance, StockMovement
 from stock.selectors import stock_balances_disagreeing
-from treatments.models import Patient, Treatment, TreatmentLine
+from treatments.models import LINE_COPIES, Patient, Treatment, TreatmentLine
 from treatments.selectors import ForwardScope, trace_forward
 from treatments.services import LineRequest, lots_afresh, treatment_problems, treatment_record
 
@@ -164,12 +164,14 @@ def test_patients_belong_to_the_clinic_of_their_treatments():
     assert Patient.objects.filter(clinic__name__contains=summary.run).count() == SMALL.patients
 
 
-def test_each_line_carries_its_treatments_time_as_the_database_would_copy_it():
+def test_each_line_carries_its_treatments_time_and_parties_as_the_database_would_copy_them():
     summary = build()
 
     lines = TreatmentLine.objects.filter(treatment__clinic__name__contains=summary.run)
     assert lines.count() == SMALL.treatments
-    assert not lines.exclude(performed_at=F("treatment__performed_at")).exists()
+    for copy in LINE_COPIES:
+        kept = f"{copy}_id" if copy != "performed_at" else copy
+        assert not lines.exclude(**{kept: F(f"treatment__{kept}")}).exists(), copy
 
 
 def test_every_generated_row_of_a_tracked_model_has_its_insert_event():

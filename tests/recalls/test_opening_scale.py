@@ -90,11 +90,29 @@ def test_recall_open_freezes_each_line_with_what_its_treatment_says(quality_mana
     recall = open_recall(world)
 
     frozen = {
-        (e.treatment_line_id, e.treatment_id, e.lot_id, e.clinic_id, e.patient_id, e.units)
+        (
+            e.treatment_line_id,
+            e.treatment_id,
+            e.lot_id,
+            e.clinic_id,
+            e.patient_id,
+            e.practitioner_id,
+            e.performed_at,
+            e.units,
+        )
         for e in RecallExposure.objects.filter(recall=recall)
     }
     lines = {
-        (line.pk, line.treatment_id, line.lot_id, t.clinic_id, t.patient_id, line.units)
+        (
+            line.pk,
+            line.treatment_id,
+            line.lot_id,
+            t.clinic_id,
+            t.patient_id,
+            t.practitioner_id,
+            t.performed_at,
+            line.units,
+        )
         for line in TreatmentLine.objects.filter(lot=world.lot).select_related("treatment")
         for t in [line.treatment]
     }
@@ -140,24 +158,44 @@ def missing(model: Any) -> int:
     [
         "treatment line that does not exist",
         "recall that does not exist",
+        "another treatment",
+        "another clinic",
         "another patient",
+        "another practitioner",
         "another lot",
         "other units",
         "another treatment time",
+        "a frozen line's own row",
     ],
 )
 def test_the_database_refuses_an_exposure_that_does_not_copy_its_treatment_line(
     unrecalled_line, change
 ):
     recall, line = unrecalled_line
+    # A line of another clinic, patient, practitioner and treatment, which the recall did freeze.
+    frozen = RecallExposure.objects.filter(recall=recall).exclude(clinic_id=line.clinic_id).first()
+    assert frozen.practitioner_id != line.practitioner_id
     changes: dict[str, Any] = {
         "treatment line that does not exist": {"treatment_line_id": missing(TreatmentLine)},
         "recall that does not exist": {"recall_id": missing(Recall)},
+        "another treatment": {"treatment_id": frozen.treatment_id},
+        "another clinic": {"clinic_id": frozen.clinic_id},
         "another patient": {"patient_id": PatientFactory(clinic=line.treatment.clinic).pk},
+        "another practitioner": {"practitioner_id": frozen.practitioner_id},
         "another lot": {"lot_id": released_lot().pk},
         "other units": {"units": line.units + 1},
         "another treatment time": {
             "performed_at": line.treatment.performed_at - datetime.timedelta(hours=1)
+        },
+        # Every column but the line's id from a line of another lot, one the recall froze.
+        "a frozen line's own row": {
+            "treatment_id": frozen.treatment_id,
+            "lot_id": frozen.lot_id,
+            "clinic_id": frozen.clinic_id,
+            "patient_id": frozen.patient_id,
+            "practitioner_id": frozen.practitioner_id,
+            "performed_at": frozen.performed_at,
+            "units": frozen.units,
         },
     }[change]
 

@@ -181,11 +181,12 @@ class ForwardTraceOutputSerializer(serializers.Serializer[Any]):
 FORWARD_CSV_COLUMNS = (
     ("treatment", "treatment_id"),
     ("performed_at", "performed_at"),
-    ("clinic_id", "treatment__clinic_id"),
-    ("clinic", "treatment__clinic__name"),
-    ("patient_reference", "treatment__patient__reference"),
-    ("practitioner_id", "treatment__practitioner_id"),
-    ("practitioner", "treatment__practitioner__name"),
+    # The line's own copies of its treatment's (LINE_COPIES): the export never reads a treatment.
+    ("clinic_id", "clinic_id"),
+    ("clinic", "clinic__name"),
+    ("patient_reference", "patient__reference"),
+    ("practitioner_id", "practitioner_id"),
+    ("practitioner", "practitioner__name"),
     ("lot", "lot_id"),
     ("lot_number", "lot__lot_number"),
     ("lot_sec", "lot_sec"),
