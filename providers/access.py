@@ -192,12 +192,20 @@ def access_for(subject: Any) -> Access:
     cache = _request_cache.get()
     if cache is not None and user.pk in cache:
         return cache[user.pk]
+    return access_known(user, _active_memberships(user.pk))
+
+
+def access_known(user: Any, memberships: Iterable[Membership_]) -> Access:
+    """The access of an active, signed-in `user` whose active memberships (role, clinic id) the
+    caller has just read, kept for the rest of the request as `access_for` keeps what it reads:
+    the API's token sign-in reads them with the token (providers.authentication)."""
     access = Access(
         user_id=user.pk,
-        memberships=_active_memberships(user.pk),
+        memberships=frozenset(memberships),
         is_staff=bool(user.is_staff),
         is_superuser=bool(user.is_superuser),
     )
+    cache = _request_cache.get()
     if cache is not None:
         cache[user.pk] = access
     return access

@@ -239,7 +239,8 @@ def user_lockout_reset(*, actor: Any, user: Any, reason: str) -> int:
 def token_create(*, user: Any) -> tuple[Any, str]:
     """A new API token for an active account: the stored record (a digest, the first characters,
     the expiry) and the token itself, which is never stored and shown once. Refused once the
-    account holds API_TOKEN_LIMIT_PER_USER unexpired tokens."""
+    account holds API_TOKEN_LIMIT_PER_USER unexpired tokens. The account's expired tokens are
+    deleted here, as knox would on each of its requests (providers.authentication)."""
     if not user.is_active:
         raise DomainError.single("account_inactive", _("This account is deactivated."), status=403)
     limit = knox_settings.TOKEN_LIMIT_PER_USER
@@ -262,6 +263,7 @@ def token_create(*, user: Any) -> tuple[Any, str]:
                 % {"held": held},
                 status=403,
             )
+    get_token_model().objects.filter(user_id=user.pk, expiry__lt=timezone.now()).delete()
     created: tuple[Any, str] = get_token_model().objects.create(user=user)
     return created
 

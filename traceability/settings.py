@@ -260,8 +260,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = CERTIFICATE_MAX_BYTES + 1024 * 1024
 REST_FRAMEWORK = {
     # Tokens first: a request that is not signed in is told 401 with `WWW-Authenticate: Token`.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        # django-rest-knox: only a hash of each token is stored, and it expires (REST_KNOX below).
-        "knox.auth.TokenAuthentication",
+        # django-rest-knox: only a hash of each token is stored, and it expires (REST_KNOX below);
+        # the token, its account and the account's roles are read in one statement.
+        "providers.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     # Deny by default: signed in, holding an active role; writes only for quality managers unless

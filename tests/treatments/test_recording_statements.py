@@ -1,5 +1,5 @@
 """Recording a treatment over the API sends the same number of statements whatever its number of
-lines: the token, the caller's roles, the rows the rules read, the balances' conditional UPDATE
+lines: the token with the caller's roles, the rows the rules read, the balances' conditional UPDATE
 (one statement for every line), the treatment, its movements and its lines. Nothing is read twice
 and nothing written is read back."""
 
@@ -34,13 +34,13 @@ from treatments.selectors import treatment_list
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
 
-# The token and its owner's other tokens (knox) and the caller's roles; the clinic, patient,
+# The token with its account and the account's roles (one statement); the clinic, patient,
 # practitioner and consent text named in the body (one statement); the savepoint of
 # treatment_record (a transaction of its own outside a test); the lots afresh with their products,
 # balances and authorisations, with the practitioner's membership and licence and the source
 # restrictions (one statement); the treatment, the balances' conditional UPDATE, the movements and
 # the lines; the savepoint's release.
-STATEMENTS = 11
+STATEMENTS = 9
 BERLIN_WINTER = datetime.timezone(datetime.timedelta(hours=1))
 
 
