@@ -10,6 +10,7 @@ import datetime
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
@@ -30,6 +31,7 @@ from lots.models import (
     QcSpecification,
     QcTest,
 )
+from lots.sec import PARTS as SEC_PARTS
 from lots.selectors import current_certificates, lots_matching_sec
 from providers.access import access_for
 from providers.models import Clinic, Manufacturer, Practitioner
@@ -229,6 +231,93 @@ def forward_page(
     """  # noqa: S608 - table names are ours, the condition a constant; values are parameters
     with _reading().cursor() as cursor:
         cursor.execute(sql, [*params, limit, offset])
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+    return rows
+
+
+def forward_lots(*, scope: ForwardScope) -> list[tuple[Any, ...]]:
+    """The lots of a forward trace (as trace_forward's `lots`, in Lot's order): id, lot number,
+    product id, name and GTIN, manufacturer id and legal name, status, manufactured on, expires
+    on, and the six parts of its Single European Code (SEC_PARTS' order). One statement, the
+    scope's choice of lots as its subquery; written in SQL, as `forward_totals`."""
+    try:
+        chosen, params = scope.lots().values("pk").query.sql_with_params()
+    except EmptyResultSet:  # a scope that can match nothing (a code no lot starts with)
+        return []
+    sql = f"""
+        SELECT lot.id, lot.lot_number, product.id, product.name, product.gtin, lot.manufacturer_id,
+               manufacturer.legal_name,
+               lot.status, lot.manufactured_on, lot.expires_on,
+               {", ".join(f"lot.sec_{part}" for part in SEC_PARTS)}
+        FROM {Lot._meta.db_table} lot
+        JOIN {Product._meta.db_table} product ON product.id = lot.product_id
+        JOIN {Manufacturer._meta.db_table} manufacturer ON manufacturer.id = lot.manufacturer_id
+        WHERE lot.id IN ({chosen})
+        ORDER BY lot.manufactured_on DESC, lot.lot_number
+    """  # noqa: S608 - table and column names are ours, the subquery Django's; values parameters
+    with _reading().cursor() as cursor:
+        cursor.execute(sql, params)
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+    return rows
+
+
+def forward_stock(*, lot_ids: list[int], clinic_ids: list[int] | None) -> list[tuple[Any, ...]]:
+    """The stock on hand of `lot_ids` at the clinics the user may see (as trace_forward's
+    `stock`, in its order): clinic id, clinic name, lot id, lot number, state, quantity."""
+    visible = "" if clinic_ids is None else "AND balance.clinic_id = ANY(%s::bigint[])"
+    sql = f"""
+        SELECT balance.clinic_id,
+               (SELECT name FROM {Clinic._meta.db_table} WHERE id = balance.clinic_id),
+               balance.lot_id,
+               (SELECT lot_number FROM {Lot._meta.db_table} WHERE id = balance.lot_id),
+               balance.state, balance.quantity
+        FROM {StockBalance._meta.db_table} balance
+        WHERE balance.lot_id = ANY(%s::bigint[]) AND balance.quantity > 0 {visible}
+        ORDER BY balance.lot_id, balance.clinic_id, balance.state
+    """  # noqa: S608 - table names are ours, the condition a constant; values are parameters
+    with _reading().cursor() as cursor:
+        cursor.execute(sql, [lot_ids] if clinic_ids is None else [lot_ids, clinic_ids])
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+    return rows
+
+
+FORWARD_EVENT_FLAGS = (
+    "results_in_death",
+    "life_threatening",
+    "hospitalisation",
+    "disability",
+    "intervention_required",
+)
+
+
+def forward_events(*, lot_ids: list[int], clinic_ids: list[int] | None) -> list[tuple[Any, ...]]:
+    """The adverse events of a forward trace (as trace_forward's `adverse_events`, in its order):
+    those naming one of `lot_ids`, and those naming no lot after a treatment that used one, at
+    the clinics the user may see. Per event: id, treatment id, clinic id, clinic name, patient
+    reference, lot id, lot number, onset on, description, the five seriousness flags
+    (FORWARD_EVENT_FLAGS), reported at."""
+    event, line = AdverseEvent._meta.db_table, TreatmentLine._meta.db_table
+    visible = "" if clinic_ids is None else "AND t.clinic_id = ANY(%s::bigint[])"
+    sql = f"""
+        SELECT e.id, e.treatment_id, t.clinic_id,
+               (SELECT name FROM {Clinic._meta.db_table} WHERE id = t.clinic_id),
+               (SELECT reference FROM {Patient._meta.db_table} WHERE id = t.patient_id),
+               e.lot_id, (SELECT lot_number FROM {Lot._meta.db_table} WHERE id = e.lot_id),
+               e.onset_on, e.description, {", ".join(f"e.{flag}" for flag in FORWARD_EVENT_FLAGS)},
+               e.reported_at
+        FROM {event} e JOIN {Treatment._meta.db_table} t ON t.id = e.treatment_id
+        WHERE e.id IN (
+            SELECT id FROM {event} WHERE lot_id = ANY(%s::bigint[])
+            UNION
+            SELECT named.id FROM {line} line
+            JOIN {event} named ON named.treatment_id = line.treatment_id AND named.lot_id IS NULL
+            WHERE line.lot_id = ANY(%s::bigint[])
+        ) {visible}
+        ORDER BY e.onset_on, e.id
+    """  # noqa: S608 - table and column names are ours, the condition a constant
+    params: list[Any] = [lot_ids, lot_ids] if clinic_ids is None else [lot_ids, lot_ids, clinic_ids]
+    with _reading().cursor() as cursor:
+        cursor.execute(sql, params)
         rows: list[tuple[Any, ...]] = cursor.fetchall()
     return rows
 

@@ -35,8 +35,9 @@ from lots.models import (
 )
 from lots.selectors import current_certificates
 from lots.services import certificate_upload
+from providers.models import Role
 from tests.api_helpers import API, error_codes, error_fields
-from tests.factories import SEC_FIELDS, TODAY, ClinicFactory, pdf_bytes
+from tests.factories import SEC_FIELDS, TODAY, ClinicFactory, MembershipFactory, pdf_bytes
 from tests.openapi_helpers import assert_matches_schema, generated_schema
 from tests.treatments.test_api import (
     Site,
@@ -50,6 +51,7 @@ from treatments.api.patients import PatientOutputSerializer
 from treatments.models import Patient, TreatmentLine
 from treatments.selectors import (
     ForwardScope,
+    forward_lots,
     forward_page,
     forward_totals,
     trace_backward,
@@ -67,6 +69,7 @@ from treatments.trace_api.backward import (
 from treatments.trace_api.forward import (
     ForwardTraceOutputSerializer,
     ForwardTreatmentRowSerializer,
+    forward_lot,
     forward_rows,
 )
 
@@ -624,8 +627,9 @@ def test_forward_trace_answers_as_its_serializer_documents_it(network, auditor):
     )
     lines = TreatmentLine.objects.filter(lot=lot).order_by("performed_at", "treatment_id")
     page = forward_page(lot_ids=[lot.pk], clinic_ids=None, offset=0, limit=50)
+    lots = {row[0]: forward_lot(row) for row in forward_lots(scope=ForwardScope(lot_ids=[lot.pk]))}
     assert (
-        forward_rows(page, {lot.pk: Lot.objects.select_related("product").get(pk=lot.pk)})
+        forward_rows(page, lots)
         == ForwardTreatmentRowSerializer(
             lines.select_related("treatment__clinic", "treatment__patient", "lot__product"),
             many=True,
@@ -669,6 +673,94 @@ def test_forward_trace_answers_as_its_serializer_documents_it(network, auditor):
     assert len(body["stock_on_hand"]) == 2
     assert {event["lot"] is None for event in body["adverse_events"]} == {True, False}
     assert {event["serious"] for event in body["adverse_events"]} == {True, False}
+
+
+def documented_forward(user, scope: ForwardScope, body: dict[str, Any]) -> dict[str, Any]:
+    """The forward trace as its serializers write it from trace_forward's querysets; the page
+    and the line counts as `body` says (the counts are held to the querysets' own below)."""
+    trace = trace_forward(user=user, scope=scope)
+    limit, offset = body["page"]["limit"], body["page"]["offset"]
+    documented = ForwardTraceOutputSerializer(
+        {
+            "lots": list(trace.lots),
+            "treatments": list(trace.lines[offset : offset + limit]),
+            "page": body["page"],
+            "stock_on_hand": list(trace.stock),
+            "adverse_events": list(trace.adverse_events),
+            "counts": body["counts"],
+        }
+    ).data
+    counts = trace.lines.aggregate(
+        treatment_lines=Count("pk"),
+        treatments=Count("treatment_id", distinct=True),
+        patients=Count("treatment__patient_id", distinct=True),
+        clinics=Count("treatment__clinic_id", distinct=True),
+        practitioners=Count("treatment__practitioner_id", distinct=True),
+        units_used=Coalesce(Sum("units"), 0),
+    )
+    stock, events = list(trace.stock), list(trace.adverse_events)
+    assert body["counts"] == {
+        "lots": len(documented["lots"]),
+        **counts,
+        "units_on_hand": sum(balance.quantity for balance in stock),
+        "adverse_events": len(events),
+    }
+    return json.loads(JSONRenderer().render(documented))
+
+
+def test_forward_trace_reads_what_the_querysets_would_for_every_reader_scope_and_page(
+    network, auditor, quality_manager
+):
+    """The JSON's SQL against trace_forward's querysets: two lots of one product (one with a
+    Single European Code), events naming a lot, naming none, and naming the other lot of the
+    same treatment, stock at three clinics (one at zero), seen by network and clinic readers."""
+    lot, here, there = network["lot"], network["here"], network["there"]
+    other = released_lot(quality_manager, product=lot.product, **SEC_FIELDS)
+    third = make_site(quality_manager, lot=other)
+    receive(here.clinic, other, 3)
+    both = here.record(lots=[lot, other], units=1)
+    third.record(units=2)
+    here.record(lots=[other], units=2)  # here's stock of the other lot: none left
+    for treatment, named in ((both, None), (both, other), (network["treatments"][2], None)):
+        adverse_event_record(
+            actor=MembershipFactory(role=Role.CLINICIAN, clinic=treatment.clinic).user,
+            treatment=treatment,
+            onset_on=TODAY(),
+            description="Swelling",
+            lot=named,
+            life_threatening=named is None,
+        )
+    unused = released_lot(quality_manager, product=lot.product)
+    readers = (auditor, quality_manager, here.clinician, there.clinician, third.clinician)
+    scopes = (
+        {"lot": lot.pk},
+        {"lot": f"{lot.pk},{other.pk}"},
+        {"lot": unused.pk},
+        {"product": lot.product_id},
+        {"manufacturer": lot.manufacturer_id},
+        {"product": lot.product_id, "manufactured_from": other.manufactured_on.isoformat()},
+        {"lot": 2_000_000_000},
+    )
+    seen = set()
+    for reader in readers:
+        client = client_for(reader)
+        for params in scopes:
+            for page in ({}, {"limit": 2}, {"limit": 2, "offset": 2}, {"offset": 50}):
+                body = forward(client, **params, **page).json()
+                ids = [int(piece) for piece in str(params.get("lot", "")).split(",") if piece]
+                scope = ForwardScope(
+                    lot_ids=ids or None,
+                    product_id=params.get("product"),
+                    manufacturer_id=params.get("manufacturer"),
+                    manufactured_from=(
+                        other.manufactured_on if "manufactured_from" in params else None
+                    ),
+                )
+                assert body == documented_forward(reader, scope, body), (reader, params, page)
+                seen.add((len(body["treatments"]), len(body["adverse_events"])))
+    # The cases were not all empty: pages of rows, and events seen.
+    assert max(rows for rows, _events in seen) >= 2
+    assert max(events for _rows, events in seen) >= 3
 
 
 def documented_backward(user, *, patient: Patient | None = None, treatment_id=None):

@@ -19,6 +19,7 @@ from common.api_views import validated
 from common.csv import csv_cells, csv_copy_response
 from lots.api import ManufacturerRefSerializer, ProductRefSerializer
 from lots.models import Lot
+from lots.sec import SingleEuropeanCode
 from lots.selectors import sec_eye_readable
 from providers.api import ClinicRefSerializer
 from stock.api import LotRefSerializer
@@ -27,9 +28,13 @@ from treatments.api.treatments import PractitionerRefSerializer
 from treatments.filters import SERIOUS
 from treatments.models import AdverseEvent, TreatmentLine
 from treatments.selectors import (
+    FORWARD_EVENT_FLAGS,
     FORWARD_TOTALS,
     ForwardScope,
+    forward_events,
+    forward_lots,
     forward_page,
+    forward_stock,
     forward_totals,
     trace_forward,
     visible_clinic_ids,
@@ -217,52 +222,73 @@ def _date(value: datetime.date | None) -> str | None:
     return None if value is None else _DATE.to_representation(value)
 
 
-def _lot(lot: Lot) -> dict[str, Any]:
-    """As TraceLotSerializer writes it."""
+def forward_lot(row: tuple[Any, ...]) -> dict[str, Any]:
+    """A row of `forward_lots` as TraceLotSerializer writes it."""
+    lot_id, lot_number, product_id, product, gtin, manufacturer_id, manufacturer = row[:7]
+    status, manufactured_on, expires_on = row[7:10]
+    country, establishment, donation, coding_system, product_number, split = row[10:16]
+    # As Lot.sec: a lot carries a Single European Code when it has an issuing country.
+    sec = (
+        SingleEuropeanCode(
+            issuing_country=country,
+            establishment_code=establishment,
+            donation_number=donation,
+            coding_system=coding_system,
+            product_number=product_number,
+            split_number=split,
+            expires_on=expires_on,
+        )
+        if country
+        else None
+    )
     return {
-        "id": lot.pk,
-        "lot_number": lot.lot_number,
-        "product": {"id": lot.product.pk, "name": lot.product.name, "gtin": lot.product.gtin},
-        "manufacturer": {"id": lot.manufacturer.pk, "legal_name": lot.manufacturer.legal_name},
-        "status": lot.status,
-        "manufactured_on": _date(lot.manufactured_on),
-        "expires_on": _date(lot.expires_on),
-        "sec": None if lot.sec is None else lot.sec.eye_readable,
+        "id": lot_id,
+        "lot_number": lot_number,
+        "product": {"id": product_id, "name": product, "gtin": gtin},
+        "manufacturer": {"id": manufacturer_id, "legal_name": manufacturer},
+        "status": status,
+        "manufactured_on": _date(manufactured_on),
+        "expires_on": _date(expires_on),
+        "sec": None if sec is None else sec.eye_readable,
     }
 
 
-def _stock(balance: StockBalance) -> dict[str, Any]:
-    """As StockOnHandSerializer writes it."""
+def forward_stock_row(row: tuple[Any, ...]) -> dict[str, Any]:
+    """A row of `forward_stock` as StockOnHandSerializer writes it."""
+    clinic_id, clinic, lot_id, lot_number, state, quantity = row
     return {
-        "clinic": {"id": balance.clinic.pk, "name": balance.clinic.name},
-        "lot": balance.lot_id,
-        "lot_number": balance.lot.lot_number,
-        "state": balance.state,
-        "quantity": balance.quantity,
+        "clinic": {"id": clinic_id, "name": clinic},
+        "lot": lot_id,
+        "lot_number": lot_number,
+        "state": state,
+        "quantity": quantity,
     }
 
 
-def _adverse_event(event: AdverseEvent) -> dict[str, Any]:
-    """As TraceAdverseEventSerializer writes it."""
-    clinic = event.treatment.clinic
-    lot = event.lot
+def forward_event(row: tuple[Any, ...]) -> dict[str, Any]:
+    """A row of `forward_events` as TraceAdverseEventSerializer writes it."""
+    event_id, treatment, clinic_id, clinic, patient_reference, lot_id, lot_number = row[:7]
+    onset_on, description = row[7:9]
+    flags = dict(zip(FORWARD_EVENT_FLAGS, row[9:14], strict=True))
     return {
-        "id": event.pk,
-        "treatment": event.treatment_id,
-        "clinic": {"id": clinic.pk, "name": clinic.name},
-        "patient_reference": event.treatment.patient.reference,
-        "lot": None if lot is None else {"id": lot.pk, "lot_number": lot.lot_number},
-        "onset_on": _date(event.onset_on),
-        "description": event.description,
-        "serious": event.is_serious,
-        **{flag: getattr(event, flag) for flag in SERIOUS},
-        "reported_at": _time(event.reported_at),
+        "id": event_id,
+        "treatment": treatment,
+        "clinic": {"id": clinic_id, "name": clinic},
+        "patient_reference": patient_reference,
+        "lot": None if lot_id is None else {"id": lot_id, "lot_number": lot_number},
+        "onset_on": _date(onset_on),
+        "description": description,
+        "serious": any(flags.values()),
+        **flags,
+        "reported_at": _time(row[14]),
     }
 
 
-def forward_rows(page: list[tuple[Any, ...]], lots: dict[int, Lot]) -> list[dict[str, Any]]:
+def forward_rows(
+    page: list[tuple[Any, ...]], lots: dict[int, dict[str, Any]]
+) -> list[dict[str, Any]]:
     """The rows of a `forward_page` as ForwardTreatmentRowSerializer writes them; each line's lot
-    and product come from the trace's lots, already read."""
+    number and product come from the trace's lots (`forward_lot`), already read."""
     rows = []
     for (
         treatment,
@@ -276,7 +302,6 @@ def forward_rows(page: list[tuple[Any, ...]], lots: dict[int, Lot]) -> list[dict
         units,
     ) in page:
         lot = lots[lot_id]
-        product = lot.product
         rows.append(
             {
                 "treatment": treatment,
@@ -285,8 +310,8 @@ def forward_rows(page: list[tuple[Any, ...]], lots: dict[int, Lot]) -> list[dict
                 "patient_reference": patient_reference,
                 "practitioner": {"id": practitioner_id, "name": practitioner},
                 "lot": lot_id,
-                "lot_number": lot.lot_number,
-                "product": {"id": product.pk, "name": product.name, "gtin": product.gtin},
+                "lot_number": lot["lot_number"],
+                "product": lot["product"],
                 "units": units,
             }
         )
@@ -340,8 +365,9 @@ class ForwardTraceApi(TraceApi):
         responses=trace_responses(ForwardTraceOutputSerializer),
     )
     def get(self, request: Request) -> Response | StreamingHttpResponse:
-        trace = trace_forward(user=request.user, scope=_forward_scope(request))
+        scope = _forward_scope(request)
         if self.wants_csv(request):
+            trace = trace_forward(user=request.user, scope=scope)
             return csv_copy_response(
                 "trace-forward.csv",
                 [name for name, _ in FORWARD_CSV_COLUMNS],
@@ -349,13 +375,16 @@ class ForwardTraceApi(TraceApi):
                     forward_csv_source(trace.lines), [field for _, field in FORWARD_CSV_COLUMNS]
                 ),
             )
-        # The lots first: the lines are then read by their ids, and show their lot and product.
-        lots = list(trace.lots)
-        by_id = {lot.pk: lot for lot in lots}
+        # What trace_forward's querysets read, in SQL (treatments.selectors.forward_*): composing
+        # them with the ORM took longer than PostgreSQL took to answer a typical lot. The lots
+        # first: the rest is read by their ids, and the lines show their lot and product.
+        lots = [forward_lot(row) for row in forward_lots(scope=scope)]
+        by_id = {lot["id"]: lot for lot in lots}
+        lot_ids = [*by_id]
         clinic_ids = visible_clinic_ids(request.user)
         totals = (
-            forward_totals(lot_ids=[*by_id], clinic_ids=clinic_ids)
-            if by_id
+            forward_totals(lot_ids=lot_ids, clinic_ids=clinic_ids)
+            if lot_ids
             else dict.fromkeys(FORWARD_TOTALS, 0)
         )
         paginator = Pagination()
@@ -368,18 +397,22 @@ class ForwardTraceApi(TraceApi):
         rows = (
             forward_rows(
                 forward_page(
-                    lot_ids=[*by_id], clinic_ids=clinic_ids, offset=paginator.offset, limit=limit
+                    lot_ids=lot_ids, clinic_ids=clinic_ids, offset=paginator.offset, limit=limit
                 ),
                 by_id,
             )
             if paginator.offset < paginator.count
             else []
         )
-        stock = list(trace.stock)
-        events = list(trace.adverse_events)
+        stock = [
+            forward_stock_row(row) for row in forward_stock(lot_ids=lot_ids, clinic_ids=clinic_ids)
+        ]
+        events = [
+            forward_event(row) for row in forward_events(lot_ids=lot_ids, clinic_ids=clinic_ids)
+        ]
         return Response(
             {
-                "lots": [_lot(lot) for lot in lots],
+                "lots": lots,
                 "treatments": rows,
                 "page": {
                     "limit": limit,
@@ -387,8 +420,8 @@ class ForwardTraceApi(TraceApi):
                     "next": paginator.get_next_link(),
                     "previous": paginator.get_previous_link(),
                 },
-                "stock_on_hand": [_stock(balance) for balance in stock],
-                "adverse_events": [_adverse_event(event) for event in events],
+                "stock_on_hand": stock,
+                "adverse_events": events,
                 "counts": {
                     "lots": len(lots),
                     "treatment_lines": totals["treatment_lines"],
@@ -397,7 +430,7 @@ class ForwardTraceApi(TraceApi):
                     "clinics": totals["clinics"],
                     "practitioners": totals["practitioners"],
                     "units_used": totals["units_used"],
-                    "units_on_hand": sum(balance.quantity for balance in stock),
+                    "units_on_hand": sum(balance["quantity"] for balance in stock),
                     "adverse_events": len(events),
                 },
             }
