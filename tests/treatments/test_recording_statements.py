@@ -12,6 +12,7 @@ import pytest
 from django.db import connection
 from django.shortcuts import get_object_or_404
 from knox.models import AuthToken
+from pghistory.models import Events
 from rest_framework.test import APIClient
 
 from lots.models import Lot, Product
@@ -29,7 +30,7 @@ from tests.treatments.test_api import (
     treatment_body,
 )
 from treatments.api.treatments import TreatmentDetailOutputSerializer
-from treatments.models import ConsentText, Patient, Treatment
+from treatments.models import ConsentText, Patient, Treatment, TreatmentLine
 from treatments.selectors import treatment_list
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
@@ -123,6 +124,42 @@ def test_the_answer_to_a_recorded_treatment_is_what_its_serializer_writes(
     assert response.json() == expected
     assert (response.json()["consent"] is not None) is with_consent
     assert [line["units"] for line in response.json()["lines"]] == [3, 1]
+
+
+def test_the_rows_written_in_sql_are_those_answered_and_their_history_is_kept(quality_manager):
+    # given a clinic stocked with two lots
+    site = make_site(quality_manager, clinic=ClinicFactory(consent_required=True))
+    second = released_lot(quality_manager)
+    receive(site.clinic, second, 100)
+    body = treatment_body(
+        site, lines=[{"lot": site.lot.pk, "units": 2}, {"lot": second.pk, "units": 5}]
+    )
+
+    # when a treatment is recorded over the API
+    response = client_for(site.clinician).post(f"{API}/treatments/", body, format="json")
+
+    # then the rows the answer names are those in the database, each line pointing at its
+    # treatment and its own movement, and carrying its treatment's time
+    assert response.status_code == 201, response.content
+    answer = response.json()
+    treatment = Treatment.objects.get(pk=answer["id"])
+    lines = list(TreatmentLine.objects.filter(treatment=treatment).order_by("pk"))
+    assert [(line.lot_id, line.units, line.stock_movement_id) for line in lines] == [
+        (line["lot"], line["units"], line["stock_movement"]) for line in answer["lines"]
+    ]
+    assert {line.performed_at for line in lines} == {treatment.performed_at}
+    assert (treatment.recorded_by_id, treatment.consent_taken_by_id) == (site.clinician.pk,) * 2
+    # and the history holds each row's insertion, by the clinician, for the reason given
+    inserted = Events.objects.filter(pgh_label="insert").filter(
+        pgh_obj_model__in=["treatments.Treatment", "treatments.TreatmentLine"]
+    )
+    assert sorted((event.pgh_obj_model, event.pgh_obj_id) for event in inserted) == sorted(
+        [("treatments.Treatment", str(treatment.pk))]
+        + [("treatments.TreatmentLine", str(line.pk)) for line in lines]
+    )
+    assert {(event.pgh_context["user"], event.pgh_context["reason"]) for event in inserted} == {
+        (site.clinician.pk, "treatment recorded")
+    }
 
 
 def test_ids_that_name_no_row_are_refused_beside_the_bodys_other_errors(quality_manager, clinic):
