@@ -163,6 +163,22 @@ class TreatmentLineInputSerializer(serializers.Serializer[Any]):
         list_serializer_class = LineListSerializer
 
 
+# How a NamedRowField parses its id (as `common.api_fields.id_field` does): only its
+# to_internal_value is called, so one instance serves every field.
+_ID = serializers.IntegerField(min_value=1, max_value=BIGINT_MAX)
+
+
+_NO_ROWS: dict[type[Any], QuerySet[Any]] = {}
+
+
+def _no_rows(model: type[Any]) -> QuerySet[Any]:
+    """A queryset a NamedRowField declares and never reads (DRF clones it before any use)."""
+    queryset = _NO_ROWS.get(model)
+    if queryset is None:
+        queryset = _NO_ROWS[model] = model.objects.none()
+    return queryset
+
+
 class NamedRowField(serializers.PrimaryKeyRelatedField[Any]):
     """A row of `model` named by its id, taken and documented as `id_field` takes it, whose row is
     read with the other rows the body names: `TreatmentRecordInputSerializer` reads them all in
@@ -170,11 +186,10 @@ class NamedRowField(serializers.PrimaryKeyRelatedField[Any]):
 
     def __init__(self, model: type[Any], **kwargs: Any) -> None:
         self.model = model
-        super().__init__(
-            queryset=model.objects.none(),
-            pk_field=serializers.IntegerField(min_value=1, max_value=BIGINT_MAX),
-            **kwargs,
-        )
+        # DRF builds every field of a serializer afresh for each request (it copies the declared
+        # ones by calling their constructors again): the id's parser and the empty queryset are
+        # the same for every copy, and neither is bound nor changed, so the copies share them.
+        super().__init__(queryset=_no_rows(model), pk_field=_ID, **kwargs)
 
     def to_internal_value(self, data: Any) -> Any:
         # The id as PrimaryKeyRelatedField parses it, noted for the root serializer's one read.
