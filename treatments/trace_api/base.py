@@ -15,12 +15,13 @@ from rest_framework.response import Response
 from common.api_fields import BIGINT_MAX, ErrorSerializer
 from common.api_views import Api
 from common.csv import CsvRenderer
+from common.renderers import FastJSONRenderer
 from providers.permissions import CLINIC_STAFF_PERMISSIONS
 
 
 class TraceApi(Api):
     permission_classes = CLINIC_STAFF_PERMISSIONS
-    renderer_classes = [JSONRenderer, CsvRenderer]
+    renderer_classes = [FastJSONRenderer, CsvRenderer]
 
     def handle_exception(self, exc: Exception) -> Response:
         # Errors are always JSON in the one error shape, whatever format the caller asked for.
