@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('recalls', '0010_notification_queue_failed_at'),
-        ('treatments', '0006_line_carries_treatment_parties'),
+        ('treatments', '0007_line_lot_covering_index'),
     ]
 
     operations = [

@@ -1,6 +1,6 @@
 """Each treatment line carries its treatment's clinic, patient and practitioner besides its time,
-all copied by the database and fixed with the treatment, and a lot's lines are indexed with what a
-trace's counts and a recall's exposures read, so that those come from the index alone."""
+all copied by the database and fixed with the treatment. The lot's index goes before the lines are
+updated, so the update maintains one index fewer; 0007 builds its covering successor."""
 
 import django.db.models.deletion
 import pgtrigger.compiler
@@ -69,8 +69,7 @@ class Migration(migrations.Migration):
             ),
         ),
         # The lines written so far: every user trigger of the table is set aside for this one
-        # statement (the lines are otherwise immutable), and the index the covering one replaces
-        # is gone first, so the update maintains one index fewer.
+        # statement (the lines are otherwise immutable).
         migrations.RunSQL(
             """
             ALTER TABLE treatments_treatmentline DISABLE TRIGGER USER;
@@ -116,14 +115,6 @@ class Migration(migrations.Migration):
                 on_delete=django.db.models.deletion.PROTECT,
                 related_name="+",
                 to="providers.practitioner",
-            ),
-        ),
-        migrations.AddIndex(
-            model_name="treatmentline",
-            index=models.Index(
-                fields=["lot", "performed_at", "treatment"],
-                include=("id", "units", "clinic", "patient", "practitioner"),
-                name="treatment_line_lot_covering",
             ),
         ),
         pgtrigger.migrations.AddTrigger(
