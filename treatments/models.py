@@ -276,6 +276,7 @@ class AdverseEvent(models.Model):
     treatment = models.ForeignKey(
         Treatment, on_delete=models.PROTECT, related_name="adverse_events"
     )
+    # Indexed once, by adverse_event_lot below.
     lot = models.ForeignKey(
         Lot,
         on_delete=models.PROTECT,
@@ -283,6 +284,7 @@ class AdverseEvent(models.Model):
         blank=True,
         related_name="adverse_events",
         help_text="The suspected lot, one of the treatment's.",
+        db_index=False,
     )
     onset_on = models.DateField()
     description = models.TextField()
