@@ -66,6 +66,7 @@ from treatments.trace_api.backward import (
     TraceLotDetailSerializer,
     TraceProductSerializer,
 )
+from treatments.trace_api.base import time_writer
 from treatments.trace_api.forward import (
     ForwardTraceOutputSerializer,
     ForwardTreatmentRowSerializer,
@@ -629,7 +630,7 @@ def test_forward_trace_answers_as_its_serializer_documents_it(network, auditor):
     page = forward_page(lot_ids=[lot.pk], clinic_ids=None, offset=0, limit=50)
     lots = {row[0]: forward_lot(row) for row in forward_lots(scope=ForwardScope(lot_ids=[lot.pk]))}
     assert (
-        forward_rows(page, lots)
+        forward_rows(page, lots, time_writer())
         == ForwardTreatmentRowSerializer(
             lines.select_related("treatment__clinic", "treatment__patient", "lot__product"),
             many=True,

@@ -56,7 +56,14 @@ from treatments.selectors import (
     backward_patient,
     backward_treatments,
 )
-from treatments.trace_api.base import FORMAT_PARAMETER, TraceApi, query_id, trace_responses
+from treatments.trace_api.base import (
+    FORMAT_PARAMETER,
+    TraceApi,
+    date_text,
+    query_id,
+    time_writer,
+    trace_responses,
+)
 
 
 class BackwardTraceQuerySerializer(serializers.Serializer[Any]):
@@ -227,38 +234,7 @@ class _Evidence:
 # model instances or DRF's field by field machinery: a patient's lots bring hundreds of marker and
 # QC results, and building instances and walking the nested serializers cost several times what
 # the database took to read them. A test holds the two to the same output.
-_DATE = serializers.DateField()
 _NUMERIC_VALUE = LotQcResultOutputSerializer().get_fields()["numeric_value"]
-
-
-def _times() -> Callable[[datetime.datetime | None], str | None]:
-    """DRF's DateTimeField.to_representation, the time zone it converts to looked up once for
-    the many times of a trace (as DRF looks it up, it cost more than the rest of a time)."""
-    field = serializers.DateTimeField()
-    zone = field.default_timezone()
-    output_format = api_settings.DATETIME_FORMAT
-    iso = isinstance(output_format, str) and output_format.lower() == ISO_8601
-
-    def write(value: datetime.datetime | None) -> str | None:
-        if value is None:
-            return None
-        if zone is None or not iso or value.tzinfo is None:
-            represented: str | None = field.to_representation(value)
-            return represented
-        text = value.astimezone(zone).isoformat()
-        return text[:-6] + "Z" if text.endswith("+00:00") else text
-
-    return write
-
-
-def _date(value: datetime.date | None) -> str | None:
-    """DRF's DateField.to_representation: with ISO 8601 (the default) the date's isoformat()."""
-    if value is None:
-        return None
-    output_format = api_settings.DATE_FORMAT
-    if isinstance(output_format, str) and output_format.lower() == ISO_8601:
-        return value.isoformat()
-    return _DATE.to_representation(value)
 
 
 def _patient(
@@ -300,8 +276,8 @@ def _lot(row: tuple[Any, ...]) -> dict[str, Any]:
             "id": lot_id,
             "lot_number": lot_number,
             "status": status,
-            "manufactured_on": _date(manufactured_on),
-            "expires_on": _date(expires_on),
+            "manufactured_on": date_text(manufactured_on),
+            "expires_on": date_text(expires_on),
             "regulatory_basis": basis,
             "regulatory_number": number,
             "sec": None if sec is None else sec.eye_readable,
@@ -328,7 +304,7 @@ class _BackwardAnswer:
     specifications in force, and their certificates with the manufacturers' current ones."""
 
     def __init__(self, lines: list[tuple[Any, ...]]) -> None:
-        self.time = _times()
+        self.time = time_writer()
         self.treatments: list[dict[str, Any]] = []
         self.lots: dict[int, dict[str, Any]] = {}
         self._read_lines(lines)
@@ -405,7 +381,7 @@ class _BackwardAnswer:
                 {
                     "id": event_id,
                     "lot": None if lot_id is None else {"id": lot_id, "lot_number": lot_number},
-                    "onset_on": _date(onset_on),
+                    "onset_on": date_text(onset_on),
                     "description": description,
                     # AdverseEvent.is_serious: any of the flags.
                     "serious": any(flags),
@@ -426,14 +402,16 @@ class _BackwardAnswer:
             markers = row[8]
             if not iso_dates:
                 for marker in markers:
-                    marker["tested_on"] = _date(datetime.date.fromisoformat(marker["tested_on"]))
+                    marker["tested_on"] = date_text(
+                        datetime.date.fromisoformat(marker["tested_on"])
+                    )
             lots[lot_id]["donors"].append(
                 {
                     "id": donor_id,
                     "code": code,
                     "isbt_din": isbt_din,
                     "tissue": tissue,
-                    "collection_date": _date(collected),
+                    "collection_date": date_text(collected),
                     "eligibility": eligibility,
                     "eligibility_decided_at": time(decided_at),
                     "markers": markers,
@@ -458,7 +436,7 @@ class _BackwardAnswer:
                     "test_name": name,
                     "numeric_value": None if value is None else judge.numeric(value),
                     "outcome": outcome or None,
-                    "tested_on": _date(row[9]),
+                    "tested_on": date_text(row[9]),
                     "laboratory": row[10],
                     "method": row[11],
                     "specification": None if spec is None else judge.describe(spec),
@@ -482,8 +460,8 @@ class _BackwardAnswer:
                 "kind": kind,
                 "issuer": row[4],
                 "number": row[5],
-                "valid_from": _date(valid_from),
-                "valid_until": _date(row[7]),
+                "valid_from": date_text(valid_from),
+                "valid_until": date_text(row[7]),
                 "sha256": row[8],
                 "supersedes": row[9],
                 "current": row[11] is None,

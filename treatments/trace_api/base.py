@@ -3,14 +3,17 @@ parameters."""
 
 from __future__ import annotations
 
+import datetime
+from collections.abc import Callable
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
-from rest_framework import serializers
+from rest_framework import ISO_8601, serializers
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 from common.api_fields import BIGINT_MAX, ErrorSerializer
 from common.api_views import Api
@@ -55,3 +58,41 @@ def query_id(help_text: str, **kwargs: Any) -> serializers.IntegerField:
     return serializers.IntegerField(
         min_value=1, max_value=BIGINT_MAX, help_text=help_text, **kwargs
     )
+
+
+# The traces write their answers straight from rows, as their serializers document them: times and
+# dates as DRF writes them.
+_DATE = serializers.DateField()
+
+
+TimeWriter = Callable[[datetime.datetime | None], str | None]
+
+
+def time_writer() -> TimeWriter:
+    """DRF's DateTimeField.to_representation, the time zone it converts to looked up once for
+    the many times of a trace (as DRF looks it up, it cost more than the rest of a time)."""
+    field = serializers.DateTimeField()
+    zone = field.default_timezone()
+    output_format = api_settings.DATETIME_FORMAT
+    iso = isinstance(output_format, str) and output_format.lower() == ISO_8601
+
+    def write(value: datetime.datetime | None) -> str | None:
+        if value is None:
+            return None
+        if zone is None or not iso or value.tzinfo is None:
+            represented: str | None = field.to_representation(value)
+            return represented
+        text = value.astimezone(zone).isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+    return write
+
+
+def date_text(value: datetime.date | None) -> str | None:
+    """DRF's DateField.to_representation: with ISO 8601 (the default) the date's isoformat()."""
+    if value is None:
+        return None
+    output_format = api_settings.DATE_FORMAT
+    if isinstance(output_format, str) and output_format.lower() == ISO_8601:
+        return value.isoformat()
+    return _DATE.to_representation(value)

@@ -3,7 +3,6 @@ patient reference, practitioner and clinic, plus the stock on hand and adverse e
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
 from django.db.models import QuerySet
@@ -39,7 +38,15 @@ from treatments.selectors import (
     trace_forward,
     visible_clinic_ids,
 )
-from treatments.trace_api.base import FORMAT_PARAMETER, TraceApi, query_id, trace_responses
+from treatments.trace_api.base import (
+    FORMAT_PARAMETER,
+    TimeWriter,
+    TraceApi,
+    date_text,
+    query_id,
+    time_writer,
+    trace_responses,
+)
 
 # Django reads at most DATA_UPLOAD_MAX_NUMBER_FIELDS (1000) query fields; the other parameters take
 # at most 8, so this many repeated `lot` ids always fit (separated by commas they count as one).
@@ -210,16 +217,6 @@ def forward_csv_source(lines: QuerySet[TreatmentLine]) -> QuerySet[TreatmentLine
 # The answer is written as ForwardTraceOutputSerializer documents it, without DRF's field by field
 # machinery: building its nested serializers and walking them cost more than the database took to
 # answer a typical lot. The tests hold the two to the same output.
-_TIME = serializers.DateTimeField()
-_DATE = serializers.DateField()
-
-
-def _time(value: datetime.datetime | None) -> str | None:
-    return None if value is None else _TIME.to_representation(value)
-
-
-def _date(value: datetime.date | None) -> str | None:
-    return None if value is None else _DATE.to_representation(value)
 
 
 def forward_lot(row: tuple[Any, ...]) -> dict[str, Any]:
@@ -247,8 +244,8 @@ def forward_lot(row: tuple[Any, ...]) -> dict[str, Any]:
         "product": {"id": product_id, "name": product, "gtin": gtin},
         "manufacturer": {"id": manufacturer_id, "legal_name": manufacturer},
         "status": status,
-        "manufactured_on": _date(manufactured_on),
-        "expires_on": _date(expires_on),
+        "manufactured_on": date_text(manufactured_on),
+        "expires_on": date_text(expires_on),
         "sec": None if sec is None else sec.eye_readable,
     }
 
@@ -265,7 +262,7 @@ def forward_stock_row(row: tuple[Any, ...]) -> dict[str, Any]:
     }
 
 
-def forward_event(row: tuple[Any, ...]) -> dict[str, Any]:
+def forward_event(row: tuple[Any, ...], time: TimeWriter) -> dict[str, Any]:
     """A row of `forward_events` as TraceAdverseEventSerializer writes it."""
     event_id, treatment, clinic_id, clinic, patient_reference, lot_id, lot_number = row[:7]
     onset_on, description = row[7:9]
@@ -276,16 +273,16 @@ def forward_event(row: tuple[Any, ...]) -> dict[str, Any]:
         "clinic": {"id": clinic_id, "name": clinic},
         "patient_reference": patient_reference,
         "lot": None if lot_id is None else {"id": lot_id, "lot_number": lot_number},
-        "onset_on": _date(onset_on),
+        "onset_on": date_text(onset_on),
         "description": description,
         "serious": any(flags.values()),
         **flags,
-        "reported_at": _time(row[14]),
+        "reported_at": time(row[14]),
     }
 
 
 def forward_rows(
-    page: list[tuple[Any, ...]], lots: dict[int, dict[str, Any]]
+    page: list[tuple[Any, ...]], lots: dict[int, dict[str, Any]], time: TimeWriter
 ) -> list[dict[str, Any]]:
     """The rows of a `forward_page` as ForwardTreatmentRowSerializer writes them; each line's lot
     number and product come from the trace's lots (`forward_lot`), already read."""
@@ -305,7 +302,7 @@ def forward_rows(
         rows.append(
             {
                 "treatment": treatment,
-                "performed_at": _time(at),
+                "performed_at": time(at),
                 "clinic": {"id": clinic_id, "name": clinic},
                 "patient_reference": patient_reference,
                 "practitioner": {"id": practitioner_id, "name": practitioner},
@@ -387,6 +384,7 @@ class ForwardTraceApi(TraceApi):
             if lot_ids
             else dict.fromkeys(FORWARD_TOTALS, 0)
         )
+        time = time_writer()
         paginator = Pagination()
         paginator.request = request
         paginator.count = totals["treatment_lines"]
@@ -400,6 +398,7 @@ class ForwardTraceApi(TraceApi):
                     lot_ids=lot_ids, clinic_ids=clinic_ids, offset=paginator.offset, limit=limit
                 ),
                 by_id,
+                time,
             )
             if paginator.offset < paginator.count
             else []
@@ -408,7 +407,8 @@ class ForwardTraceApi(TraceApi):
             forward_stock_row(row) for row in forward_stock(lot_ids=lot_ids, clinic_ids=clinic_ids)
         ]
         events = [
-            forward_event(row) for row in forward_events(lot_ids=lot_ids, clinic_ids=clinic_ids)
+            forward_event(row, time)
+            for row in forward_events(lot_ids=lot_ids, clinic_ids=clinic_ids)
         ]
         return Response(
             {
