@@ -31,8 +31,8 @@ from lots.models import (
 from lots.selectors import lot_use_problems
 from providers.models import Clinic, ClinicPractitioner, Licence, Practitioner, Role
 from providers.selectors import require_any_role
-from stock.models import MovementKind, StockBalance, StockState
-from stock.services import Change, apply_changes
+from stock.models import MovementKind, StockBalance, StockMovement, StockState
+from stock.services import Change, balances_move
 from treatments.models import (
     COSMETIC_INDICATIONS,
     AdverseEvent,
@@ -486,19 +486,31 @@ def treatment_record(
         exclude=[*ALREADY_CHECKED, "recorded_by", "consent_taken_by"],
         constraints=False,
     )
+    # The ledger's movements are written here, as stock.services.apply_changes writes them, and
+    # the balances are moved last (balances_move, whose conditional UPDATE refuses a take that
+    # finds too few units, and this transaction with it): every recording draws on its clinic's
+    # balance of the lot, and its row lock is then held only from that UPDATE to the commit, not
+    # over the writes of the movements and the lines too.
     with history(actor, "treatment recorded"):
         _insert(Treatment, [treatment])
-        movements = apply_changes(
-            [
-                Change(
-                    clinic.pk, line.lot.pk, StockState.ACCEPTED, -line.units, MovementKind.TREATMENT
-                )
-                for line in read
-            ],
-            actor=actor,
-            reason=f"treatment {treatment.pk}",
-            at=performed_at,
-        )
+        changes = [
+            Change(clinic.pk, line.lot.pk, StockState.ACCEPTED, -line.units, MovementKind.TREATMENT)
+            for line in read
+        ]
+        movements = [
+            StockMovement(
+                clinic_id=change.clinic_id,
+                lot_id=change.lot_id,
+                state=change.state,
+                delta=change.delta,
+                kind=change.kind,
+                reason=f"treatment {treatment.pk}",
+                actor=actor,
+                occurred_at=performed_at,
+            )
+            for change in changes
+        ]
+        _insert(StockMovement, movements)
         written = [
             TreatmentLine(
                 treatment=treatment, lot=line.lot, units=line.units, stock_movement=movement
@@ -506,6 +518,7 @@ def treatment_record(
             for line, movement in zip(read, movements, strict=True)
         ]
         _insert(TreatmentLine, written)
+        balances_move(changes)
     _known(treatment, "lines", written)
     _known(treatment, "adverse_events", [])
     return treatment
@@ -676,10 +689,10 @@ def _insert(model: type[Model], rows: list[Any]) -> None:
     columns = ", ".join(f'"{field.column}"' for field in fields)
     placeholders = ", ".join(["%s"] * len(fields))
     rows_sql = ", ".join([f"({placeholders})"] * len(rows))
+    table, pk = model._meta.db_table, model._meta.pk.column
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {model._meta.db_table} ({columns}) VALUES {rows_sql} "  # noqa: S608 - ours
-            f'RETURNING "{model._meta.pk.column}"',
+            f'INSERT INTO {table} ({columns}) VALUES {rows_sql} RETURNING "{pk}"',  # noqa: S608
             values,
         )
         ids = cursor.fetchall()

@@ -1,7 +1,7 @@
 """Recording a treatment over the API sends the same number of statements whatever its number of
-lines: the token with the caller's roles, the rows the rules read, the balances' conditional UPDATE
-(one statement for every line), the treatment, its movements and its lines. Nothing is read twice
-and nothing written is read back."""
+lines: the token with the caller's roles, the rows the rules read, the treatment, its movements,
+its lines and the balances' conditional UPDATE (one statement for every line). Nothing is read
+twice and nothing written is read back."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from rest_framework.test import APIClient
 
 from lots.models import Lot, Product
 from providers.models import Clinic, Practitioner
-from stock.models import StockBalance, StockState
+from stock.models import MovementKind, StockBalance, StockMovement, StockState
+from stock.selectors import stock_balances_disagreeing
 from tests.api_helpers import API, error_codes, error_fields
 from tests.factories import ClinicFactory
 from tests.treatments.test_api import (
@@ -39,8 +40,8 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hash
 # practitioner and consent text named in the body (one statement); the savepoint of
 # treatment_record (a transaction of its own outside a test); the lots afresh with their products,
 # balances and authorisations, with the practitioner's membership and licence and the source
-# restrictions (one statement); the treatment, the balances' conditional UPDATE, the movements and
-# the lines; the savepoint's release.
+# restrictions (one statement); the treatment, the movements, the lines and the balances'
+# conditional UPDATE; the savepoint's release.
 STATEMENTS = 9
 BERLIN_WINTER = datetime.timezone(datetime.timedelta(hours=1))
 
@@ -148,6 +149,24 @@ def test_the_rows_written_in_sql_are_those_answered_and_their_history_is_kept(qu
         (line["lot"], line["units"], line["stock_movement"]) for line in answer["lines"]
     ]
     assert {line.performed_at for line in lines} == {treatment.performed_at}
+    # and the ledger holds one movement for each line, by the clinician, agreeing with the balances
+    movements = StockMovement.objects.filter(pk__in=[line.stock_movement_id for line in lines])
+    assert sorted(
+        (m.lot_id, m.delta, m.kind, m.state, m.reason, m.actor_id, m.occurred_at) for m in movements
+    ) == sorted(
+        (
+            line.lot_id,
+            -line.units,
+            MovementKind.TREATMENT,
+            StockState.ACCEPTED,
+            f"treatment {treatment.pk}",
+            site.clinician.pk,
+            treatment.performed_at,
+        )
+        for line in lines
+    )
+    assert (accepted_units(site.clinic, site.lot), accepted_units(site.clinic, second)) == (98, 95)
+    assert stock_balances_disagreeing() == []
     assert (treatment.recorded_by_id, treatment.consent_taken_by_id) == (site.clinician.pk,) * 2
     # and the history holds each row's insertion, by the clinician, for the reason given
     inserted = Events.objects.filter(pgh_label="insert").filter(
