@@ -510,14 +510,10 @@ def treatment_record(
             )
             for change in changes
         ]
-        _insert(StockMovement, movements)
         written = [
-            TreatmentLine(
-                treatment=treatment, lot=line.lot, units=line.units, stock_movement=movement
-            )
-            for line, movement in zip(read, movements, strict=True)
+            TreatmentLine(treatment=treatment, lot=line.lot, units=line.units) for line in read
         ]
-        _insert(TreatmentLine, written)
+        _insert_lines_drawn(written, movements)
         balances_move(changes)
     _known(treatment, "lines", written)
     _known(treatment, "adverse_events", [])
@@ -701,6 +697,66 @@ def _insert(model: type[Model], rows: list[Any]) -> None:
         row.pk = pk
         row._state.adding = False
         row._state.db = _ALIAS
+
+
+def _insert_lines_drawn(lines: list[TreatmentLine], movements: list[StockMovement]) -> None:
+    """Insert the ledger's `movements` and a treatment's `lines`, each line pointing at the
+    movement of its lot (a treatment names each lot once), in one statement: the movements are
+    inserted by a data-modifying WITH, the lines in their order from its ids. Each row gets its
+    id, each line its movement. Neither table's triggers read the other's rows, and the line's
+    foreign key to its movement is checked at the commit."""
+    connection = connections[_ALIAS]
+    movement_fields = [
+        field for field in StockMovement._meta.concrete_fields if not field.primary_key
+    ]
+    line_fields = [field for field in TreatmentLine._meta.concrete_fields if not field.primary_key]
+    drawn = TreatmentLine._meta.get_field("stock_movement").column
+    movement_columns = ", ".join(f'"{field.column}"' for field in movement_fields)
+    movement_row = f"({', '.join(['%s'] * len(movement_fields))})"
+    line_columns = ", ".join(f'"{field.column}"' for field in line_fields)
+    # The lines' values are cast as their columns are typed: in a VALUES list of their own,
+    # PostgreSQL would otherwise take them as text.
+    line_row = ", ".join(
+        ["%s::integer", *(f"%s::{field.cast_db_type(connection)}" for field in line_fields)]
+    )
+    line_values = ", ".join(
+        "movement.id" if field.column == drawn else f'line."{field.column}"'
+        for field in line_fields
+    )
+    sql = f"""
+        WITH movement AS (
+            INSERT INTO {StockMovement._meta.db_table} ({movement_columns})
+            VALUES {", ".join([movement_row] * len(movements))}
+            RETURNING id, lot_id
+        )
+        INSERT INTO {TreatmentLine._meta.db_table} ({line_columns})
+        SELECT {line_values}
+        FROM (VALUES {", ".join([f"({line_row})"] * len(lines))}) AS line (ordinal, {line_columns})
+        JOIN movement ON movement.lot_id = line.lot_id
+        ORDER BY line.ordinal
+        RETURNING id, lot_id, {drawn}
+    """  # noqa: S608 - the table and column names are the models' own; values are parameters
+    values = [
+        field.get_db_prep_save(field.pre_save(movement, True), connection)
+        for movement in movements
+        for field in movement_fields
+    ]
+    for ordinal, line in enumerate(lines):
+        values.append(ordinal)
+        values.extend(
+            field.get_db_prep_save(field.pre_save(line, True), connection) for field in line_fields
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        written = {lot_id: (pk, movement_id) for pk, lot_id, movement_id in cursor.fetchall()}
+    for movement in movements:
+        movement.pk = written[movement.lot_id][1]
+        movement._state.adding, movement._state.db = False, _ALIAS
+    by_lot = {movement.lot_id: movement for movement in movements}
+    for line in lines:
+        line.pk = written[line.lot_id][0]
+        line.stock_movement = by_lot[line.lot_id]
+        line._state.adding, line._state.db = False, _ALIAS
 
 
 def _known(treatment: Treatment, relation: str, rows: list[Any]) -> None:

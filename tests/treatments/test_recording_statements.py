@@ -1,7 +1,7 @@
 """Recording a treatment over the API sends the same number of statements whatever its number of
-lines: the token with the caller's roles, the rows the rules read, the treatment, its movements,
-its lines and the balances' conditional UPDATE (one statement for every line). Nothing is read
-twice and nothing written is read back."""
+lines: the token with the caller's roles, the rows the rules read, the treatment, its movements
+with its lines, and the balances' conditional UPDATE (each one statement for every line). Nothing
+is read twice and nothing written is read back."""
 
 from __future__ import annotations
 
@@ -40,9 +40,9 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hash
 # practitioner and consent text named in the body (one statement); the savepoint of
 # treatment_record (a transaction of its own outside a test); the lots afresh with their products,
 # balances and authorisations, with the practitioner's membership and licence and the source
-# restrictions (one statement); the treatment, the movements, the lines and the balances'
-# conditional UPDATE; the savepoint's release.
-STATEMENTS = 9
+# restrictions (one statement); the treatment, the movements with the lines (one statement) and
+# the balances' conditional UPDATE; the savepoint's release.
+STATEMENTS = 8
 BERLIN_WINTER = datetime.timezone(datetime.timedelta(hours=1))
 
 
