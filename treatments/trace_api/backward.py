@@ -42,7 +42,6 @@ from lots.models import (
     QcTest,
     Tissue,
 )
-from lots.sec import SingleEuropeanCode
 from lots.selectors import qc_result_passes, sec_eye_readable
 from providers.api import ClinicRefSerializer
 from stock.api import LotRefSerializer
@@ -61,6 +60,7 @@ from treatments.trace_api.base import (
     TraceApi,
     date_text,
     query_id,
+    sec_text,
     time_writer,
     trace_responses,
 )
@@ -255,22 +255,7 @@ def _lot(row: tuple[Any, ...]) -> dict[str, Any]:
     come."""
     lot_id, lot_number, product_id, product, gtin = row[11:16]
     status, manufactured_on, expires_on, basis, number = row[18:23]
-    country, establishment, donation, coding_system, product_number, split = row[23:29]
     source_kind, tissue, manufacturer_id, manufacturer = row[29:33]
-    # As Lot.sec: a lot carries a Single European Code when it has an issuing country.
-    sec = (
-        SingleEuropeanCode(
-            issuing_country=country,
-            establishment_code=establishment,
-            donation_number=donation,
-            coding_system=coding_system,
-            product_number=product_number,
-            split_number=split,
-            expires_on=expires_on,
-        )
-        if country
-        else None
-    )
     return {
         "lot": {
             "id": lot_id,
@@ -280,7 +265,7 @@ def _lot(row: tuple[Any, ...]) -> dict[str, Any]:
             "expires_on": date_text(expires_on),
             "regulatory_basis": basis,
             "regulatory_number": number,
-            "sec": None if sec is None else sec.eye_readable,
+            "sec": sec_text(row[23:29], expires_on),
         },
         "product": {
             "id": product_id,

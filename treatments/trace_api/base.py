@@ -4,7 +4,7 @@ parameters."""
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -19,6 +19,7 @@ from common.api_fields import BIGINT_MAX, ErrorSerializer
 from common.api_views import Api
 from common.csv import CsvRenderer
 from common.renderers import FastJSONRenderer
+from lots.sec import SingleEuropeanCode
 from providers.permissions import CLINIC_STAFF_PERMISSIONS
 
 
@@ -96,3 +97,21 @@ def date_text(value: datetime.date | None) -> str | None:
     if isinstance(output_format, str) and output_format.lower() == ISO_8601:
         return value.isoformat()
     return _DATE.to_representation(value)
+
+
+def sec_text(parts: Sequence[str], expires_on: datetime.date) -> str | None:
+    """The eye-readable Single European Code of a lot read as a row: its six parts in the order of
+    lots.sec.PARTS, and its expiry. As Lot.sec, a lot carries one when it has an issuing
+    country."""
+    country, establishment, donation, coding_system, product_number, split = parts
+    if not country:
+        return None
+    return SingleEuropeanCode(
+        issuing_country=country,
+        establishment_code=establishment,
+        donation_number=donation,
+        coding_system=coding_system,
+        product_number=product_number,
+        split_number=split,
+        expires_on=expires_on,
+    ).eye_readable

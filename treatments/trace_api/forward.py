@@ -18,7 +18,6 @@ from common.api_views import validated
 from common.csv import csv_cells, csv_copy_response
 from lots.api import ManufacturerRefSerializer, ProductRefSerializer
 from lots.models import Lot
-from lots.sec import SingleEuropeanCode
 from lots.selectors import sec_eye_readable
 from providers.api import ClinicRefSerializer
 from stock.api import LotRefSerializer
@@ -44,6 +43,7 @@ from treatments.trace_api.base import (
     TraceApi,
     date_text,
     query_id,
+    sec_text,
     time_writer,
     trace_responses,
 )
@@ -223,21 +223,6 @@ def forward_lot(row: tuple[Any, ...]) -> dict[str, Any]:
     """A row of `forward_lots` as TraceLotSerializer writes it."""
     lot_id, lot_number, product_id, product, gtin, manufacturer_id, manufacturer = row[:7]
     status, manufactured_on, expires_on = row[7:10]
-    country, establishment, donation, coding_system, product_number, split = row[10:16]
-    # As Lot.sec: a lot carries a Single European Code when it has an issuing country.
-    sec = (
-        SingleEuropeanCode(
-            issuing_country=country,
-            establishment_code=establishment,
-            donation_number=donation,
-            coding_system=coding_system,
-            product_number=product_number,
-            split_number=split,
-            expires_on=expires_on,
-        )
-        if country
-        else None
-    )
     return {
         "id": lot_id,
         "lot_number": lot_number,
@@ -246,7 +231,7 @@ def forward_lot(row: tuple[Any, ...]) -> dict[str, Any]:
         "status": status,
         "manufactured_on": date_text(manufactured_on),
         "expires_on": date_text(expires_on),
-        "sec": None if sec is None else sec.eye_readable,
+        "sec": sec_text(row[10:16], expires_on),
     }
 
 
