@@ -56,9 +56,31 @@ def apply_changes(
     Balance rows are touched in (clinic, lot, state) order so two transactions never wait on each
     other in opposite orders (no deadlock).
     """
-    occurred_at = at or timezone.now()
     balances_move(changes)
-    movements = [
+    movements = movements_for(
+        changes,
+        actor=actor,
+        reason=reason,
+        at=at or timezone.now(),
+        receipt=receipt,
+        counterpart=counterpart,
+    )
+    return StockMovement.objects.bulk_create(movements)
+
+
+def movements_for(
+    changes: list[Change],
+    *,
+    actor: Any,
+    reason: str,
+    at: datetime.datetime,
+    receipt: Receipt | None = None,
+    counterpart: Clinic | None = None,
+) -> list[StockMovement]:
+    """The ledger's movements for `changes`, unsaved, in their order: for a caller that writes
+    them itself (a treatment writes them with its lines) and then moves the balances
+    (`balances_move`), in its transaction."""
+    return [
         StockMovement(
             clinic_id=change.clinic_id,
             lot_id=change.lot_id,
@@ -67,13 +89,12 @@ def apply_changes(
             kind=change.kind,
             reason=reason,
             actor=actor,
-            occurred_at=occurred_at,
+            occurred_at=at,
             receipt=receipt,
             counterpart_clinic=counterpart,
         )
         for change in changes
     ]
-    return StockMovement.objects.bulk_create(movements)
 
 
 def balances_move(changes: list[Change]) -> None:

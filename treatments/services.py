@@ -32,7 +32,7 @@ from lots.selectors import lot_use_problems
 from providers.models import Clinic, ClinicPractitioner, Licence, Practitioner, Role
 from providers.selectors import require_any_role
 from stock.models import MovementKind, StockBalance, StockMovement, StockState
-from stock.services import Change, balances_move
+from stock.services import Change, balances_move, movements_for
 from treatments.models import (
     COSMETIC_INDICATIONS,
     AdverseEvent,
@@ -497,19 +497,9 @@ def treatment_record(
             Change(clinic.pk, line.lot.pk, StockState.ACCEPTED, -line.units, MovementKind.TREATMENT)
             for line in read
         ]
-        movements = [
-            StockMovement(
-                clinic_id=change.clinic_id,
-                lot_id=change.lot_id,
-                state=change.state,
-                delta=change.delta,
-                kind=change.kind,
-                reason=f"treatment {treatment.pk}",
-                actor=actor,
-                occurred_at=performed_at,
-            )
-            for change in changes
-        ]
+        movements = movements_for(
+            changes, actor=actor, reason=f"treatment {treatment.pk}", at=performed_at
+        )
         written = [
             TreatmentLine(treatment=treatment, lot=line.lot, units=line.units) for line in read
         ]
