@@ -240,10 +240,14 @@ def forward_lots(*, scope: ForwardScope) -> list[tuple[Any, ...]]:
     product id, name and GTIN, manufacturer id and legal name, status, manufactured on, expires
     on, and the six parts of its Single European Code (SEC_PARTS' order). One statement, the
     scope's choice of lots as its subquery; written in SQL, as `forward_totals`."""
-    try:
-        chosen, params = scope.lots().values("pk").query.sql_with_params()
-    except EmptyResultSet:  # a scope that can match nothing (a code no lot starts with)
-        return []
+    if scope.lot_ids and scope == ForwardScope(lot_ids=scope.lot_ids):
+        # Lots by id alone, the commonest trace: as scope.lots() chooses them, without composing it.
+        chosen, params = "SELECT unnest(%s::bigint[])", [scope.lot_ids]
+    else:
+        try:
+            chosen, params = scope.lots().values("pk").order_by().query.sql_with_params()
+        except EmptyResultSet:  # a scope that can match nothing (a code no lot starts with)
+            return []
     sql = f"""
         SELECT lot.id, lot.lot_number, product.id, product.name, product.gtin, lot.manufacturer_id,
                manufacturer.legal_name,
