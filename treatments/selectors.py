@@ -7,6 +7,7 @@ one per kind of row, joined in the database, never a query per row.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -240,6 +241,7 @@ def forward_lots(*, scope: ForwardScope) -> list[tuple[Any, ...]]:
     product id, name and GTIN, manufacturer id and legal name, status, manufactured on, expires
     on, and the six parts of its Single European Code (SEC_PARTS' order). One statement, the
     scope's choice of lots as its subquery; written in SQL, as `forward_totals`."""
+    params: Sequence[Any]
     if scope.lot_ids and scope == ForwardScope(lot_ids=scope.lot_ids):
         # Lots by id alone, the commonest trace: as scope.lots() chooses them, without composing it.
         chosen, params = "SELECT unnest(%s::bigint[])", [scope.lot_ids]
