@@ -37,6 +37,7 @@ from lots.selectors import current_certificates, lots_matching_sec
 from providers.access import access_for
 from providers.models import Clinic, Manufacturer, Practitioner
 from stock.models import StockBalance
+from treatments.filters import SERIOUS
 from treatments.models import AdverseEvent, Patient, Treatment, TreatmentLine
 
 
@@ -287,21 +288,12 @@ def forward_stock(*, lot_ids: list[int], clinic_ids: list[int] | None) -> list[t
     return rows
 
 
-FORWARD_EVENT_FLAGS = (
-    "results_in_death",
-    "life_threatening",
-    "hospitalisation",
-    "disability",
-    "intervention_required",
-)
-
-
 def forward_events(*, lot_ids: list[int], clinic_ids: list[int] | None) -> list[tuple[Any, ...]]:
     """The adverse events of a forward trace (as trace_forward's `adverse_events`, in its order):
     those naming one of `lot_ids`, and those naming no lot after a treatment that used one, at
     the clinics the user may see. Per event: id, treatment id, clinic id, clinic name, patient
     reference, lot id, lot number, onset on, description, the five seriousness flags
-    (FORWARD_EVENT_FLAGS), reported at."""
+    (treatments.filters.SERIOUS), reported at."""
     event, line = AdverseEvent._meta.db_table, TreatmentLine._meta.db_table
     visible = "" if clinic_ids is None else "AND t.clinic_id = ANY(%s::bigint[])"
     sql = f"""
@@ -309,7 +301,7 @@ def forward_events(*, lot_ids: list[int], clinic_ids: list[int] | None) -> list[
                (SELECT name FROM {Clinic._meta.db_table} WHERE id = t.clinic_id),
                (SELECT reference FROM {Patient._meta.db_table} WHERE id = t.patient_id),
                e.lot_id, (SELECT lot_number FROM {Lot._meta.db_table} WHERE id = e.lot_id),
-               e.onset_on, e.description, {", ".join(f"e.{flag}" for flag in FORWARD_EVENT_FLAGS)},
+               e.onset_on, e.description, {", ".join(f"e.{flag}" for flag in SERIOUS)},
                e.reported_at
         FROM {event} e JOIN {Treatment._meta.db_table} t ON t.id = e.treatment_id
         WHERE e.id IN (

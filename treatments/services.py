@@ -500,8 +500,18 @@ def treatment_record(
         movements = movements_for(
             changes, actor=actor, reason=f"treatment {treatment.pk}", at=performed_at
         )
+        # The copies of the treatment the database writes on each line, known here too.
         written = [
-            TreatmentLine(treatment=treatment, lot=line.lot, units=line.units) for line in read
+            TreatmentLine(
+                treatment=treatment,
+                lot=line.lot,
+                units=line.units,
+                performed_at=treatment.performed_at,
+                clinic=clinic,
+                patient=patient,
+                practitioner=practitioner,
+            )
+            for line in read
         ]
         _insert_lines_drawn(written, movements)
         balances_move(changes)

@@ -54,6 +54,8 @@ def test_a_recorded_line_carries_its_treatments_time_clinic_patient_and_practiti
         ready.practitioner.pk,
     )
     assert copies(line) == of_treatment(treatment)
+    # The lines the service hands back (read from nothing) know the copies too.
+    assert [copies(known) for known in treatment.lines.all()] == [of_treatment(treatment)]
 
 
 @pytest.mark.parametrize(

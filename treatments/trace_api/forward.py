@@ -26,7 +26,6 @@ from treatments.api.treatments import PractitionerRefSerializer
 from treatments.filters import SERIOUS
 from treatments.models import AdverseEvent, TreatmentLine
 from treatments.selectors import (
-    FORWARD_EVENT_FLAGS,
     FORWARD_TOTALS,
     ForwardScope,
     forward_events,
@@ -251,7 +250,7 @@ def forward_event(row: tuple[Any, ...], time: TimeWriter) -> dict[str, Any]:
     """A row of `forward_events` as TraceAdverseEventSerializer writes it."""
     event_id, treatment, clinic_id, clinic, patient_reference, lot_id, lot_number = row[:7]
     onset_on, description = row[7:9]
-    flags = dict(zip(FORWARD_EVENT_FLAGS, row[9:14], strict=True))
+    flags = dict(zip(SERIOUS, row[9:14], strict=True))
     return {
         "id": event_id,
         "treatment": treatment,
