@@ -101,15 +101,16 @@ def balances_move(changes: list[Change]) -> None:
     """Move the balances by `changes`, none below zero (a take that finds too few units is
     refused with `stock_insufficient`); the ledger's movements are the caller's to write. The
     caller holds the transaction."""
-    ordered = sorted(changes, key=lambda c: (c.clinic_id, c.lot_id, c.state))
-    if len(ordered) > 1 and all(change.delta < 0 for change in ordered):
-        _balances_take(ordered)
-    else:
-        for change in ordered:
-            if change.delta > 0:
-                _balance_add(change)
-            else:
-                _balance_take(change)
+    if not changes:
+        return
+    if all(change.delta < 0 for change in changes):
+        balances_take(changes).run()
+        return
+    for change in sorted(changes, key=_balance_order):
+        if change.delta > 0:
+            _balance_add(change)
+        else:
+            balances_take([change]).run()
 
 
 def _balance_add(change: Change) -> None:
@@ -125,58 +126,82 @@ def _balance_add(change: Change) -> None:
         )
 
 
-def _balance_take(change: Change) -> None:
-    units = -change.delta
-    # The row lock taken by UPDATE makes a concurrent request wait and then re-check the
-    # condition against the committed quantity: no lost update, never below zero. Written in SQL,
-    # as _balance_add is: every treatment sends it, and composing it with the ORM cost more than
-    # the database's work on it.
-    table = StockBalance._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            UPDATE {table} SET quantity = quantity - %s
-            WHERE clinic_id = %s AND lot_id = %s AND state = %s AND quantity >= %s
-            """,  # noqa: S608 - the table name is ours; values are parameters
-            [units, change.clinic_id, change.lot_id, change.state, units],
-        )
-        taken = cursor.rowcount
-    if taken != 1:
-        _refuse_take(change)
+@dataclass(frozen=True)
+class Take:
+    """Units taken from balances, as queries of a WITH clause (`sql`, with `params`) whose last,
+    `taken`, answers the ordinal in `changes` of each balance it decremented. A caller runs it
+    alone (`run`) or inside a statement of its own that writes the rest of its transaction (a
+    treatment's lines and movements: one round trip), and then `check`s what was taken.
+
+    The row lock taken by the UPDATE makes a concurrent request wait and then re-check the
+    condition against the committed quantity: no lost update, never below zero. Several balances
+    are locked first, in the order of `changes` ((clinic, lot, state), as apply_changes touches
+    them one at a time), so two such statements never wait on each other in opposite orders.
+    Written in SQL: every treatment sends it, and composing it with the ORM cost more than the
+    database's work on it."""
+
+    sql: str
+    params: list[Any]
+    changes: list[Change]
+
+    def run(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"WITH {self.sql} SELECT ordinal FROM taken", self.params)  # noqa: S608
+            self.check([ordinal for (ordinal,) in cursor.fetchall()])
+
+    def check(self, taken: list[int]) -> None:
+        """Refuse the first change whose balance was not decremented (`stock_insufficient`)."""
+        found = set(taken)
+        for ordinal, change in enumerate(self.changes):
+            if ordinal not in found:
+                _refuse_take(change)
 
 
-def _balances_take(ordered: list[Change]) -> None:
-    """Take units from several balances in one statement. The rows are locked first, in the
-    order of `ordered` ((clinic, lot, state), as apply_changes touches them one at a time), so two
-    such statements never wait on each other in opposite orders; then each is decremented only
-    if its units are there, re-checked against the committed quantity as the single UPDATE is."""
+def _balance_order(change: Change) -> tuple[int, int, str]:
+    return (change.clinic_id, change.lot_id, change.state)
+
+
+def balances_take(changes: list[Change]) -> Take:
+    """The take of `changes` (at least one, each negative) as a Take, its changes in the order
+    their balances are locked."""
+    if not changes or any(change.delta >= 0 for change in changes):
+        raise ValueError("a take needs at least one change, each negative")
+    ordered = sorted(changes, key=_balance_order)
     table = StockBalance._meta.db_table
-    wanted = ", ".join(["(%s::bigint, %s::bigint, %s::text, %s::integer)"] * len(ordered))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            WITH wanted (clinic_id, lot_id, state, units) AS (VALUES {wanted}),
-            locked AS MATERIALIZED (
-                SELECT balance.id, wanted.units
-                FROM {table} balance JOIN wanted USING (clinic_id, lot_id, state)
-                ORDER BY balance.clinic_id, balance.lot_id, balance.state COLLATE "C"
-                FOR UPDATE OF balance
+    params: list[Any] = []
+    if len(ordered) == 1:
+        (change,) = ordered
+        units = -change.delta
+        sql = f"""
+            taken AS (
+                UPDATE {table} SET quantity = quantity - %s
+                WHERE clinic_id = %s AND lot_id = %s AND state = %s AND quantity >= %s
+                RETURNING 0 AS ordinal
             )
-            UPDATE {table} balance SET quantity = balance.quantity - locked.units
-            FROM locked
-            WHERE balance.id = locked.id AND balance.quantity >= locked.units
-            RETURNING balance.clinic_id, balance.lot_id, balance.state
-            """,  # noqa: S608 - the table name is ours; values are parameters
-            [
-                value
-                for change in ordered
-                for value in (change.clinic_id, change.lot_id, change.state, -change.delta)
-            ],
+        """  # noqa: S608 - the table name is ours; values are parameters
+        params = [units, change.clinic_id, change.lot_id, change.state, units]
+        return Take(sql, params, ordered)
+    wanted = ", ".join(
+        ["(%s::integer, %s::bigint, %s::bigint, %s::text, %s::integer)"] * len(ordered)
+    )
+    sql = f"""
+        take_wanted (ordinal, clinic_id, lot_id, state, units) AS (VALUES {wanted}),
+        take_locked AS MATERIALIZED (
+            SELECT balance.id, take_wanted.ordinal, take_wanted.units
+            FROM {table} balance JOIN take_wanted USING (clinic_id, lot_id, state)
+            ORDER BY balance.clinic_id, balance.lot_id, balance.state COLLATE "C"
+            FOR UPDATE OF balance
+        ),
+        taken AS (
+            UPDATE {table} balance SET quantity = balance.quantity - take_locked.units
+            FROM take_locked
+            WHERE balance.id = take_locked.id AND balance.quantity >= take_locked.units
+            RETURNING take_locked.ordinal
         )
-        taken = set(cursor.fetchall())
-    for change in ordered:
-        if (change.clinic_id, change.lot_id, change.state) not in taken:
-            _refuse_take(change)
+    """  # noqa: S608 - the table name is ours; values are parameters
+    for ordinal, change in enumerate(ordered):
+        params += [ordinal, change.clinic_id, change.lot_id, change.state, -change.delta]
+    return Take(sql, params, ordered)
 
 
 def _refuse_take(change: Change) -> NoReturn:

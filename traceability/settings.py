@@ -152,6 +152,8 @@ DATABASES = {
 DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c pgtrigger.ignore={}"
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ValueError("DATABASE_URL must point at PostgreSQL (postgresql://...)")
+# Django's PostgreSQL backend, reading timestamps with psycopg's compiled loader (see its doc).
+DATABASES["default"]["ENGINE"] = "common.postgresql"
 # A streaming replica of DATABASE_URL for reads (docs/replicas.md); unset, everything uses the
 # primary. After a write, a browser reads the primary for DATABASE_REPLICA_PIN_SECONDS.
 _replica_url = env_str("DATABASE_REPLICA_URL")
@@ -170,6 +172,7 @@ if _replica_url:
     }
     if DATABASES["replica"]["ENGINE"] != "django.db.backends.postgresql":
         raise ValueError("DATABASE_REPLICA_URL must point at PostgreSQL (postgresql://...)")
+    DATABASES["replica"]["ENGINE"] = DATABASES["default"]["ENGINE"]
     DATABASE_ROUTERS = ["common.db_routing.PrimaryReplicaRouter"]
     MIDDLEWARE.insert(
         MIDDLEWARE.index("django.contrib.sessions.middleware.SessionMiddleware"),

@@ -32,7 +32,7 @@ from lots.selectors import lot_use_problems
 from providers.models import Clinic, ClinicPractitioner, Licence, Practitioner, Role
 from providers.selectors import require_any_role
 from stock.models import MovementKind, StockBalance, StockMovement, StockState
-from stock.services import Change, balances_move, movements_for
+from stock.services import Change, Take, balances_take, movements_for
 from treatments.models import (
     COSMETIC_INDICATIONS,
     AdverseEvent,
@@ -486,11 +486,11 @@ def treatment_record(
         exclude=[*ALREADY_CHECKED, "recorded_by", "consent_taken_by"],
         constraints=False,
     )
-    # The ledger's movements are written here, as stock.services.apply_changes writes them, and
-    # the balances are moved last (balances_move, whose conditional UPDATE refuses a take that
-    # finds too few units, and this transaction with it): every recording draws on its clinic's
-    # balance of the lot, and its row lock is then held only from that UPDATE to the commit, not
-    # over the writes of the movements and the lines too.
+    # The ledger's movements are written here, as stock.services.apply_changes writes them, in
+    # one statement with the lines and the take from the balances (stock.services.balances_take,
+    # whose conditional UPDATE refuses a take that finds too few units, and this transaction
+    # with it): every recording draws on its clinic's balance of the lot, and its row lock is
+    # held only from that statement to the commit.
     with history(actor, "treatment recorded"):
         _insert(Treatment, [treatment])
         changes = [
@@ -513,8 +513,7 @@ def treatment_record(
             )
             for line in read
         ]
-        _insert_lines_drawn(written, movements)
-        balances_move(changes)
+        _insert_lines_drawn(written, movements, balances_take(changes) if changes else None)
     _known(treatment, "lines", written)
     _known(treatment, "adverse_events", [])
     return treatment
@@ -699,12 +698,19 @@ def _insert(model: type[Model], rows: list[Any]) -> None:
         row._state.db = _ALIAS
 
 
-def _insert_lines_drawn(lines: list[TreatmentLine], movements: list[StockMovement]) -> None:
+def _insert_lines_drawn(
+    lines: list[TreatmentLine], movements: list[StockMovement], take: Take | None
+) -> None:
     """Insert the ledger's `movements` and a treatment's `lines`, each line pointing at the
-    movement of its lot (a treatment names each lot once), in one statement: the movements are
-    inserted by a data-modifying WITH, the lines in their order from its ids. Each row gets its
-    id, each line its movement. Neither table's triggers read the other's rows, and the line's
-    foreign key to its movement is checked at the commit."""
+    movement of its lot (a treatment names each lot once), and run the `take` from the balances,
+    in one statement: the take and the movements are data-modifying WITH queries, the lines are
+    inserted in their order from the movements' ids. Each row gets its id, each line its
+    movement; a take that found too few units is refused (the caller's transaction with it).
+    Neither table's triggers read the other's rows, and the line's foreign key to its movement
+    is checked at the commit."""
+    if not lines:
+        return
+    assert take is not None  # noqa: S101 - lines draw units
     connection = connections[_ALIAS]
     movement_fields = [
         field for field in StockMovement._meta.concrete_fields if not field.primary_key
@@ -724,19 +730,26 @@ def _insert_lines_drawn(lines: list[TreatmentLine], movements: list[StockMovemen
         for field in line_fields
     )
     sql = f"""
-        WITH movement AS (
+        WITH {take.sql},
+        movement AS (
             INSERT INTO {StockMovement._meta.db_table} ({movement_columns})
             VALUES {", ".join([movement_row] * len(movements))}
             RETURNING id, lot_id
+        ),
+        written AS (
+            INSERT INTO {TreatmentLine._meta.db_table} ({line_columns})
+            SELECT {line_values}
+            FROM (VALUES {", ".join([f"({line_row})"] * len(lines))})
+                AS line (ordinal, {line_columns})
+            JOIN movement ON movement.lot_id = line.lot_id
+            ORDER BY line.ordinal
+            RETURNING id, lot_id, {drawn}
         )
-        INSERT INTO {TreatmentLine._meta.db_table} ({line_columns})
-        SELECT {line_values}
-        FROM (VALUES {", ".join([f"({line_row})"] * len(lines))}) AS line (ordinal, {line_columns})
-        JOIN movement ON movement.lot_id = line.lot_id
-        ORDER BY line.ordinal
-        RETURNING id, lot_id, {drawn}
+        SELECT written.id, written.lot_id, written.{drawn}, ARRAY(SELECT ordinal FROM taken)
+        FROM written
     """  # noqa: S608 - the table and column names are the models' own; values are parameters
-    values = [
+    values = list(take.params)
+    values += [
         field.get_db_prep_save(field.pre_save(movement, True), connection)
         for movement in movements
         for field in movement_fields
@@ -748,7 +761,9 @@ def _insert_lines_drawn(lines: list[TreatmentLine], movements: list[StockMovemen
         )
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
-        written = {lot_id: (pk, movement_id) for pk, lot_id, movement_id in cursor.fetchall()}
+        rows = cursor.fetchall()
+    take.check(rows[0][3])
+    written = {lot_id: (pk, movement_id) for pk, lot_id, movement_id, _taken in rows}
     for movement in movements:
         movement.pk = written[movement.lot_id][1]
         movement._state.adding, movement._state.db = False, _ALIAS

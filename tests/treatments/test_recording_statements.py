@@ -40,9 +40,9 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hash
 # practitioner and consent text named in the body (one statement); the savepoint of
 # treatment_record (a transaction of its own outside a test); the lots afresh with their products,
 # balances and authorisations, with the practitioner's membership and licence and the source
-# restrictions (one statement); the treatment, the movements with the lines (one statement) and
-# the balances' conditional UPDATE; the savepoint's release.
-STATEMENTS = 8
+# restrictions (one statement); the treatment; the balances' conditional UPDATE with the
+# movements and the lines (one statement); the savepoint's release.
+STATEMENTS = 7
 BERLIN_WINTER = datetime.timezone(datetime.timedelta(hours=1))
 
 
