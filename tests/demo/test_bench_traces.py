@@ -9,7 +9,12 @@ from demo.bench.traces import find_subjects, measure
 from tests.treatments.test_api import make_site, practitioner_at, receive, released_lot
 from treatments.services import patient_create
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
+# Committed data: the benchmark hands its requests to the WSGI application as a server does, and
+# the application's request signals close a connection that is inside a test's transaction.
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("fast_password_hasher"),
+]
 
 
 @pytest.fixture
