@@ -211,7 +211,7 @@ def _clinic_user(lot_id: int) -> Any | None:
 def _served() -> Iterator[None]:
     """The host the requests name accepted, as a deployment lists its own, and the per-account
     throttle lifted (one account sends every request; each is still counted)."""
-    rest = dict(settings.REST_FRAMEWORK)
+    rest: dict[str, Any] = dict(settings.REST_FRAMEWORK)
     rest["DEFAULT_THROTTLE_RATES"] = {**rest["DEFAULT_THROTTLE_RATES"], "user": "1000000/second"}
     with override_settings(ALLOWED_HOSTS=[*settings.ALLOWED_HOSTS, HOST], REST_FRAMEWORK=rest):
         yield
@@ -252,8 +252,9 @@ class _Client:
             "wsgi.run_once": False,
         }
 
-        def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
+        def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
             answered.append(status)
+            return answered.append  # the write() callable WSGI asks for; never called here
 
         body = self.application(environ, start_response)
         try:
