@@ -43,7 +43,11 @@ LotQcResultEvent = apps.get_model("lots", "LotQcResultEvent")
 def events_of(model_event, obj) -> list:
     """The object's events, oldest first (pgh_created_at is the transaction's start time, the same
     for every event in one test, so order by id)."""
-    return list(model_event.objects.filter(pgh_obj_id=obj.pk).select_related("pgh_context"))
+    return list(
+        model_event.objects.filter(pgh_obj_id=obj.pk)
+        .select_related("pgh_context")
+        .order_by("pgh_id")
+    )
 
 
 def test_lot_create_writes_an_insert_event_with_the_actor_and_reason(quality_manager):
