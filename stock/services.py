@@ -78,8 +78,8 @@ def movements_for(
     counterpart: Clinic | None = None,
 ) -> list[StockMovement]:
     """The ledger's movements for `changes`, unsaved, in their order: for a caller that writes
-    them itself (a treatment writes them with its lines) and then moves the balances
-    (`balances_move`), in its transaction."""
+    them itself and moves the balances in its transaction (a treatment writes them with its lines
+    and its `balances_take` in one statement)."""
     return [
         StockMovement(
             clinic_id=change.clinic_id,

@@ -32,7 +32,7 @@ from lots.selectors import lot_use_problems
 from providers.models import Clinic, ClinicPractitioner, Licence, Practitioner, Role
 from providers.selectors import require_any_role
 from stock.models import MovementKind, StockBalance, StockMovement, StockState
-from stock.services import Change, Take, balances_take, movements_for
+from stock.services import Change, balances_take, movements_for
 from treatments.models import (
     COSMETIC_INDICATIONS,
     AdverseEvent,
@@ -513,7 +513,7 @@ def treatment_record(
             )
             for line in read
         ]
-        _insert_lines_drawn(written, movements, balances_take(changes) if changes else None)
+        _insert_lines_drawn(written, movements, changes)
     _known(treatment, "lines", written)
     _known(treatment, "adverse_events", [])
     return treatment
@@ -699,18 +699,18 @@ def _insert(model: type[Model], rows: list[Any]) -> None:
 
 
 def _insert_lines_drawn(
-    lines: list[TreatmentLine], movements: list[StockMovement], take: Take | None
+    lines: list[TreatmentLine], movements: list[StockMovement], changes: list[Change]
 ) -> None:
     """Insert the ledger's `movements` and a treatment's `lines`, each line pointing at the
-    movement of its lot (a treatment names each lot once), and run the `take` from the balances,
-    in one statement: the take and the movements are data-modifying WITH queries, the lines are
-    inserted in their order from the movements' ids. Each row gets its id, each line its
-    movement; a take that found too few units is refused (the caller's transaction with it).
-    Neither table's triggers read the other's rows, and the line's foreign key to its movement
-    is checked at the commit."""
+    movement of its lot (a treatment names each lot once), and take the `changes` from the
+    balances (stock.services.balances_take), in one statement: the take and the movements are
+    data-modifying WITH queries, the lines are inserted in their order from the movements' ids.
+    Each row gets its id, each line its movement; a take that found too few units is refused
+    (the caller's transaction with it). Neither table's triggers read the other's rows, and the
+    line's foreign key to its movement is checked at the commit."""
     if not lines:
         return
-    assert take is not None  # noqa: S101 - lines draw units
+    take = balances_take(changes)
     connection = connections[_ALIAS]
     movement_fields = [
         field for field in StockMovement._meta.concrete_fields if not field.primary_key
