@@ -13,7 +13,7 @@ from typing import Any, cast
 
 from django import forms
 from django.core.paginator import Page, Paginator
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
@@ -26,7 +26,7 @@ from common.errors import DomainError
 from pages.base import form_problems, page, refused
 from providers.access import Access, access_for
 from providers.models import Clinic
-from recalls.models import Recall
+from recalls.models import Recall, RecallExposure, RecallLot
 from recalls.selectors import recall_list
 from treatments import services
 from treatments.models import Patient
@@ -118,10 +118,13 @@ def patient_detail(request: HttpRequest, patient_id: int) -> HttpResponse:
         return no_such_patient(request)
     trace = trace_backward(user=request.user, patient_id=patient.pk)
     lot_ids = [lot.pk for lot in trace.lots]
+    # Asked recall by recall, as the exposures are indexed (RecallExposure.Meta.indexes).
     recalls: list[Recall] = list(
         recall_list(user=request.user)
-        .filter(Q(exposures__patient_id=patient.pk) | Q(recall_lots__lot_id__in=lot_ids))
-        .distinct()
+        .filter(
+            Exists(RecallExposure.objects.filter(recall=OuterRef("pk"), patient_id=patient.pk))
+            | Exists(RecallLot.objects.filter(recall=OuterRef("pk"), lot_id__in=lot_ids))
+        )
         .order_by("-opened_at")
     )
     record_contact_read(request, [patient], _("patient page"))

@@ -245,9 +245,9 @@ class RecallExposure(models.Model):
     clinic = models.ForeignKey(
         Clinic, on_delete=models.PROTECT, related_name="+", db_constraint=False, db_index=False
     )
-    # Indexed: a patient's page asks which recalls reached the patient.
+    # Indexed with the recall (exposure_recall_patient below).
     patient = models.ForeignKey(
-        Patient, on_delete=models.PROTECT, related_name="+", db_constraint=False
+        Patient, on_delete=models.PROTECT, related_name="+", db_constraint=False, db_index=False
     )
     practitioner = models.ForeignKey(
         Practitioner,
@@ -267,7 +267,13 @@ class RecallExposure(models.Model):
                 fields=["recall", "treatment_line"], name="recall_exposure_unique"
             )
         ]
-        indexes = [models.Index(fields=["recall", "clinic"], name="exposure_recall_clinic")]
+        # Each under its recall, so that a recall's exposures are written to the indexes' newest
+        # pages rather than all over them: a patient's recalls are asked recall by recall (the
+        # patient page, a recall's patients), and a network has far fewer recalls than patients.
+        indexes = [
+            models.Index(fields=["recall", "clinic"], name="exposure_recall_clinic"),
+            models.Index(fields=["recall", "patient"], name="exposure_recall_patient"),
+        ]
         triggers = [
             no_delete("recall_exposure_no_delete"),
             pgtrigger.Protect(name="recall_exposure_immutable", operation=pgtrigger.Update),
