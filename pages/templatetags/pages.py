@@ -16,6 +16,11 @@ from django.utils.safestring import SafeString
 
 register = template.Library()
 
+# What a filter is handed for a value that is not there: None, or the empty string that the
+# template engine passes in place of a lookup that failed (a patient without contact details has
+# no `patient.contact`, so `patient.contact.date_of_birth` reaches the filter as "").
+MISSING = (None, "")
+
 TIMES = "\u00d7"  # the multiplication sign
 SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
@@ -23,7 +28,7 @@ SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 @register.filter
 def when(value: datetime.datetime | None) -> str:
     """A moment in the active time zone, formatted for the locale, with the zone's name."""
-    if value is None:
+    if value in MISSING:
         return "—"
     local = timezone.localtime(value)
     return f"{formats.date_format(local, 'DATETIME_FORMAT')} {local.tzname()}"
@@ -32,7 +37,7 @@ def when(value: datetime.datetime | None) -> str:
 @register.filter
 def day(value: datetime.date | datetime.datetime | None) -> str:
     """A calendar day formatted for the locale (a moment is first put in the active zone)."""
-    if value is None:
+    if value in MISSING:
         return "—"
     if isinstance(value, datetime.datetime):
         value = timezone.localtime(value).date()
@@ -42,7 +47,7 @@ def day(value: datetime.date | datetime.datetime | None) -> str:
 @register.filter
 def quantity(value: Decimal | float | int | None, digits: int = 2) -> str:
     """A measured quantity: plain below 10⁴, else mantissa times 10 to the n ("4.8 x 10⁹")."""
-    if value is None:
+    if value in MISSING:
         return "—"
     number = float(value)
     if number == 0 or abs(number) < 1e4:

@@ -63,6 +63,16 @@ def test_a_patient_is_found_by_reference_and_htmx_gets_only_the_results():
     assert "<html" not in page
 
 
+def test_a_patient_without_contact_details_is_found_and_shown_with_dashes():
+    ready = clinic_ready()
+    bare = PatientFactory(clinic=ready.clinic)
+    response = client_for(ready.clinician).get(reverse("pages:patients"), {"q": bare.reference})
+    assert response.status_code == 200
+    words = text_of(response)
+    assert bare.reference in words
+    assert "—" in words
+
+
 def test_the_search_page_shows_no_names_before_a_search():
     ready = clinic_ready()
     with_contact(ready.patient, "Ada Lovelace")

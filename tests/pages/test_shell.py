@@ -9,6 +9,7 @@ import zoneinfo
 from decimal import Decimal
 
 import pytest
+from django.template import Context, Template
 from django.test import Client
 from django.utils import timezone, translation
 from hypothesis import given
@@ -176,6 +177,17 @@ def test_day_is_the_calendar_day_in_the_active_zone():
         assert day(late) == "Dec. 4, 2026"
     with timezone.override(zoneinfo.ZoneInfo("America/Chicago")), translation.override("en"):
         assert day(late) == "Dec. 3, 2026"
+
+
+@pytest.mark.parametrize("name", ["when", "day", "quantity"])
+def test_a_value_that_is_not_there_reads_as_a_dash_whatever_the_filter(name):
+    # A lookup that fails in a template (a patient without contact details has no
+    # `patient.contact`) reaches the filter as the empty string, a missing field as None.
+    rendered = Template(
+        "{% load pages %}[{{ patient.contact.date_of_birth|" + name + " }}]"
+        "[{{ missing|" + name + " }}]"
+    ).render(Context({"patient": object(), "missing": None}))
+    assert rendered == "[—][—]"
 
 
 # ---------------------------------------------------------------------------------------------
