@@ -123,6 +123,9 @@ class StockMovement(models.Model):
             ),
         ]
         indexes = [
+            # The network's ledger, newest first: without it, its first page sorted every
+            # movement (1.0 s at 10^6).
+            models.Index(fields=["-occurred_at", "-id"], name="movement_time"),
             models.Index(fields=["lot", "clinic"], name="movement_lot_clinic"),
             models.Index(fields=["clinic", "occurred_at"], name="movement_clinic_time"),
         ]

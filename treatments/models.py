@@ -152,6 +152,9 @@ class Treatment(models.Model):
             ),
         ]
         indexes = [
+            # The network's list, newest first (a network reader sees every clinic's): without
+            # it, its first page sorted every treatment (1.9 s at 10^6).
+            models.Index(fields=["-performed_at", "-id"], name="treatment_time"),
             models.Index(fields=["clinic", "-performed_at"], name="treatment_clinic_time"),
             models.Index(fields=["patient", "-performed_at"], name="treatment_patient_time"),
             models.Index(fields=["practitioner", "-performed_at"], name="treatment_practitioner"),
