@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime
 import re
 
-import pghistory
 import pgtrigger
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
@@ -16,6 +15,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
+from common.history import track_history
 from common.triggers import no_delete
 from common.validators import (
     validate_donor_code,
@@ -57,7 +57,7 @@ class Route(models.TextChoices):
     INHALATION = "inhalation", _("Inhalation")
 
 
-@pghistory.track()
+@track_history()
 class Product(models.Model):
     manufacturer = models.ForeignKey(
         Manufacturer, on_delete=models.PROTECT, related_name="products"
@@ -121,7 +121,7 @@ class AuthorisationStatus(models.TextChoices):
     INVESTIGATIONAL = "investigational", _("Investigational use only")
 
 
-@pghistory.track()
+@track_history()
 class ProductAuthorisation(models.Model):
     """Whether a product may be used in a jurisdiction (a country, or a subdivision of one)."""
 
@@ -147,7 +147,7 @@ class RestrictionScope(models.TextChoices):
     COSMETIC_USES = "cosmetic_uses", _("Cosmetic uses")
 
 
-@pghistory.track()
+@track_history()
 class SourceRestriction(models.Model):
     """A jurisdiction's ban on a source kind, e.g. human-origin material in cosmetics in the EU
     (Reg. 1223/2009 Annex II). Rules per jurisdiction are data, not code."""
@@ -181,7 +181,7 @@ class SourceRestriction(models.Model):
         return self.scope == RestrictionScope.ALL_USES or indication in cosmetic_indications
 
 
-@pghistory.track()
+@track_history()
 class Marker(models.Model):
     """An infectious-disease marker and the tissues whose donors must be tested for it.
 
@@ -208,7 +208,7 @@ class Eligibility(models.TextChoices):
     INCOMPLETE = "incomplete", _("Incomplete")
 
 
-@pghistory.track()
+@track_history()
 class Donor(models.Model):
     """A source donation. Its code relates the product to the donor without naming them."""
 
@@ -274,7 +274,7 @@ class MarkerResultValue(models.TextChoices):
     INDETERMINATE = "indeterminate", _("Indeterminate")
 
 
-@pghistory.track()
+@track_history()
 class DonorMarkerResult(models.Model):
     donor = models.ForeignKey(Donor, on_delete=models.PROTECT, related_name="marker_results")
     marker = models.ForeignKey(Marker, on_delete=models.PROTECT, related_name="results")
@@ -323,7 +323,7 @@ _LOT_NUMBER = RegexValidator(
 )
 
 
-@pghistory.track()
+@track_history()
 class Lot(models.Model):
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="lots")
     # Denormalised so the database can hold lot numbers unique per manufacturer; a composite
@@ -437,7 +437,7 @@ class Lot(models.Model):
         )
 
 
-@pghistory.track()
+@track_history()
 class LotDonor(models.Model):
     lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="lot_donors")
     donor = models.ForeignKey(Donor, on_delete=models.PROTECT, related_name="lot_donors")
@@ -460,7 +460,7 @@ class QcOutcome(models.TextChoices):
     DETECTED = "detected", _("Detected / positive")
 
 
-@pghistory.track()
+@track_history()
 class QcTest(models.Model):
     """A lot release test: sterility, mycoplasma, endotoxin, particle concentration and size, EV
     markers. What passes is in QcSpecification."""
@@ -477,7 +477,7 @@ class QcTest(models.Model):
         return self.name
 
 
-@pghistory.track()
+@track_history()
 class QcSpecification(models.Model):
     """What a test must show for release. A row without a product is the network default; a row for
     a product overrides it."""
@@ -532,7 +532,7 @@ class QcSpecification(models.Model):
         return f">= {self.min_value}{unit}"
 
 
-@pghistory.track()
+@track_history()
 class LotQcResult(models.Model):
     lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="qc_results")
     test = models.ForeignKey(QcTest, on_delete=models.PROTECT, related_name="results")
@@ -573,7 +573,7 @@ def certificate_upload_to(instance: Certificate, filename: str) -> str:
     return f"certificates/{instance.sha256[:2]}/{instance.sha256}.pdf"
 
 
-@pghistory.track()
+@track_history()
 class Certificate(models.Model):
     """A certificate and its PDF. Never changed once stored: a correction is a new certificate that
     supersedes this one."""
@@ -652,7 +652,7 @@ class SignatureMeaning(models.TextChoices):
     RESPONSIBILITY = "responsibility", _("Responsibility")
 
 
-@pghistory.track()
+@track_history()
 class LotStatusChange(models.Model):
     """A signed decision on a lot (21 CFR Part 11): who, when, what it means, why, and a digest that
     binds the signature to the lot's content at that moment."""

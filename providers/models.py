@@ -6,7 +6,6 @@ import datetime
 import functools
 import zoneinfo
 
-import pghistory
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
@@ -15,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from common.history import track_history
 from common.validators import validate_jurisdiction
 
 
@@ -28,7 +28,7 @@ class Role(models.TextChoices):
 NETWORK_ROLES = (Role.QUALITY_MANAGER, Role.AUDITOR)
 
 
-@pghistory.track()
+@track_history()
 class Manufacturer(models.Model):
     legal_name = models.CharField(max_length=200, unique=True)
     country = models.CharField(max_length=2, validators=[validate_jurisdiction])
@@ -76,7 +76,7 @@ def validate_time_zone(value: str) -> None:
     raise ValidationError(message, code="time_zone_unknown")
 
 
-@pghistory.track()
+@track_history()
 class Clinic(models.Model):
     name = models.CharField(max_length=200, unique=True)
     address = models.TextField()
@@ -124,7 +124,7 @@ class Clinic(models.Model):
         return timezone.localtime(at or timezone.now(), self.zone).date()
 
 
-@pghistory.track()
+@track_history()
 class ClinicContact(models.Model):
     """Who at a clinic receives notifications (recall notices, expiry warnings)."""
 
@@ -152,7 +152,7 @@ class Profession(models.TextChoices):
     OTHER = "other", _("Other")
 
 
-@pghistory.track()
+@track_history()
 class Practitioner(models.Model):
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL,
@@ -172,7 +172,7 @@ class Practitioner(models.Model):
         return f"{self.name} ({self.get_profession_display()})"
 
 
-@pghistory.track()
+@track_history()
 class ClinicPractitioner(models.Model):
     """A practitioner who practises at a clinic: only they may be named on its treatments."""
 
@@ -195,7 +195,7 @@ class ClinicPractitioner(models.Model):
         return f"{self.practitioner} at {self.clinic}"
 
 
-@pghistory.track()
+@track_history()
 class Licence(models.Model):
     practitioner = models.ForeignKey(
         Practitioner, on_delete=models.PROTECT, related_name="licences"
@@ -225,7 +225,7 @@ class Licence(models.Model):
         return self.valid_from <= day <= self.valid_until
 
 
-@pghistory.track()
+@track_history()
 class Membership(models.Model):
     """A user's role. Clinic roles belong to one clinic; network roles may span every clinic."""
 
@@ -275,4 +275,4 @@ class Account(User):
 
 # Who created, renamed, deactivated or reactivated an account, when and why; never the password
 # hash or the sign-in times.
-pghistory.track(exclude=["password", "last_login"], model_name="AccountEvent")(Account)
+track_history(exclude=["password", "last_login"], model_name="AccountEvent")(Account)

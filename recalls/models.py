@@ -8,7 +8,6 @@ import binascii
 import re
 import uuid
 
-import pghistory
 import pgtrigger
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -17,6 +16,7 @@ from django.db.models import F, Q
 from django.utils.functional import lazy
 from django.utils.translation import gettext_lazy as _
 
+from common.history import track_history
 from common.triggers import no_delete
 from lots.models import Certificate, Donor, Lot, Product
 from providers.models import Clinic, ClinicContact, Manufacturer, Practitioner
@@ -41,7 +41,7 @@ class RecallStatus(models.TextChoices):
     CLOSED = "closed", _("Closed")
 
 
-@pghistory.track()
+@track_history()
 class Recall(models.Model):
     reference = models.CharField(max_length=20, unique=True)
     recall_class = models.CharField(max_length=3, choices=RecallClass.choices)
@@ -111,7 +111,7 @@ class Recall(models.Model):
         return self.recall_class in (RecallClass.CLASS_I, RecallClass.CLASS_II)
 
 
-@pghistory.track()
+@track_history()
 class RecallScope(models.Model):
     """What a quality manager asked to recall: round 1 at opening, one more per widening."""
 
@@ -354,7 +354,7 @@ def validate_webhook_secret(value: str) -> None:
         )
 
 
-@pghistory.track()
+@track_history()
 class WebhookEndpoint(models.Model):
     """An integration that receives recall notices, signed per the Standard Webhooks spec."""
 
@@ -503,7 +503,7 @@ class AcknowledgementVia(models.TextChoices):
     ADMIN = "admin", _("Admin")
 
 
-@pghistory.track()
+@track_history()
 class Acknowledgement(models.Model):
     recall = models.ForeignKey(Recall, on_delete=models.PROTECT, related_name="acknowledgements")
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
@@ -529,7 +529,7 @@ class DispositionKind(models.TextChoices):
     DESTROYED = "destroyed", _("Destroyed")
 
 
-@pghistory.track()
+@track_history()
 class StockDisposition(models.Model):
     recall = models.ForeignKey(Recall, on_delete=models.PROTECT, related_name="dispositions")
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
@@ -561,7 +561,7 @@ class ContactOutcome(models.TextChoices):
     DECEASED = "deceased", _("Deceased")
 
 
-@pghistory.track()
+@track_history()
 class PatientContactAttempt(models.Model):
     recall = models.ForeignKey(Recall, on_delete=models.PROTECT, related_name="contact_attempts")
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="+")

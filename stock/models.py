@@ -3,13 +3,13 @@ transaction. The ledger is the truth; `stock_balances_verify` proves the two agr
 
 from __future__ import annotations
 
-import pghistory
 import pgtrigger
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
+from common.history import track_history
 from lots.models import Lot
 from providers.models import Clinic
 
@@ -34,7 +34,7 @@ DECISION_STATE = {
 }
 
 
-@pghistory.track()
+@track_history()
 class Receipt(models.Model):
     """Units of a lot arriving at a clinic, with the checks made at the door (21 CFR 1271.265)."""
 

@@ -3,20 +3,20 @@ informed consent, and adverse events."""
 
 from __future__ import annotations
 
-import pghistory
 import pgtrigger
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from common.history import track_history
 from common.triggers import no_delete
 from lots.models import Lot, Route
 from providers.models import Clinic, Practitioner
 from stock.models import StockMovement
 
 
-@pghistory.track()
+@track_history()
 class Patient(models.Model):
     """A patient as the traceability record knows them: a reference unique within the clinic that
     never holds a name or record number. Contact details live in PatientContact."""
@@ -41,7 +41,7 @@ class Patient(models.Model):
         return self.reference
 
 
-@pghistory.track()
+@track_history()
 class PatientContact(models.Model):
     """Identifying details, shown only to the patient's own clinic staff, kept apart from the
     treatment record so traces and exports never carry them."""
@@ -60,7 +60,7 @@ class PatientContact(models.Model):
         return f"contact details of patient {self.patient}"
 
 
-@pghistory.track()
+@track_history()
 class ConsentText(models.Model):
     """A versioned informed-consent text. What the patient was told about the product's
     regulatory basis is stored on each treatment."""
@@ -94,7 +94,7 @@ class Indication(models.TextChoices):
 COSMETIC_INDICATIONS = (Indication.SKIN_REJUVENATION, Indication.HAIR)
 
 
-@pghistory.track()
+@track_history()
 class Treatment(models.Model):
     # Each of these three leads an index with the time below, which serves its lookups too: a
     # single-column index of its own would only cost every write (and there are millions).
@@ -186,7 +186,7 @@ RETURN NEW;
 """
 
 
-@pghistory.track(exclude=list(LINE_COPIES))
+@track_history(exclude=list(LINE_COPIES))
 class TreatmentLine(models.Model):
     """Units of one lot used in a treatment; the forward trace's join from lot to patient."""
 
@@ -274,7 +274,7 @@ class TreatmentLine(models.Model):
         return f"{self.units} of lot {self.lot.lot_number}"
 
 
-@pghistory.track()
+@track_history()
 class AdverseEvent(models.Model):
     treatment = models.ForeignKey(
         Treatment, on_delete=models.PROTECT, related_name="adverse_events"

@@ -288,3 +288,78 @@ def test_the_export_answers_options_in_json_even_when_csv_is_asked_for(auditor):
 
     assert response.status_code == 200
     assert response["Content-Type"].startswith("application/json")
+
+
+# ---------------------------------------------------------------------------------------------
+# Paging: each page is found from the event tables' time indexes, then read from pghistory's
+# aggregate; it must be the aggregate's own page, whatever the filters, the order and the page.
+
+
+@pytest.fixture
+def history(quality_manager, auditor, ready, patient):
+    """Events in several tables, by two users, some at the same moment (one transaction writes
+    a lot and its status change, a clinic and its contacts), so ties are broken as the aggregate
+    breaks them."""
+    with pghistory.context(user=quality_manager.pk, reason="paging"):
+        for number in range(4):
+            released_lot(lot_number=f"PAGE-{number}")
+    with pghistory.context(user=auditor.pk, reason="paging"):
+        ManufacturerFactory()
+    return quality_manager
+
+
+def keys(events) -> list[tuple[str, int]]:
+    return [(event.pgh_model, event.pgh_id) for event in events]
+
+
+@pytest.mark.parametrize("oldest_first", [False, True])
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {},
+        {"user": True},
+        {"record_type": "lots.Lot"},
+        {"after_first": True},
+    ],
+    ids=["everything", "one user", "one record type", "a window"],
+)
+def test_every_page_is_the_aggregate_s_own_page(history, filters, oldest_first):
+    from audit.selectors import audit_event_list
+
+    everything = list(audit_event_list().events())
+    assert len({event.pgh_model for event in everything}) >= 4
+    chosen = audit_event_list(
+        record_type=filters.get("record_type"),
+        user_id=history.pk if filters.get("user") else None,
+        at_after=everything[len(everything) // 2].pgh_created_at
+        if filters.get("after_first")
+        else None,
+        oldest_first=oldest_first,
+    )
+    aggregate = chosen.events()
+    total = aggregate.count()
+    assert total > 3
+    assert chosen.count() == total == len(chosen)
+    expected = keys(aggregate)
+    assert len(expected) == total
+    # Pages of every size at every third start, the last page and past the end included.
+    for start in [*range(0, total, 3), total - 1, total, total + 1]:
+        for size in (1, 2, 5, total + 5):
+            assert keys(chosen[start : start + size]) == expected[start : start + size]
+    assert keys(chosen) == expected
+    assert keys([chosen[0], chosen[total - 1]]) == [expected[0], expected[-1]]
+    with pytest.raises(IndexError):
+        chosen[total]
+    assert chosen[total:total] == []
+
+
+def test_a_page_reads_the_aggregate_for_its_own_events_only(history, django_assert_num_queries):
+    from audit.selectors import audit_event_list
+
+    # Counting, finding the page's events by the tables' indexes, reading them: three
+    # statements, whatever the number of event tables and of events.
+    events = audit_event_list()
+    with django_assert_num_queries(3):
+        assert events.count() > 10
+        page = events[0:5]
+    assert len(page) == 5
