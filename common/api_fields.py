@@ -7,6 +7,7 @@ a 500 instead of a 400 naming the field.
 
 from __future__ import annotations
 
+import copy
 import datetime
 from typing import Any
 
@@ -180,6 +181,28 @@ def request_text(value: str, *, field: str, max_length: int) -> str:
         return str(serializers.CharField(max_length=max_length).run_validation(value))
     except serializers.ValidationError as error:
         raise serializers.ValidationError({field: error.detail}) from error
+
+
+class CopiedFieldsSerializer(serializers.Serializer[Any]):
+    """A serializer for request bodies that copies its declared fields for each request without
+    building them again.
+
+    DRF gives each serializer instance fields of its own by deep-copying the declared ones, and a
+    field deep-copies by calling its constructor again with its original arguments: for a body of
+    a dozen fields, read on every treatment recorded, that was about 0.2 to 0.4 ms of a 3.5 ms
+    request. A plain field here is a shallow copy instead: what binding sets (name, parent,
+    source) is the copy's own, and what it shares with the declared field (its arguments,
+    messages, choices) nothing changes after construction; the declared field itself is never
+    bound or used. A nested serializer is still deep-copied, as DRF copies it, so its own fields
+    and its own state are never shared."""
+
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        return {
+            name: copy.deepcopy(field)
+            if isinstance(field, serializers.BaseSerializer)
+            else copy.copy(field)
+            for name, field in self._declared_fields.items()
+        }
 
 
 class ErrorItemSerializer(serializers.Serializer[Any]):

@@ -19,6 +19,7 @@ from common.api_fields import (
     INTEGER_MAX,
     LIST_ERRORS,
     READ_ERRORS,
+    CopiedFieldsSerializer,
     TextChoiceField,
     error_responses,
 )
@@ -136,7 +137,7 @@ class LineListSerializer(serializers.ListSerializer[Any]):
             raise
 
 
-class TreatmentLineInputSerializer(serializers.Serializer[Any]):
+class TreatmentLineInputSerializer(CopiedFieldsSerializer):
     # An id only: treatment_record reads every lot afresh (one statement for all the lines) and
     # refuses an unknown one at its line.
     lot = serializers.IntegerField(
@@ -199,12 +200,12 @@ class NamedRowField(serializers.PrimaryKeyRelatedField[Any]):
         return named
 
 
-class ConsentInputSerializer(serializers.Serializer[Any]):
+class ConsentInputSerializer(CopiedFieldsSerializer):
     consent_text = NamedRowField(ConsentText, help_text="Consent text id.")
     taken_at = OffsetDateTimeField(help_text="When the patient consented; before the treatment.")
 
 
-class TreatmentRecordInputSerializer(serializers.Serializer[Any]):
+class TreatmentRecordInputSerializer(CopiedFieldsSerializer):
     clinic = NamedRowField(Clinic, help_text="Clinic id.")
     patient = NamedRowField(Patient, help_text="Patient id, of that clinic.")
     practitioner = NamedRowField(Practitioner, help_text="Practitioner id.")
