@@ -193,16 +193,23 @@ class CopiedFieldsSerializer(serializers.Serializer[Any]):
     request. A plain field here is a shallow copy instead: what binding sets (name, parent,
     source) is the copy's own, and what it shares with the declared field (its arguments,
     messages, choices) nothing changes after construction; the declared field itself is never
-    bound or used. A nested serializer is still deep-copied, as DRF copies it, so its own fields
-    and its own state are never shared."""
+    bound or used. A field holding others (a nested serializer, a list or a dict of a child
+    field, a many-related field) is still deep-copied, as DRF copies it, so that its children are
+    bound to it and never shared."""
 
     def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         return {
-            name: copy.deepcopy(field)
-            if isinstance(field, serializers.BaseSerializer)
-            else copy.copy(field)
+            name: copy.copy(field) if _holds_no_fields(field) else copy.deepcopy(field)
             for name, field in self._declared_fields.items()
         }
+
+
+def _holds_no_fields(field: serializers.Field[Any, Any, Any, Any]) -> bool:
+    return not (
+        isinstance(field, serializers.BaseSerializer)
+        or hasattr(field, "child")
+        or hasattr(field, "child_relation")
+    )
 
 
 class ErrorItemSerializer(serializers.Serializer[Any]):

@@ -17,6 +17,7 @@ class Line(CopiedFieldsSerializer):
 
 class Body(CopiedFieldsSerializer):
     name = serializers.CharField(max_length=5)
+    tags = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False)
     kind = TextChoiceField(choices=[("a", "A"), ("b", "B")])
     count = serializers.IntegerField(min_value=1, max_value=10, required=False)
     lines = Line(many=True)
@@ -32,6 +33,7 @@ BAD_AND_GOOD = [
     ({"name": "abcdef", "kind": "c", "lines": [{"units": 0}]}, ["kind", "lines", "name"]),
     ({"name": "abc", "kind": "a", "lines": [{"units": 3}], "count": 0}, ["count"]),
     ({"name": "abc", "kind": "b", "lines": [], "nested": {"units": 10}}, ["nested"]),
+    ({"name": "abc", "kind": "b", "lines": [], "tags": [1, 0]}, ["tags"]),
     ({"name": "ab", "kind": "a", "lines": [{"units": 1}, {"units": 9}]}, None),
 ]
 
@@ -47,15 +49,16 @@ def test_each_body_is_judged_alone_whatever_was_judged_before(data, refused):
 
 def test_instances_bind_fields_of_their_own_and_the_declared_ones_stay_unbound():
     first, second = Body(data={}), Body(data={})
-    for name in ("name", "kind", "count", "lines", "nested"):
+    for name in ("name", "kind", "count", "tags", "lines", "nested"):
         mine, theirs = first.fields[name], second.fields[name]
         assert mine is not theirs
         assert (mine.parent, theirs.parent) == (first, second)
         assert mine.field_name == name
         declared = Body._declared_fields[name]
         assert declared is not mine and getattr(declared, "parent", None) is None
-    # A nested serializer is a copy of its own, down to its fields.
+    # A nested serializer or a list of a child field is a copy of its own, down to its fields.
     assert first.fields["lines"].child is not second.fields["lines"].child
+    assert first.fields["tags"].child.parent is first.fields["tags"]
     assert first.fields["nested"].fields["units"] is not second.fields["nested"].fields["units"]
 
 

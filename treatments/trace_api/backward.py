@@ -22,7 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from common.api_fields import OptionalChoiceField
+from common.api_fields import CopiedFieldsSerializer, OptionalChoiceField
 from common.api_views import validated
 from common.csv import csv_response
 from lots.api import (
@@ -66,7 +66,7 @@ from treatments.trace_api.base import (
 )
 
 
-class BackwardTraceQuerySerializer(serializers.Serializer[Any]):
+class BackwardTraceQuerySerializer(CopiedFieldsSerializer):
     patient = query_id("Patient id: every treatment of the patient.", required=False)
     treatment = query_id("Treatment id.", required=False)
 

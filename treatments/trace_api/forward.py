@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from common.api import Pagination
+from common.api_fields import CopiedFieldsSerializer
 from common.api_views import validated
 from common.csv import csv_cells, csv_copy_response
 from lots.api import ManufacturerRefSerializer, ProductRefSerializer
@@ -52,7 +53,7 @@ from treatments.trace_api.base import (
 LOT_IDS_MAX = 990
 
 
-class ForwardTraceQuerySerializer(serializers.Serializer[Any]):
+class ForwardTraceQuerySerializer(CopiedFieldsSerializer):
     lot = serializers.ListField(
         child=query_id("Lot id."),
         required=False,
