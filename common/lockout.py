@@ -28,9 +28,12 @@ from typing import Any, TypeVar
 
 from axes.handlers.proxy import AxesProxyHandler
 from axes.helpers import get_cool_off, get_lockout_message
+from axes.models import AccessAttempt
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Exists, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from common.errors import Problem
@@ -128,6 +131,44 @@ def lockout_reset(*, username: str) -> int:
 
 def is_locked_out(*, username: str) -> bool:
     return not signing_allowed(username=username)
+
+
+# What `is_locked_out` asks axes, read for many accounts at once: locking by username alone
+# (AXES_LOCKOUT_PARAMETERS), the failures of every attempt row of that username (sign-in and
+# signing, from any address) made within the cool-off add up to AXES_FAILURE_LIMIT or more.
+
+
+def _counted_attempts() -> QuerySet[AccessAttempt]:
+    """The attempt rows that count towards a lock-out now."""
+    attempts: QuerySet[AccessAttempt] = AccessAttempt.objects.all()
+    cool_off = get_cool_off()
+    if cool_off:
+        attempts = attempts.filter(attempt_time__gte=timezone.now() - cool_off)
+    return attempts
+
+
+def locked_usernames(usernames: list[str]) -> set[str]:
+    """Which of these accounts are locked out now (one query)."""
+    totals = (
+        _counted_attempts()
+        .filter(username__in=usernames)
+        .values("username")
+        .annotate(failures=Sum("failures_since_start"))
+        .filter(failures__gte=settings.AXES_FAILURE_LIMIT)
+    )
+    return set(totals.values_list("username", flat=True))
+
+
+def locked_out(username: Any) -> Exists:
+    """Whether the account whose username is `username` (an expression, such as an OuterRef) is
+    locked out now: one subquery for a whole list of accounts."""
+    return Exists(
+        _counted_attempts()
+        .filter(username=username)
+        .values("username")
+        .annotate(failures=Sum("failures_since_start"))
+        .filter(failures__gte=settings.AXES_FAILURE_LIMIT)
+    )
 
 
 def in_own_transaction(work: Callable[[], T], *, default: T) -> T:

@@ -11,20 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from axes.helpers import get_cool_off
-from axes.models import AccessAttempt
 from django import forms
-from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Exists, OuterRef, QuerySet, Sum
+from django.db.models import OuterRef, QuerySet
 from django.http import HttpRequest
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from common.admin import ServiceForm
-from common.lockout import is_locked_out
+from common.lockout import is_locked_out, locked_out
 from providers import accounts
 from providers.access import access_for
 from providers.admin_base import ReadOnlyInline, ServiceAdmin
@@ -120,23 +116,6 @@ class AccountMembershipInline(ReadOnlyInline):
         return _may_read_accounts(request)
 
 
-def _locked_out() -> Exists:
-    """Whether the row's account is locked out now, by the rule `is_locked_out` follows (axes'
-    database handler, locking by username alone, AXES_LOCKOUT_PARAMETERS): the failures of every
-    attempt row of that username (sign-in and signing, from any address) made within the cool-off
-    add up to AXES_FAILURE_LIMIT or more. One subquery for the whole page instead of a query per
-    account."""
-    attempts = AccessAttempt.objects.filter(username=OuterRef(Account.USERNAME_FIELD))
-    cool_off = get_cool_off()
-    if cool_off is not None:
-        attempts = attempts.filter(attempt_time__gte=timezone.now() - cool_off)
-    return Exists(
-        attempts.values("username")
-        .annotate(failures=Sum("failures_since_start"))
-        .filter(failures__gte=settings.AXES_FAILURE_LIMIT)
-    )
-
-
 def _may_read_accounts(request: HttpRequest) -> bool:
     access = access_for(request)
     return access.is_staff and access.reads_accounts
@@ -200,7 +179,7 @@ class AccountAdmin(ServiceAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Account]:
         queryset: QuerySet[Account] = super().get_queryset(request)
-        return queryset.annotate(locked_out_now=_locked_out())
+        return queryset.annotate(locked_out_now=locked_out(OuterRef(Account.USERNAME_FIELD)))
 
     @admin.display(boolean=True, description="Locked out")
     def locked_out(self, obj: Account) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Count, F, Max, Min, Q, Sum
+from django.db.models import Count, Max, Min, Q, Sum
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.safestring import mark_safe
@@ -215,11 +215,11 @@ def lot_dossier_context(*, lot: Lot) -> dict[str, Any]:
     ):
         marker_results.setdefault(result.donor_id, []).append(result)
     lines = TreatmentLine.objects.filter(lot=lot)
-    # The line's own clinic and patient (LINE_COPIES), named as the template reads them: joining
-    # every line to its treatment hashed the network's every treatment (0.33 s for the heaviest lot
-    # at 1.3 x 10^6 treatments, now 0.08 s).
+    # The line's own clinic and patient (LINE_COPIES): joining every line to its treatment hashed
+    # the network's every treatment (0.33 s for the heaviest lot at 1.3 x 10^6 treatments, now
+    # 0.08 s).
     per_clinic = list(
-        lines.values(treatment__clinic_id=F("clinic_id"), treatment__clinic__name=F("clinic__name"))
+        lines.values("clinic_id", "clinic__name")
         .annotate(
             lines=Count("pk"),
             patients=Count("patient_id", distinct=True),
@@ -227,7 +227,7 @@ def lot_dossier_context(*, lot: Lot) -> dict[str, Any]:
             first=Min("performed_at"),
             last=Max("performed_at"),
         )
-        .order_by("treatment__clinic__name")
+        .order_by("clinic__name")
     )
     listed = _cut(
         lines.select_related(

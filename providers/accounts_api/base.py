@@ -5,17 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from axes.helpers import get_cool_off
-from axes.models import AccessAttempt
-from django.conf import settings
 from django.db.models import Prefetch, QuerySet
-from django.utils import timezone
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from common.api_fields import OptionalEmailField
 from common.api_views import Api, get_or_404, validated
+from common.lockout import locked_usernames
 from providers.models import Account, Membership
 from providers.permissions import ACCOUNT_PERMISSIONS
 
@@ -36,18 +33,6 @@ def account_list() -> QuerySet[Account]:
         )
         .order_by("username")
     )
-
-
-def locked_usernames(usernames: list[str]) -> set[str]:
-    """Which of these accounts are locked out now (one query)."""
-    attempts = AccessAttempt.objects.filter(username__in=usernames)
-    cool_off = get_cool_off()
-    if cool_off:
-        attempts = attempts.filter(attempt_time__gte=timezone.now() - cool_off)
-    totals: dict[str, int] = {}
-    for username, failures in attempts.values_list("username", "failures_since_start"):
-        totals[username] = totals.get(username, 0) + failures
-    return {name for name, total in totals.items() if total >= settings.AXES_FAILURE_LIMIT}
 
 
 class MembershipOutputSerializer(serializers.ModelSerializer[Membership]):

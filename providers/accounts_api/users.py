@@ -13,6 +13,7 @@ from rest_framework.response import Response
 
 from common.api_fields import CREATE_ERRORS, LIST_ERRORS, READ_ERRORS, WRITE_ERRORS
 from common.api_views import Api, ListApi, validated
+from common.lockout import locked_usernames
 from providers import accounts
 from providers.accounts_api.base import (
     PASSWORD_MAX_LENGTH,
@@ -23,7 +24,6 @@ from providers.accounts_api.base import (
     account_get,
     account_list,
     account_response,
-    locked_usernames,
 )
 from providers.models import Account
 from providers.permissions import ACCOUNT_PERMISSIONS
