@@ -10,11 +10,16 @@ import io
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from pypdf import PdfReader
 from rest_framework.test import APIClient
 
+from common.csv import csv_lines
+from lots.models import Lot, Product
+from providers.models import Clinic, Practitioner
 from recalls.models import Notification, NotificationStatus
 from recalls.reports import EXPOSURE_COLUMNS, NOTICE_COLUMNS, duration_text, recall_report_pdf
+from recalls.selectors import exposure_list
 from recalls.services import (
     RecallScopeRequest,
     recall_acknowledge,
@@ -25,6 +30,7 @@ from recalls.services import (
 from tests.api_helpers import API, error_codes
 from tests.factories import PASSWORD, PatientFactory, receive, released_lot, treat
 from tests.recalls.scenario import build_world, mark_sent, open_recall
+from treatments.models import Patient
 
 pytestmark = pytest.mark.django_db
 
@@ -222,3 +228,81 @@ def test_durations_read_as_a_person_would_write_them():
     assert duration_text(75) == "1 min 15 s"
     assert duration_text(2 * 3600 + 5 * 60) == "2 h 05 min"
     assert duration_text(3 * 86400 + 4 * 3600 + 60) == "3 d 04 h 01 min"
+
+
+# The exposures CSV as the Python writer wrote it before PostgreSQL wrote it (COPY): one row per
+# exposure through csv_cell and csv.writer. The download must keep these bytes.
+def exposures_written_by_python(recall, clinic_ids) -> bytes:
+    return "".join(
+        csv_lines(
+            EXPOSURE_COLUMNS,
+            (
+                [
+                    recall.reference,
+                    exposure.round,
+                    exposure.clinic_id,
+                    exposure.clinic.name,
+                    exposure.patient_id,
+                    exposure.patient.reference,
+                    exposure.treatment_id,
+                    exposure.treatment_line_id,
+                    exposure.performed_at,
+                    exposure.practitioner.name,
+                    exposure.lot_id,
+                    exposure.lot.lot_number,
+                    exposure.lot.product.name,
+                    exposure.units,
+                ]
+                for exposure in exposure_list(recall=recall, clinic_ids=clinic_ids)
+            ),
+        )
+    ).encode()
+
+
+def test_the_exposures_csv_is_byte_for_byte_what_the_python_writer_wrote(world):
+    # Given free text a spreadsheet would run, quotes, commas, line breaks and non-ASCII in every
+    # named column, an empty name, and times with and without a fraction of a second in a
+    # session that is not on UTC
+    Clinic.objects.filter(pk=world.a.clinic.pk).update(name='=cmd|" /C calc"!A0, Zürich')
+    Clinic.objects.filter(pk=world.b.clinic.pk).update(name='Praxis "Mitte"\nNord — 東京')
+    Patient.objects.filter(pk=world.a1.pk).update(reference="+1")
+    Patient.objects.filter(pk=world.a2.pk).update(reference="-2")
+    Patient.objects.filter(pk=world.b1.pk).update(reference="@x")
+    Practitioner.objects.filter(pk=world.a.practitioner.pk).update(name="\tDr. O'Brien, Jr.")
+    Practitioner.objects.filter(pk=world.b.practitioner.pk).update(name="")
+    Lot.objects.filter(pk=world.lot.pk).update(lot_number="=1+2")
+    Product.objects.filter(pk=world.lot.product_id).update(name='Serum "A", 5 ml\r\nß')
+    second = released_lot(created_by=world.quality_manager, lot_number="\rLOT")
+    receive(world.b, second, 5)
+    today = timezone.now().replace(hour=0, minute=30, second=5)
+    with_fraction = (today - datetime.timedelta(days=2)).replace(microsecond=120)
+    whole = (today - datetime.timedelta(days=1)).replace(microsecond=0)
+    in_berlin = whole.astimezone(datetime.timezone(datetime.timedelta(hours=2)))
+    treat(
+        world.b,
+        second,
+        2,
+        patient=PatientFactory(clinic=world.b.clinic),
+        performed_at=with_fraction,
+    )
+    treat(world.b, [world.lot, second], 1, performed_at=in_berlin)
+    recall = open_recall(world, lots=[world.lot, second])
+    with connection.cursor() as cursor:
+        cursor.execute("SET TIME ZONE 'America/New_York'")
+
+    # When the network and one clinic download the exposures
+    network = client_for(world.quality_manager).get(f"{API}/recalls/{recall.pk}/exposures.csv")
+    clinic = client_for(world.b.clinician).get(f"{API}/recalls/{recall.pk}/exposures.csv")
+
+    # Then each is what the Python writer wrote for the same scope
+    content = b"".join(network.streaming_content)
+    assert content == exposures_written_by_python(recall, None)
+    assert b"".join(clinic.streaming_content) == exposures_written_by_python(
+        recall, [world.b.clinic.pk]
+    )
+    assert len(list(csv.reader(io.StringIO(content.decode(), newline="")))) == 1 + 6
+    for guarded in (b"'=cmd", b",'+1,", b",'-2,", b",'@x,", b"'\tDr.", b"'=1+2", b"'\rLOT"):
+        assert guarded in content
+    assert f"{with_fraction:%Y-%m-%dT%H:%M:%S}.000120+00:00".encode() in content
+    assert f"{whole:%Y-%m-%dT%H:%M:%S}+00:00,".encode() in content
+    assert "Zürich".encode() in content and "東京".encode() in content
