@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import django_filters
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django_filters.constants import EMPTY_VALUES
 
 from common.api_fields import IdFilter, IsoDateTimeFilter, StrictBooleanFilter
 from treatments.models import AdverseEvent, ConsentText, Patient, Treatment, TreatmentLine
@@ -56,6 +57,34 @@ class TreatmentFilter(django_filters.FilterSet):
     class Meta:
         model = Treatment
         fields: list[str] = []
+
+    def lines(self) -> QuerySet[TreatmentLine] | None:
+        """When a lot is named, its lines that the other filters keep, each read on the line's own
+        copy of its treatment's field (LINE_COPIES): one line for each treatment the filters keep,
+        for `treatments.selectors.treatments_by_lines`. None without a lot, or with a filter a
+        line cannot answer. Call after `is_valid()`."""
+        named = {
+            name: value
+            for name, value in self.form.cleaned_data.items()
+            if value not in EMPTY_VALUES
+        }
+        if "lot" not in named or not named.keys() <= LINE_LOOKUPS.keys():
+            return None
+        return TreatmentLine.objects.filter(
+            **{LINE_LOOKUPS[name]: value for name, value in named.items()}
+        )
+
+
+# TreatmentFilter's filters as a treatment line reads them: its lot, and its copies of the
+# treatment's clinic, patient, practitioner and time.
+LINE_LOOKUPS = {
+    "lot": "lot_id",
+    "clinic": "clinic_id",
+    "patient": "patient_id",
+    "practitioner": "practitioner_id",
+    "performed_after": "performed_at__gte",
+    "performed_before": "performed_at__lte",
+}
 
 
 class AdverseEventFilter(django_filters.FilterSet):

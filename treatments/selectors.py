@@ -79,6 +79,48 @@ def treatment_list(*, user: Any) -> QuerySet[Treatment]:
     )
 
 
+# The list's order, newest first; a lot's lines hold it too, as their copies of the treatment's
+# time and its id (the lot's covering index, read backwards).
+TREATMENT_ORDER = ("-performed_at", "-pk")
+LINE_ORDER = ("-performed_at", "-treatment_id")
+
+
+@dataclass(frozen=True)
+class TreatmentsByLines:
+    """The treatments of `treatments` that have one of `lines`, for a pager (DRF's limit/offset,
+    Django's Paginator): its count and a page are read from the lines, which carry their
+    treatment's time, clinic, patient and practitioner (LINE_COPIES), so a lot's count and page
+    come from the lot's covering index, newest first, without joining its every line to its
+    treatment. Only the page's treatments are read, by id, in the list's order (TREATMENT_ORDER).
+
+    `lines` must hold at most one line per treatment (one lot: treatment_line_unique_lot) and be
+    narrowed as the list is (the clinics the user sees: `treatments_by_lines`)."""
+
+    treatments: QuerySet[Treatment]
+    lines: QuerySet[TreatmentLine]
+
+    def count(self) -> int:
+        return self.lines.count()
+
+    def __getitem__(self, page: slice) -> list[Treatment]:
+        if not isinstance(page, slice):
+            raise TypeError("a page of treatments is read by a slice")
+        # One statement: the page's ids (a LIMIT subquery on the lines' index), then their rows.
+        ids = self.lines.order_by(*LINE_ORDER).values("treatment_id")[page]
+        return list(self.treatments.filter(pk__in=ids).order_by(*TREATMENT_ORDER))
+
+
+def treatments_by_lines(
+    *, treatments: QuerySet[Treatment], lines: QuerySet[TreatmentLine], user: Any
+) -> TreatmentsByLines:
+    """`treatments` (treatment_list's, narrowed or not) that have one of `lines`, counted and paged
+    from the lines (TreatmentsByLines) at the clinics the user may see, as treatment_list scopes
+    treatments: by the line's copy of its treatment's clinic."""
+    return TreatmentsByLines(
+        treatments=treatments, lines=_scoped(lines, "clinic_id", user).order_by()
+    )
+
+
 @dataclass(frozen=True)
 class ForwardScope:
     lot_ids: list[int] | None = None

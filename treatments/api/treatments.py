@@ -8,6 +8,8 @@ from typing import Any, cast
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Prefetch, QuerySet
 from django.utils.translation import gettext as _
+from django_filters.rest_framework import DjangoFilterBackend
+from django_filters.utils import translate_validation
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import ErrorDetail
@@ -47,6 +49,7 @@ from treatments.models import (
     Treatment,
     TreatmentLine,
 )
+from treatments.selectors import treatments_by_lines
 
 LINES_MAX = 50
 
@@ -451,6 +454,17 @@ class TreatmentsApi(ListApi):
         if getattr(self, "swagger_fake_view", False):
             return Treatment.objects.none()  # schema generation: no user to scope by
         return treatments_for(self.request)
+
+    def filter_queryset(self, queryset: QuerySet[Any]) -> Any:
+        """The filters' treatments; a lot's counted and paged from its lines (treatments_by_lines):
+        joining a heavy lot's every line to its treatment took 0.4 s for 10^5 lines."""
+        filterset = DjangoFilterBackend().get_filterset(self.request, queryset, self)
+        if not filterset.is_valid():
+            raise translate_validation(filterset.errors)
+        lines = filterset.lines()
+        if lines is None:
+            return filterset.qs
+        return treatments_by_lines(treatments=queryset, lines=lines, user=self.request.user)
 
     @extend_schema(
         summary="List treatments at the clinics you may see, newest first",
