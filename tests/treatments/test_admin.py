@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import re
 
 import pytest
 from django.db import connection
@@ -31,6 +32,7 @@ from tests.factories import (
     released_lot,
     treat,
 )
+from treatments.admin.traces import TRACE_LINES_PER_PAGE
 from treatments.models import AdverseEvent, Patient, PatientContact, Treatment
 from treatments.services import adverse_event_record, patient_create
 
@@ -418,6 +420,113 @@ def test_forward_trace_page_runs_a_fixed_number_of_queries(quality_manager, read
     content = client.get(url).content.decode()
     assert content.count("Itching") == 6
     assert count_queries(client, url) == small
+
+
+def used_in(ready, lot, count: int) -> list[int]:
+    """`lot` used once in each of `count` treatments of new patients, recorded in an order other
+    than their times'; the treatment ids in the trace's order (time, then treatment)."""
+    receive(ready, lot, count)
+    now = timezone.now()
+    for minutes in sorted(range(count), key=lambda n: (n * 37) % count):
+        treat(
+            ready,
+            lot,
+            patient=PatientFactory(clinic=ready.clinic),
+            performed_at=now - datetime.timedelta(minutes=10 + minutes),
+        )
+    return list(
+        Treatment.objects.filter(lines__lot=lot)
+        .order_by("performed_at", "pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def summary(content: str) -> str:
+    """The trace's summary line, its whitespace as a browser shows it."""
+    start = content.index('id="trace-summary"')
+    return " ".join(content[start : content.index("</p>", start)].split())
+
+
+def trace_rows(content: str) -> list[int]:
+    """The treatments in the trace's table of lines, in the order shown."""
+    table = content[content.index('id="trace-treatments"') : content.index('id="trace-stock"')]
+    return [int(pk) for pk in re.findall(r"/admin/treatments/treatment/(\d+)/change/", table)]
+
+
+def test_forward_trace_shows_its_lines_a_page_at_a_time_with_totals_over_every_page(
+    quality_manager, ready
+):
+    # Given a lot used in 230 treatments
+    lot = released_lot(quantity=1000)
+    ordered = used_in(ready, lot, 230)
+    client = browser(quality_manager)
+    url = reverse("admin:lots_lot_trace_forward", args=[lot.pk])
+
+    # When its trace is opened, then paged
+    first = client.get(url).content.decode()
+    third = client.get(url, {"p": 3}).content.decode()
+
+    # Then each page shows its hundred lines (the last, the rest) in the trace's order, and the
+    # totals count every line
+    assert TRACE_LINES_PER_PAGE == 100
+    assert trace_rows(first) == ordered[:100]
+    assert trace_rows(client.get(url, {"p": 2}).content.decode()) == ordered[100:200]
+    assert trace_rows(third) == ordered[200:]
+    for page in (first, third):
+        assert (
+            "230 treatment line(s) in 230 treatment(s), 230 unit(s) used, 230 patient(s) at 1"
+            in (summary(page))
+        )
+        assert f"/api/v1/traces/forward/?lot={lot.pk}&amp;format=csv" in page
+    assert "Lines 1 to 100 of 230." in first and "Lines 201 to 230 of 230." in third
+    assert '<span class="this-page">1</span>' in first
+    assert '<a href="?p=3" class="end">3</a>' in first
+    assert '<span class="this-page">3</span>' in third and '<a href="?p=1">1</a>' in third
+
+
+@pytest.mark.parametrize("asked", ["4", "99999999999999999999", "0", "-1", "three", ""])
+def test_forward_trace_page_out_of_range_shows_the_nearest_page(quality_manager, ready, asked):
+    lot = released_lot(quantity=1000)
+    ordered = used_in(ready, lot, 120)
+    response = browser(quality_manager).get(
+        reverse("admin:lots_lot_trace_forward", args=[lot.pk]), {"p": asked}
+    )
+    assert response.status_code == 200
+    shown = trace_rows(response.content.decode())
+    assert shown == (ordered[:100] if asked in ("three", "") else ordered[100:])
+
+
+def test_forward_trace_page_runs_the_same_queries_for_3_lines_as_for_300(quality_manager, ready):
+    lot, busy = released_lot(quantity=1000), released_lot(quantity=1000)
+    used_in(ready, lot, 3)
+    used_in(ready, busy, 300)
+    client = browser(quality_manager)
+
+    small = count_queries(client, reverse("admin:lots_lot_trace_forward", args=[lot.pk]))
+    large = count_queries(client, reverse("admin:lots_lot_trace_forward", args=[busy.pk]))
+    last = count_queries(client, reverse("admin:lots_lot_trace_forward", args=[busy.pk]) + "?p=3")
+
+    assert small == large == last
+
+
+def test_forward_trace_totals_count_only_the_clinics_a_member_sees(quality_manager, ready):
+    lot = released_lot(quantity=1000)
+    used_in(ready, lot, 2)
+    elsewhere = clinic_ready()
+    used_in(elsewhere, lot, 3)
+    url = reverse("admin:lots_lot_trace_forward", args=[lot.pk])
+
+    network = browser(quality_manager).get(url).content.decode()
+    own = browser(elsewhere.clinician).get(url).content.decode()
+
+    assert "5 treatment line(s) in 5 treatment(s), 5 unit(s) used, 5 patient(s) at 2 clinic(s)" in (
+        summary(network)
+    )
+    assert "3 treatment line(s) in 3 treatment(s), 3 unit(s) used, 3 patient(s) at 1 clinic(s)" in (
+        summary(own)
+    )
+    assert "Only the clinics you belong to are shown." in summary(own)
+    assert len(trace_rows(own)) == 3
 
 
 def test_backward_trace_page_runs_a_fixed_number_of_queries(quality_manager, ready):
