@@ -22,7 +22,7 @@ from django.core.exceptions import EmptyResultSet
 from django.db import connections, models, transaction
 from django.db.backends.postgresql.operations import DatabaseOperations as PostgresOperations
 from django.db.backends.utils import CursorDebugWrapper
-from django.db.models import F, Func, QuerySet
+from django.db.models import F, Func, QuerySet, Subquery
 from django.http import StreamingHttpResponse
 from rest_framework.renderers import BaseRenderer
 
@@ -126,6 +126,14 @@ class CsvBoolean(_CellFunc):
     output_field = models.TextField()
 
 
+class CsvFormatted(Subquery):
+    """A subquery whose one value is already a cell, formatted inside it (say CsvText over an
+    aggregate, which PostgreSQL computes once however often the cell names it): `csv_cells` takes
+    it as it is, where wrapping it again would run the subquery once for each mention."""
+
+    output_field = models.TextField()
+
+
 _TEXT_FIELDS = {"CharField", "TextField", "EmailField", "SlugField", "URLField"}
 # Written alike by PostgreSQL and by Python's str().
 _PLAIN_FIELDS = {
@@ -172,7 +180,9 @@ def csv_cells(queryset: QuerySet[Any], fields: Sequence[str]) -> QuerySet[Any]:
         for field in fields
     ]
     cells = {
-        f"csv_cell_{index}": _cell(field, kind)
+        f"csv_cell_{index}": F(field)
+        if isinstance(query.annotations.get(field), CsvFormatted)
+        else _cell(field, kind)
         for index, (field, kind) in enumerate(zip(fields, kinds, strict=True))
     }
     formatted: QuerySet[Any] = queryset.annotate(**cells).values_list(*cells)
