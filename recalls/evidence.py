@@ -322,7 +322,7 @@ def recall_evidence_pack(
             _add(
                 archive,
                 f"{folder}/exposures.csv",
-                _encoded(exposures_csv(recall=recall, clinic_ids=clinic_ids)),
+                exposures_csv(recall=recall, clinic_ids=clinic_ids),
             ),
             _add(
                 archive,

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
-from django.db.models import OuterRef, Subquery
+from django.db.models import CharField, OuterRef, Subquery, Value
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from common.csv import csv_lines
+from common.csv import csv_cells, csv_copy_lines, csv_lines
 from recalls.models import Acknowledgement, Recall, RecallLot
 from recalls.selectors import (
     RecallEffectiveness,
@@ -63,33 +63,33 @@ NOTICE_COLUMNS = [
 ]
 
 
-def exposures_csv(*, recall: Recall, clinic_ids: list[int] | None) -> Iterator[str]:
-    """One line per frozen exposure, read in chunks from one query (fit for 10^5 rows)."""
-    exposures = exposure_list(recall=recall, clinic_ids=clinic_ids).iterator(
-        chunk_size=CSV_CHUNK_SIZE
+# EXPOSURE_COLUMNS' values, as fields of `exposure_list`'s rows (the recall's reference annotated).
+EXPOSURE_FIELDS = [
+    "recall_reference",
+    "round",
+    "clinic_id",
+    "clinic__name",
+    "patient_id",
+    "patient__reference",
+    "treatment_id",
+    "treatment_line_id",
+    "performed_at",
+    "practitioner__name",
+    "lot_id",
+    "lot__lot_number",
+    "lot__product__name",
+    "units",
+]
+
+
+def exposures_csv(*, recall: Recall, clinic_ids: list[int] | None) -> Iterator[bytes]:
+    """One line per frozen exposure, written by PostgreSQL (COPY) and streamed as it comes: a
+    recall can freeze 10^5 exposures, which csv.writer wrote at 50 µs a row. The same bytes as
+    `common.csv.csv_lines` writes for the same rows."""
+    exposures = exposure_list(recall=recall, clinic_ids=clinic_ids).annotate(
+        recall_reference=Value(recall.reference, output_field=CharField())
     )
-    return csv_lines(
-        EXPOSURE_COLUMNS,
-        (
-            [
-                recall.reference,
-                exposure.round,
-                exposure.clinic_id,
-                exposure.clinic.name,
-                exposure.patient_id,
-                exposure.patient.reference,
-                exposure.treatment_id,
-                exposure.treatment_line_id,
-                exposure.performed_at,
-                exposure.practitioner.name,
-                exposure.lot_id,
-                exposure.lot.lot_number,
-                exposure.lot.product.name,
-                exposure.units,
-            ]
-            for exposure in exposures
-        ),
-    )
+    return csv_copy_lines(EXPOSURE_COLUMNS, csv_cells(exposures, EXPOSURE_FIELDS))
 
 
 def notices_csv(*, recall: Recall, clinic_ids: list[int] | None) -> Iterator[str]:

@@ -291,11 +291,16 @@ def test_the_exposures_csv_is_byte_for_byte_what_the_python_writer_wrote(world):
         cursor.execute("SET TIME ZONE 'America/New_York'")
 
     # When the network and one clinic download the exposures
-    network = client_for(world.quality_manager).get(f"{API}/recalls/{recall.pk}/exposures.csv")
+    with CaptureQueriesContext(connection) as statements:
+        network = client_for(world.quality_manager).get(f"{API}/recalls/{recall.pk}/exposures.csv")
+        content = b"".join(network.streaming_content)
+        # Read now: the next request empties the log the capture reads from.
+        sent = [query["sql"] for query in statements.captured_queries]
     clinic = client_for(world.b.clinician).get(f"{API}/recalls/{recall.pk}/exposures.csv")
 
-    # Then each is what the Python writer wrote for the same scope
-    content = b"".join(network.streaming_content)
+    # Then PostgreSQL wrote the rows, and each download is what the Python writer wrote for the
+    # same scope
+    assert [statement.startswith("COPY (SELECT ") for statement in sent].count(True) == 1
     assert content == exposures_written_by_python(recall, None)
     assert b"".join(clinic.streaming_content) == exposures_written_by_python(
         recall, [world.b.clinic.pk]
