@@ -86,11 +86,14 @@ AS $$
 $$;
 
 -- The last link, found through the primary key whatever the table's statistics say (a plan made
--- when the chain was small would otherwise scan it whole).
-CREATE OR REPLACE FUNCTION audit_chain_last_link() RETURNS bytea LANGUAGE sql VOLATILE
+-- when the chain was small would otherwise scan it whole). PL/pgSQL keeps the plan for the
+-- session, where a SQL function with a SET clause is planned again at every call.
+CREATE OR REPLACE FUNCTION audit_chain_last_link() RETURNS bytea LANGUAGE plpgsql VOLATILE
 SET enable_seqscan = off
 AS $$
-    SELECT link FROM audit_chainlink ORDER BY id DESC LIMIT 1
+BEGIN
+    RETURN (SELECT link FROM audit_chainlink ORDER BY id DESC LIMIT 1);
+END;
 $$;
 
 CREATE OR REPLACE FUNCTION audit_chain_append(p_table text, p_id text, p_digest bytea)
@@ -123,12 +126,20 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION audit_chain_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+-- audit_row_digest's text, computed here under the same settings from the row's JSON built once
+-- (for its key and its digest): a SQL function with SET clauses is planned again at every call.
+CREATE OR REPLACE FUNCTION audit_chain_trigger() RETURNS trigger LANGUAGE plpgsql
+SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'iso_8601'
+SET extra_float_digits = 1 SET bytea_output = 'hex'
+AS $$
 DECLARE
-    v_id text := to_jsonb(NEW) ->> TG_ARGV[0];
+    v_row jsonb := to_jsonb(NEW);
+    v_id text := v_row ->> TG_ARGV[0];
 BEGIN
     PERFORM audit_chain_append(
-        TG_TABLE_NAME, v_id, audit_row_digest(TG_TABLE_NAME::text, v_id, NEW)
+        TG_TABLE_NAME,
+        v_id,
+        sha256(convert_to(TG_TABLE_NAME::text || E'\n' || v_id || E'\n' || v_row::text, 'UTF8'))
     );
     RETURN NULL;
 END;

@@ -349,3 +349,36 @@ def _event_ids(lot_id: int) -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pgh_id::text FROM lots_lotevent WHERE pgh_obj_id = %s", [lot_id])
         return [row[0] for row in cursor.fetchall()]
+
+
+def test_links_written_under_any_session_settings_verify(history):
+    """A link's digest is of the row's canonical text (UTC, ISO dates, ISO intervals, hex bytes)
+    whatever the writing session shows times, numbers and bytes as: written in a session set
+    otherwise, the chain still verifies and each digest is the one audit_row_digest gives. (The
+    dates stay ISO here: psycopg reads no other style.)"""
+    ready = history
+    lot = released_lot()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "SET LOCAL TimeZone = 'Pacific/Chatham'; SET LOCAL DateStyle = 'ISO, DMY'; "
+            "SET LOCAL IntervalStyle = 'postgres_verbose'; SET LOCAL extra_float_digits = 0; "
+            "SET LOCAL bytea_output = 'escape'"
+        )
+        receive(ready, lot, 5)
+        treat(ready, lot)
+    assert "Audit chain intact" in verify()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT count(*), count(*) FILTER (
+                WHERE link.content_digest = audit_row_digest(
+                    'treatments_treatmentevent', link.row_id, event
+                )
+            )
+            FROM audit_chainlink link
+            JOIN treatments_treatmentevent event ON event.pgh_id::text = link.row_id
+            WHERE link.table_name = 'treatments_treatmentevent'
+            """
+        )
+        linked, canonical = cursor.fetchone()
+    assert linked == canonical == 3
