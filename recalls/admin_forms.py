@@ -9,7 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib.admin.widgets import AdminDateWidget, FilteredSelectMultiple
+from django.contrib import admin
+from django.contrib.admin.widgets import (
+    AdminDateWidget,
+    AutocompleteSelect,
+    AutocompleteSelectMultiple,
+)
 from django.db.models import QuerySet
 
 from common.admin import ServiceForm
@@ -24,6 +29,7 @@ from recalls.models import (
     Recall,
     RecallExposure,
     RecallLot,
+    RecallScope,
     WebhookEndpoint,
 )
 from recalls.services import (
@@ -65,16 +71,29 @@ def _password() -> forms.CharField:
 
 
 def _lots_field() -> forms.ModelMultipleChoiceField[Lot]:
+    # An autocomplete (the lot admin's search) instead of a list of every lot: it renders only the
+    # chosen lots, and asks admin's autocomplete view for 20 matches at a time. The field named is
+    # the scope's own, so the view checks the lot admin's view permission and search fields.
     return forms.ModelMultipleChoiceField(
         queryset=Lot.objects.select_related("product").order_by("lot_number"),
         required=False,
-        widget=FilteredSelectMultiple("lots", is_stacked=False),
-        help_text="The lots to recall; or leave empty and recall by donor, product or "
-        "manufacturer below.",
+        widget=AutocompleteSelectMultiple(RecallScope._meta.get_field("lots"), admin.site),
+        help_text="The lots to recall (type part of a lot number, product or donor code); or "
+        "leave empty and recall by donor, product or manufacturer below.",
+    )
+
+
+def _donor_field() -> forms.ModelChoiceField[Donor]:
+    return forms.ModelChoiceField(
+        queryset=Donor.objects.order_by("code"),
+        required=False,
+        widget=AutocompleteSelect(RecallScope._meta.get_field("donor"), admin.site),
+        help_text="Every lot made from this donation (type part of the donor code).",
     )
 
 
 def _optional(queryset: QuerySet[Any], help_text: str) -> forms.ModelChoiceField[Any]:
+    # Products and manufacturers are few (hundreds at most): a plain select.
     return forms.ModelChoiceField(queryset=queryset, required=False, help_text=help_text)
 
 
@@ -128,7 +147,7 @@ class RecallOpenForm(ServiceForm):
     """Opening a recall: `recall_open` in one transaction; nothing is written when it refuses."""
 
     lots = _lots_field()
-    donor = _optional(Donor.objects.order_by("code"), "Every lot made from this donation.")
+    donor = _donor_field()
     product = _optional(Product.objects.order_by("name"), "Every lot of this product.")
     manufacturer = _optional(
         Manufacturer.objects.order_by("legal_name"), "Every lot of this manufacturer."
@@ -190,7 +209,7 @@ class RecallWidenForm(RecallActionForm):
     )
     submit_label = "Sign and widen"
     lots = _lots_field()
-    donor = _optional(Donor.objects.order_by("code"), "Every lot made from this donation.")
+    donor = _donor_field()
     product = _optional(Product.objects.order_by("name"), "Every lot of this product.")
     manufacturer = _optional(
         Manufacturer.objects.order_by("legal_name"), "Every lot of this manufacturer."

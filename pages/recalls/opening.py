@@ -1,16 +1,17 @@
 """Clinic pages, recalls: opening a recall (network quality managers): the scope and texts, a
-preview of what the scope reaches, then the signature (`recalls.services.recall_open`)."""
+preview of what the scope reaches, then the signature (`recalls.services.recall_open`). Lots and
+the donor are found by typing (`scope_search`); the form never lists every one."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from django import forms
 from django.contrib import messages
 from django.db.models import Count, OuterRef, Q, Sum
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import path
 from django.utils.translation import gettext as _
@@ -19,7 +20,9 @@ from django.utils.translation import gettext_lazy
 from common.errors import DomainError
 from lots.models import Donor, Lot, Product
 from pages.base import form_problems, network_writer, page
+from pages.recalls import scope_search
 from pages.recalls.common import SignForm, _count, _sum
+from pages.recalls.scope_search import scope_options
 from providers.models import Clinic, Manufacturer
 from recalls.models import RecallClass, RecallDepth, RecallLot
 from recalls.services import RecallScopeRequest, recall_open
@@ -27,30 +30,21 @@ from stock.models import StockBalance
 from treatments.models import TreatmentLine
 
 
-class LotChoice(forms.ModelMultipleChoiceField):  # type: ignore[type-arg]
-    def label_from_instance(self, obj: Any) -> str:
-        return _("Lot %(number)s of %(product)s") % {
-            "number": obj.lot_number,
-            "product": obj.product.name,
-        }
-
-
 class NamedChoice(forms.ModelChoiceField):  # type: ignore[type-arg]
     def label_from_instance(self, obj: Any) -> str:
         if isinstance(obj, Manufacturer):
             return str(obj.legal_name)
-        if isinstance(obj, Donor):
-            return _("Donor %(code)s") % {"code": obj.code}
         return str(obj.name)
 
 
 class RecallOpenForm(forms.Form):
-    lots = LotChoice(
+    # Lots and donor are chosen through scope_search's options, never rendered as a choice of
+    # every row; the fields still validate the posted ids against every lot and donor.
+    lots = forms.ModelMultipleChoiceField(
         label=gettext_lazy("Lots"),
-        queryset=Lot.objects.select_related("product").order_by("lot_number", "pk"),
+        queryset=Lot.objects.order_by("lot_number", "pk"),
         required=False,
-        help_text=gettext_lazy("Pick one or more lots (Ctrl or Shift to pick several)."),
-        widget=forms.SelectMultiple(attrs={"size": 6}),
+        widget=forms.MultipleHiddenInput,
     )
     product = NamedChoice(
         label=gettext_lazy("Every lot of the product"),
@@ -62,10 +56,11 @@ class RecallOpenForm(forms.Form):
         queryset=Manufacturer.objects.order_by("legal_name", "pk"),
         required=False,
     )
-    donor = NamedChoice(
+    donor = forms.ModelChoiceField(
         label=gettext_lazy("Every lot made from the donor"),
         queryset=Donor.objects.order_by("code", "pk"),
         required=False,
+        widget=forms.HiddenInput,
     )
     manufactured_from = forms.DateField(
         label=gettext_lazy("Manufactured on or after"),
@@ -136,6 +131,17 @@ class RecallOpenForm(forms.Form):
             manufactured_from=data["manufactured_from"],
             manufactured_to=data["manufactured_to"],
         )
+
+
+def form_as_typed(data: QueryDict) -> RecallOpenForm:
+    """The form holding what was typed, unvalidated: finding lots or a donor is not a submission,
+    so it shows no field as missing."""
+    form = RecallOpenForm()
+    form.initial = {
+        name: field.widget.value_from_datadict(data, {}, name)
+        for name, field in form.fields.items()
+    }
+    return form
 
 
 @dataclass(frozen=True)
@@ -209,26 +215,29 @@ def scope_reach(scope: RecallScopeRequest) -> Reach:
     )
 
 
-@page(
-    allowed=network_writer,
-    refusal=cast(str, gettext_lazy("Only a quality manager opens a recall.")),
-)
+@page(allowed=network_writer, refusal=scope_search.REFUSAL)
 def recall_new(request: HttpRequest) -> HttpResponse:
     context: dict[str, Any] = {"nav": "recalls", "step": "form"}
     if request.method != "POST":
-        context["form"] = RecallOpenForm()
+        context.update(form=RecallOpenForm(), **scope_options(request.GET))
         return render(request, "pages/recalls/open.html", context)
     form = RecallOpenForm(request.POST)
     context["form"] = form
     action = request.POST.get("action", "preview")
+    if action == "find":
+        context.update(form=form_as_typed(request.POST), **scope_options(request.POST))
+        return render(request, "pages/recalls/open.html", context)
     if action == "edit":
+        context.update(scope_options(request.POST))
         return render(request, "pages/recalls/open.html", context)
     if not form.is_valid():
+        context.update(scope_options(request.POST))
         return render(request, "pages/recalls/open.html", context, status=400)
     try:
         reach = scope_reach(form.scope())
     except DomainError as error:
         form_problems(form, error)
+        context.update(scope_options(request.POST))
         return render(request, "pages/recalls/open.html", context, status=400)
     sign_form = SignForm(request.POST if action == "sign" else None)
     context.update(
@@ -269,4 +278,5 @@ def recall_new(request: HttpRequest) -> HttpResponse:
 
 urlpatterns = [
     path("recalls/new/", recall_new, name="recall-new"),
+    *scope_search.urlpatterns,
 ]

@@ -4,17 +4,20 @@ patient call list."""
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from audit.models import ContactDataRead
-from lots.models import LotStatus
+from lots.models import LotDonor, LotStatus
+from pages.recalls.scope_search import MATCH_LIMIT
 from recalls.models import (
     Acknowledgement,
     Notification,
@@ -26,7 +29,18 @@ from recalls.models import (
 )
 from recalls.services import recall_close
 from stock.models import StockBalance
-from tests.factories import PASSWORD, PatientFactory, clinic_ready, receive, released_lot, treat
+from tests.factories import (
+    PASSWORD,
+    DonorFactory,
+    LotFactory,
+    PatientFactory,
+    ProductFactory,
+    UserFactory,
+    clinic_ready,
+    receive,
+    released_lot,
+    treat,
+)
 from tests.pages.conftest import client_for
 from tests.recalls.conftest import affected_clinic, open_recall, recalled_lot
 
@@ -280,6 +294,156 @@ def test_only_a_quality_manager_opens_a_recall(world, auditor):
         )
         assert posted.status_code == 403
     assert Recall.objects.count() == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Opening: finding the lots and the donor instead of a list of every one
+
+LOT_SEARCH = reverse("pages:recall-new-lots")
+DONOR_SEARCH = reverse("pages:recall-new-donors")
+
+
+@pytest.fixture
+def many_lots() -> list[Any]:
+    """200 lots of one product, numbered BULK-000 to BULK-199."""
+    product = ProductFactory(name="Vesicle serum", gtin="09506000134352")
+    creator = UserFactory()
+    return [
+        LotFactory(product=product, lot_number=f"BULK-{n:03d}", created_by=creator)
+        for n in range(200)
+    ]
+
+
+def _ticked(page: str) -> list[str]:
+    """The lot ids the page's checkboxes post, ticked or not."""
+    return re.findall(r'<input type="checkbox" name="lots" value="(\d+)"', page)
+
+
+def _checked(page: str) -> list[str]:
+    return re.findall(r'<input type="checkbox" name="lots" value="(\d+)"[^>]* checked>', page)
+
+
+def test_the_form_shows_only_the_chosen_lots_and_the_matches_never_every_lot(
+    many_lots, quality_manager
+):
+    client = client_for(quality_manager)
+    empty = client.get(NEW).content.decode()
+    assert "BULK-" not in empty
+    assert _ticked(empty) == []
+    assert 'name="lot_search"' in empty and 'hx-get="/recalls/new/lots/"' in empty
+
+    chosen = many_lots[150]
+    response = client.post(
+        NEW, {**_opening(chosen), "reason": "", "lot_search": "bulk-01", "action": "find"}
+    )
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "This field is required" not in page  # finding is not submitting
+    assert _checked(page) == [str(chosen.pk)]
+    assert _ticked(page) == [str(chosen.pk), *[str(lot.pk) for lot in many_lots[10:20]]]
+    shown = set(re.findall(r"BULK-\d{3}", page))
+    assert shown == {"BULK-150", *[f"BULK-{n:03d}" for n in range(10, 20)]}
+    assert 'value="bulk-01"' in page
+
+
+def test_the_lot_search_finds_by_part_of_the_number_and_stops_at_the_limit(
+    many_lots, quality_manager
+):
+    client = client_for(quality_manager)
+    narrow = client.get(LOT_SEARCH, {"lot_search": "K-19"}).content.decode()
+    assert _ticked(narrow) == [str(lot.pk) for lot in many_lots[190:200]]
+    assert "Only the first" not in narrow
+
+    broad = client.get(LOT_SEARCH, {"lot_search": "bulk", "lots": [many_lots[199].pk]})
+    page = broad.content.decode()
+    assert broad.status_code == 200
+    assert _checked(page) == [str(many_lots[199].pk)]
+    # The chosen lot, then the first 25 others in lot number order, and a word that there are more.
+    assert _ticked(page) == [str(lot.pk) for lot in [many_lots[199], *many_lots[:MATCH_LIMIT]]]
+    assert f"Only the first {MATCH_LIMIT} matches are shown" in page
+
+    by_product = client.get(LOT_SEARCH, {"lot_search": "vesicle"}).content.decode()
+    assert len(_ticked(by_product)) == MATCH_LIMIT
+    nothing = client.get(LOT_SEARCH, {"lot_search": "NOPE"}).content.decode()
+    assert _ticked(nothing) == [] and "No lot matches “NOPE”." in nothing
+
+
+def test_the_lot_search_reads_a_scanned_gs1_code(many_lots, quality_manager):
+    client = client_for(quality_manager)
+    lot = many_lots[42]
+    for scan in ("(01)09506000134352(10)BULK-042", "]d20109506000134352\x1d10BULK-042"):
+        page = client.get(LOT_SEARCH, {"lot_search": scan}).content.decode()
+        assert _ticked(page) == [str(lot.pk)], scan
+    misread = client.get(LOT_SEARCH, {"lot_search": "(01)09506000134350(10)BULK-042"})
+    assert _ticked(misread.content.decode()) == []
+    assert "fails the GS1 check digit" in misread.content.decode()
+
+
+def test_the_search_runs_the_same_queries_for_one_chosen_lot_and_for_ten(
+    many_lots, quality_manager
+):
+    client = client_for(quality_manager)
+
+    def queries(chosen: list[Any], term: str) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            client.get(LOT_SEARCH, {"lot_search": term, "lots": [lot.pk for lot in chosen]})
+        return len(captured)
+
+    assert queries(many_lots[:1], "K-19") == queries(many_lots[:10], "bulk")
+
+
+def test_a_chosen_lot_and_donor_survive_a_form_error(many_lots, quality_manager):
+    donor = DonorFactory(code="DN-SURVIVE")
+    others = DonorFactory.create_batch(3)
+    chosen = many_lots[7]
+    response = client_for(quality_manager).post(
+        NEW, {**_opening(chosen), "donor": donor.pk, "reason": "", "action": "preview"}
+    )
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert "This field is required" in page
+    assert _checked(page) == [str(chosen.pk)]
+    assert "BULK-007" in page and "BULK-008" not in page
+    assert f'<option value="{donor.pk}" selected>Donor DN-SURVIVE</option>' in page
+    [donor_select] = re.findall(r'<select name="donor".*?</select>', page, flags=re.DOTALL)
+    assert donor_select.count("<option") == 2  # "no donor" and the chosen one
+    assert not any(other.code in page for other in others)
+    assert not Recall.objects.exists()
+
+
+def test_the_donor_search_finds_by_part_of_the_code(quality_manager):
+    wanted = DonorFactory(code="DN-ALPHA-1")
+    DonorFactory(code="DN-BETA-1")
+    client = client_for(quality_manager)
+    page = client.get(DONOR_SEARCH, {"donor_search": "alpha"}).content.decode()
+    assert f'<option value="{wanted.pk}">Donor DN-ALPHA-1</option>' in page
+    assert "DN-BETA-1" not in page
+    assert "DN-" not in client.get(NEW).content.decode()
+    found = client.post(NEW, {"donor_search": "alpha", "action": "find"}).content.decode()
+    assert "DN-ALPHA-1" in found and "DN-BETA-1" not in found
+
+
+def test_a_recall_by_a_donor_found_by_its_code_reaches_that_donors_lots(quality_manager):
+    lot = released_lot()
+    donor = DonorFactory(code="DN-SCOPE")
+    LotDonor.objects.create(lot=lot, donor=donor)
+    response = client_for(quality_manager).post(
+        NEW, {**_opening(lot, lots=[]), "donor": donor.pk, "action": "preview"}
+    )
+    assert response.status_code == 200
+    assert '<dd id="reach-lots">1</dd>' in response.content.decode()
+    assert f'name="donor" value="{donor.pk}"' in response.content.decode()
+
+
+def test_only_a_quality_manager_searches_lots_and_donors(world, auditor):
+    for url, field in ((LOT_SEARCH, "lot_search"), (DONOR_SEARCH, "donor_search")):
+        for user in (auditor, world.a.ready.administrator, world.a.ready.clinician):
+            response = client_for(user).get(url, {field: world.lot.lot_number[:3]})
+            assert response.status_code == 403, (url, user)
+            assert world.lot.lot_number not in response.content.decode()
+        anonymous = Client().get(url, {field: world.lot.lot_number})
+        assert anonymous.status_code == 302
+        assert anonymous["Location"].startswith(reverse("pages:sign-in"))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The recall pages in a real browser: a quality manager previews and opens a recall, the clinic
+"""The recall pages in a real browser: a quality manager finds the lots by typing (with htmx, and
+without JavaScript through the form's Find button), previews and opens a recall, the clinic
 acknowledges through the link in its e-mail, and the recall's page shows the progress; every page
 passes axe-core."""
 
@@ -8,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from recalls.models import Acknowledgement, Recall
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, released_lot
 from tests.pages.conftest import assert_accessible, sign_in
 from tests.recalls import conftest as recall_fixtures
 from tests.recalls.conftest import (
@@ -42,13 +43,26 @@ def test_a_quality_manager_opens_a_recall_and_sees_a_clinic_acknowledge_it(
     expect(page.get_by_role("heading", level=1)).to_have_text("Open a recall")
     assert_accessible(page)
 
-    page.get_by_label("Lots").select_option(str(lot.pk))
+    # Lots are found by typing, not picked from every lot: part of the number finds the first;
+    # it stays ticked while a second search finds the other.
+    other = released_lot(lot_number="ZX-77-B")
+    lot_search = page.get_by_label("Find lots by lot number, product or GS1 code")
+    lot_search.fill(lot.lot_number[:-1])
+    first = page.get_by_label(f"Lot {lot.lot_number} of {lot.product.name}")
+    first.check()
+    lot_search.fill("zx-77")
+    second = page.get_by_label(f"Lot ZX-77-B of {other.product.name}")
+    second.check()
+    expect(first).to_be_checked()
+    expect(page.locator("#lot-options input[name=lots]")).to_have_count(2)
+    assert_accessible(page)
     page.get_by_label("Class").select_option("I")
     page.get_by_label("Depth").select_option("patient")
     page.get_by_label("Reason").fill("Endotoxin above the specification in retained samples")
     page.get_by_label("Hazard").fill("Fever and septic shock after injection")
     page.get_by_role("button", name="Preview what it reaches").click()
 
+    expect(page.locator("#reach-lots")).to_have_text("2")
     expect(page.locator("#reach-clinics")).to_have_text("1")
     expect(page.locator("#reach-patients")).to_have_text("1")
     expect(page.locator("#reach-units-held")).to_have_text("3")
@@ -64,6 +78,7 @@ def test_a_quality_manager_opens_a_recall_and_sees_a_clinic_acknowledge_it(
     page.get_by_role("button", name="Sign and open the recall").click()
     recall = Recall.objects.get()
     expect(page.get_by_role("heading", level=1)).to_contain_text(f"Recall {recall.reference}")
+    assert set(recall.recall_lots.values_list("lot_id", flat=True)) == {lot.pk, other.pk}
     row = page.locator(f"#recall-clinic-{affected.clinic.pk}")
     expect(row).to_contain_text("not acknowledged")
     expect(page.get_by_role("progressbar", name="Clinics acknowledged")).to_have_attribute(
@@ -96,6 +111,32 @@ def test_a_quality_manager_opens_a_recall_and_sees_a_clinic_acknowledge_it(
     page.get_by_role("link", name="Close the recall…").click()
     expect(page.locator("#open-items")).to_contain_text("not yet returned or destroyed")
     assert_accessible(page)
+
+
+def test_without_javascript_the_find_button_offers_the_matching_lots(
+    wide_page, live_server, quality_manager
+):
+    lot = recalled_lot(lot_number="NOJS-001")
+    recalled_lot(lot_number="OTHER-002", product=lot.product)
+    context = wide_page.context.browser.new_context(
+        base_url=live_server.url, locale="en-GB", java_script_enabled=False
+    )
+    page = context.new_page()
+    try:
+        sign_in(page, quality_manager)
+        page.goto("/recalls/new/")
+        page.get_by_label("Reason").fill("Endotoxin above the specification")
+        page.get_by_label("Find lots by lot number, product or GS1 code").fill("nojs")
+        page.get_by_role("button", name="Find lots").click()
+        expect(page.get_by_label("Reason")).to_have_value("Endotoxin above the specification")
+        page.get_by_label(f"Lot NOJS-001 of {lot.product.name}").check()
+        expect(page.locator("#lot-options input[name=lots]")).to_have_count(1)
+        page.get_by_label("Hazard").fill("Fever after injection")
+        page.get_by_role("button", name="Preview what it reaches").click()
+        expect(page.locator("#reach-lots")).to_have_text("1")
+        expect(page.get_by_text(f"Lot NOJS-001 of {lot.product.name}")).to_be_visible()
+    finally:
+        context.close()
 
 
 def test_a_clinician_calls_the_patients_from_the_call_list(

@@ -10,6 +10,7 @@ import csv
 import io
 import logging
 import os
+import re
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
@@ -51,6 +52,8 @@ from tests.admin_helpers import admin_client as browser
 from tests.factories import (
     PASSWORD,
     ClinicContactFactory,
+    DonorFactory,
+    LotFactory,
     PatientFactory,
     ProductFactory,
     UserFactory,
@@ -389,6 +392,62 @@ def test_opening_a_lot_already_in_an_open_recall_names_it(world, recall, qm):
     assert "lot_in_open_recall" in " ".join(errors["lots"])
     assert recall.reference in " ".join(errors["lots"])
     assert all_row_counts() == before
+
+
+def test_the_opening_form_renders_only_the_chosen_lots_and_donor(world, qm):
+    product = ProductFactory(name="Bulk serum")
+    creator = UserFactory()
+    bulk = [
+        LotFactory(product=product, lot_number=f"BULK-{n:03d}", created_by=creator)
+        for n in range(200)
+    ]
+    donor = DonorFactory(code="DN-ADMIN-7")
+    DonorFactory(code="DN-ADMIN-8")
+
+    page = qm.get(_url("recall", "add")).content.decode()
+    assert "BULK-" not in page and "DN-ADMIN-" not in page
+    autocomplete = reverse("admin:autocomplete")
+    for field in ("lots", "donor"):
+        assert re.search(
+            rf'data-ajax--url="{autocomplete}"[^>]*data-app-label="recalls" '
+            rf'data-model-name="recallscope" data-field-name="{field}"',
+            page,
+        ), field
+
+    refused = qm.post(
+        _url("recall", "add"), open_form([bulk[5]], donor=donor.pk, password="not my password")
+    )
+    content = refused.content.decode()
+    assert "signature_password_invalid" in content
+    assert set(re.findall(r"BULK-\d{3}", content)) == {"BULK-005"}
+    assert "DN-ADMIN-7" in content and "DN-ADMIN-8" not in content
+    assert not Recall.objects.exists()
+
+
+def _autocomplete(client, field: str, term: str) -> dict:
+    query = {"app_label": "recalls", "model_name": "recallscope", "field_name": field, "term": term}
+    response = client.get(reverse("admin:autocomplete"), query)
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_the_opening_form_finds_lots_and_donors_twenty_at_a_time(world, qm):
+    product = ProductFactory(name="Bulk serum")
+    creator = UserFactory()
+    bulk = [
+        LotFactory(product=product, lot_number=f"BULK-{n:03d}", created_by=creator)
+        for n in range(200)
+    ]
+    donor = DonorFactory(code="DN-ADMIN-7")
+
+    narrow = _autocomplete(qm, "lots", "k-19")
+    assert {row["id"] for row in narrow["results"]} == {str(lot.pk) for lot in bulk[190:]}
+    assert narrow["pagination"] == {"more": False}
+    broad = _autocomplete(qm, "lots", "bulk")
+    assert len(broad["results"]) == 20 and broad["pagination"] == {"more": True}
+    assert _autocomplete(qm, "donor", "admin-7")["results"] == [
+        {"id": str(donor.pk), "text": "DN-ADMIN-7"}
+    ]
 
 
 @pytest.mark.parametrize("role", ["auditor", "clinician", "administrator"])

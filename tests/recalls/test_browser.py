@@ -125,7 +125,12 @@ def test_a_quality_manager_opens_a_recall_in_the_admin_and_a_clinic_acknowledges
     page.locator("#id_depth").select_option("patient")
     page.locator("#id_reason").fill("Endotoxin above the specification in retained samples")
     page.locator("#id_hazard").fill("Fever and septic shock after injection")
-    page.locator("#id_product").select_option(str(lot.product.pk))
+    # The lots field is an autocomplete over the lot admin's search, not a list of every lot.
+    expect(page.locator("#id_lots option")).to_have_count(0)
+    page.locator("#id_lots + .select2").click()
+    page.locator("#id_lots + .select2 .select2-search__field").fill(lot.lot_number)
+    page.locator(".select2-results__option", has_text=lot.lot_number).click()
+    expect(page.locator("#id_lots option:checked")).to_have_text(str(lot))
     page.locator("#id_password").fill("not the password")
     page.get_by_role("button", name="Save", exact=True).click()
 
