@@ -394,13 +394,18 @@ def test_opening_a_lot_already_in_an_open_recall_names_it(world, recall, qm):
     assert all_row_counts() == before
 
 
-def test_the_opening_form_renders_only_the_chosen_lots_and_donor(world, qm):
+@pytest.fixture
+def bulk():
+    """200 lots of one product, BULK-000 to BULK-199: more than any page offers at once."""
     product = ProductFactory(name="Bulk serum")
     creator = UserFactory()
-    bulk = [
+    return [
         LotFactory(product=product, lot_number=f"BULK-{n:03d}", created_by=creator)
         for n in range(200)
     ]
+
+
+def test_the_opening_form_renders_only_the_chosen_lots_and_donor(world, qm, bulk):
     donor = DonorFactory(code="DN-ADMIN-7")
     DonorFactory(code="DN-ADMIN-8")
 
@@ -431,13 +436,7 @@ def _autocomplete(client, field: str, term: str) -> dict:
     return response.json()
 
 
-def test_the_opening_form_finds_lots_and_donors_twenty_at_a_time(world, qm):
-    product = ProductFactory(name="Bulk serum")
-    creator = UserFactory()
-    bulk = [
-        LotFactory(product=product, lot_number=f"BULK-{n:03d}", created_by=creator)
-        for n in range(200)
-    ]
+def test_the_opening_form_finds_lots_and_donors_twenty_at_a_time(world, qm, bulk):
     donor = DonorFactory(code="DN-ADMIN-7")
 
     narrow = _autocomplete(qm, "lots", "k-19")
