@@ -17,6 +17,16 @@ _JURISDICTION = re.compile(r"[A-Z]{2}(-[A-Z0-9]{1,3})?")
 _DONOR_CODE = re.compile(r"[A-Z0-9][A-Z0-9-]{3,31}")
 
 
+def whole_number(text: str, *, digits: int = 18) -> int | None:
+    """The whole number a form's text gives, or None: ASCII digits only, at most `digits` of them
+    (18 fit a bigint). str.isdigit() alone also accepts superscripts, which int() refuses, and
+    other scripts' digits, which no one types for a count or an id here."""
+    value = text.strip()
+    if not (value.isascii() and value.isdigit()) or len(value) > digits:
+        return None
+    return int(value)
+
+
 def normalise_gtin(value: str) -> str:
     """Return the GTIN as 14 digits; raise ValidationError(code='gtin_invalid') if malformed."""
     raw = (value or "").strip()

@@ -16,6 +16,7 @@ from common.validators import (
     validate_gtin,
     validate_isbt_din,
     validate_jurisdiction,
+    whole_number,
 )
 
 MOD37_2_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ*"
@@ -196,3 +197,44 @@ def test_donor_codes_of_letters_digits_and_hyphens_are_valid(value):
 )
 def test_donor_codes_that_could_hold_a_name_or_are_malformed_are_refused(value):
     assert error_code(validate_donor_code, value) == "donor_code_invalid"
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [("0", 0), ("7", 7), (" 42 ", 42), ("007", 7), ("9" * 18, int("9" * 18))],
+)
+def test_whole_numbers_are_ascii_digits(text, number):
+    assert whole_number(text) == number
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        " ",
+        "-1",
+        "+1",
+        "1.0",
+        "1e3",
+        "1_000",
+        "0x1F",
+        "²",  # a superscript: str.isdigit() says yes, int() refuses
+        "1²",
+        "\uff11\uff12",  # full-width
+        "١٢",  # Arabic-Indic
+        "9" * 19,  # past a bigint
+        "9" * 5000,  # past int()'s own limit on digits
+    ],
+)
+def test_anything_else_is_no_whole_number(text):
+    assert whole_number(text) is None
+
+
+def test_the_number_of_digits_is_the_callers_to_bound():
+    assert whole_number("1234", digits=3) is None
+    assert whole_number("123", digits=3) == 123
+
+
+@given(st.integers(min_value=0, max_value=10**18 - 1))
+def test_every_bigint_sized_count_reads_back(number):
+    assert whole_number(str(number)) == number

@@ -23,6 +23,7 @@ from django.urls import path
 from django.utils.translation import gettext_lazy
 
 from common.errors import DomainError
+from common.validators import whole_number
 from lots.models import Donor, Lot
 from lots.scan import scan_parse
 from pages.base import network_writer, page
@@ -53,12 +54,8 @@ class Options(Generic[Row]):
 def posted_ids(values: Iterable[str]) -> list[int]:
     """The ids in a list of posted values, in order, once each; anything else is left for the
     form's own validation to name."""
-    ids: list[int] = []
-    for value in values:
-        text = value.strip()
-        if text.isdigit() and len(text) <= 18:
-            ids.append(int(text))
-    return list(dict.fromkeys(ids))
+    ids = [whole_number(value) for value in values]
+    return list(dict.fromkeys(pk for pk in ids if pk is not None))
 
 
 def _term(value: str | None) -> str:
@@ -72,7 +69,7 @@ def _looks_scanned(term: str) -> bool:
         term.startswith(GS1_STARTS)
         or "\x1d" in term
         or "<GS>" in term
-        or (term.isdigit() and len(term) >= 16 and term.startswith("01"))
+        or (term.isascii() and term.isdigit() and len(term) >= 16 and term.startswith("01"))
     )
 
 

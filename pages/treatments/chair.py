@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from common.errors import DomainError
+from common.validators import whole_number
 from lots.models import Route
 from pages.base import page
 from pages.patients import reads_contacts, record_contact_read
@@ -110,10 +111,11 @@ def consent_texts(form: ChairForm) -> list[ConsentText]:
 def line_requests(lines: list[Line]) -> list[services.LineRequest]:
     requests = []
     for line in lines:
-        if not line.units.isdigit() or int(line.units) <= 0:
+        units = whole_number(line.units)
+        if not units:
             line.error = _("Give the units used, a whole number above zero.")
             continue
-        requests.append(services.LineRequest(lot=line.lot, units=int(line.units)))
+        requests.append(services.LineRequest(lot=line.lot, units=units))
     return requests
 
 

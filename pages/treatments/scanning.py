@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from common.errors import DomainError
+from common.validators import whole_number
 from lots.models import Lot
 from lots.scan import scan_resolve
 from pages.base import page
@@ -87,8 +88,9 @@ def posted_lines(request: HttpRequest, clinic: Clinic) -> list[Line]:
     Lots and balances are read in two queries whatever the number of lines."""
     ids: list[int] = []
     for value in request.POST.getlist("line_lot"):
-        if value.isdigit() and int(value) not in ids:
-            ids.append(int(value))
+        pk = whole_number(value)
+        if pk is not None and pk not in ids:
+            ids.append(pk)
     lots = {lot.pk: lot for lot in Lot.objects.select_related("product").filter(pk__in=ids)}
     on_hand = {
         balance.lot_id: balance.quantity
@@ -123,7 +125,7 @@ def chair_scan(request: HttpRequest) -> HttpResponse:
     line = None
     if answer.lot is not None:
         if existing is not None:
-            units = int(existing.units) + 1 if existing.units.isdigit() else 1
+            units = (whole_number(existing.units) or 0) + 1
             existing.units = str(units)
             line = existing
         else:

@@ -179,6 +179,17 @@ def test_a_scan_in_each_form_a_scanner_sends_resolves_green_with_stock_on_hand(f
     assert f"lot {lot.lot_number}: IND 012345" in page
 
 
+@pytest.mark.parametrize("line_lot", ["²", "\uff11\uff12", "9" * 5000, "-3"])
+def test_a_line_that_names_no_lot_is_dropped_from_the_scan(line_lot):
+    ready = chair_ready()
+    lot = ready.lot
+    response = post_scan(
+        client_for(ready.clinician), ready, scan_of(lot), line_lot=[line_lot, lot.pk]
+    )
+    assert response.status_code == 200
+    assert f'id="line-{lot.pk}"' in response.content.decode()
+
+
 def test_scanning_the_same_lot_again_adds_a_unit_to_its_line():
     ready = chair_ready()
     lot = ready.lot
@@ -350,7 +361,7 @@ def test_too_many_units_is_refused_with_the_stock_on_hand():
     assert on_hand(ready, ready.lot) == 2
 
 
-@pytest.mark.parametrize("units", ["0", "-1", "two", ""])
+@pytest.mark.parametrize("units", ["0", "-1", "two", "", "²", "\uff11", "9" * 5000])
 def test_units_that_are_not_a_count_are_an_inline_error(units):
     ready = chair_ready()
     response = save(

@@ -368,6 +368,18 @@ def test_the_lot_search_finds_by_part_of_the_number_and_stops_at_the_limit(
     assert _ticked(nothing) == [] and "No lot matches “NOPE”." in nothing
 
 
+@pytest.mark.parametrize("posted", ["²", "\uff11\uff12", "9" * 30, "-1", "lot"])
+def test_a_chosen_id_that_is_no_number_is_left_out(many_lots, quality_manager, posted):
+    chosen = many_lots[3]
+    for search, field in ((LOT_SEARCH, "lots"), (DONOR_SEARCH, "donor")):
+        response = client_for(quality_manager).get(
+            search, {field: [posted, chosen.pk if field == "lots" else ""]}
+        )
+        assert response.status_code == 200
+    lots = client_for(quality_manager).get(LOT_SEARCH, {"lots": [posted, chosen.pk]})
+    assert _checked(lots.content.decode()) == [str(chosen.pk)]
+
+
 def test_the_lot_search_reads_a_scanned_gs1_code(many_lots, quality_manager):
     client = client_for(quality_manager)
     lot = many_lots[42]

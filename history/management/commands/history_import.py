@@ -18,6 +18,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from common.csv import csv_lines
 from common.errors import DomainError
+from common.validators import whole_number
 from history.services import KINDS, history_import
 from providers.access import access_cache
 from providers.models import Clinic
@@ -105,8 +106,9 @@ class Command(BaseCommand):
 
 def _clinic(value: str) -> Clinic:
     clinic = Clinic.objects.filter(name=value).first()
-    if clinic is None and value.isdigit():
-        clinic = Clinic.objects.filter(pk=int(value)).first()
+    pk = whole_number(value)
+    if clinic is None and pk is not None:
+        clinic = Clinic.objects.filter(pk=pk).first()
     if clinic is None:
         raise CommandError(f"No clinic with the id or name {value!r}.")
     return clinic
