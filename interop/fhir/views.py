@@ -30,6 +30,7 @@ from common.api import Pagination
 from common.api_fields import BIGINT_MAX
 from common.api_views import get_or_404
 from common.errors import DomainError, Problem
+from common.validators import whole_number
 from interop.fhir import capability, resources, selectors, systems
 from providers.permissions import CLINIC_STAFF_PERMISSIONS
 
@@ -174,8 +175,14 @@ def _search_parameters(request: Request, allowed: frozenset[str]) -> dict[str, s
     return {name: request.query_params[name] for name in names & allowed}
 
 
+def _digits(value: str) -> int | None:
+    """A parameter's whole number, written in ASCII digits alone (no sign, no spaces)."""
+    return whole_number(value) if value == value.strip() else None
+
+
 def _whole_number(name: str, value: str, *, low: int, high: int) -> int:
-    if not (value.isdecimal() and low <= int(value) <= high):
+    number = _digits(value)
+    if number is None or not low <= number <= high:
         raise DomainError.single(
             "search_parameter_invalid",
             _("%(name)s is a whole number from %(low)s to %(high)s.")
@@ -183,7 +190,7 @@ def _whole_number(name: str, value: str, *, low: int, high: int) -> int:
             field=name,
             status=400,
         )
-    return int(value)
+    return number
 
 
 def _window(request: Request) -> selectors.PageWindow:
@@ -205,8 +212,8 @@ def _reference_id(name: str, value: str, resource_type: str) -> int:
     local = value.rsplit("/", 2)
     if len(local) > 1 and local[-2] != resource_type:
         local = []
-    number = local[-1] if local else ""
-    if not (number.isdecimal() and 1 <= int(number) <= BIGINT_MAX):
+    number = _digits(local[-1]) if local else None
+    if number is None or not 1 <= number <= BIGINT_MAX:
         raise DomainError.single(
             "search_parameter_invalid",
             _("%(name)s names a %(type)s: %(type)s/ and its id.")
@@ -214,7 +221,7 @@ def _reference_id(name: str, value: str, resource_type: str) -> int:
             field=name,
             status=400,
         )
-    return int(number)
+    return number
 
 
 def _patient_id(params: dict[str, str]) -> int | None:
