@@ -21,6 +21,7 @@ from rest_framework.request import Request
 
 from common.api_fields import READ_ERRORS
 from common.api_views import Api, get_or_404
+from common.pdf import html_to_pdf
 from lots.models import Lot
 from lots.selectors import qc_result_passes
 from providers.permissions import CLINIC_STAFF_PERMISSIONS
@@ -84,13 +85,10 @@ def _no_fetching(url: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
 
 
 def patient_trace_pdf(*, user: Any, patient: Patient) -> bytes:
-    from weasyprint import HTML  # type: ignore[import-untyped]
-
     html = render_to_string(
         "treatments/trace_backward.html", patient_trace_context(user=user, patient=patient)
     )
-    pdf: bytes = HTML(string=html, url_fetcher=_no_fetching).write_pdf()
-    return pdf
+    return html_to_pdf(html, url_fetcher=_no_fetching)
 
 
 class PatientTracePdfApi(Api):

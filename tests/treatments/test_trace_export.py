@@ -4,6 +4,7 @@ of queries however long the patient's history."""
 
 from __future__ import annotations
 
+import datetime
 import io
 
 import pytest
@@ -94,6 +95,50 @@ def test_the_trace_pdf_shows_every_lot_and_the_evidence_behind_it(quality_manage
     assert lot.manufacturer.certificates.get(kind="gmp").sha256 in squeezed
     for secret in CONTACT_DATA:
         assert secret not in text
+
+
+def pdf_lines(pdf: bytes) -> list[str]:
+    return [
+        line
+        for page in PdfReader(io.BytesIO(pdf)).pages
+        for line in page.extract_text().split("\n")
+    ]
+
+
+def test_the_trace_pdf_of_a_patient_with_several_lots_shows_all_of_it_with_whole_digests(
+    quality_manager, treated
+):
+    """Given a patient treated four times with four lots, each with its donor, markers, QC and
+    certificates, when the trace is exported as PDF, then every treatment, lot, donor, marker and
+    QC test is in it, and every certificate's SHA-256 stands whole on one line."""
+    ready, _ = treated
+    for _ in range(3):
+        lot = released_lot_with_evidence(quality_manager)
+        receive(ready, lot, 5)
+        treat(ready, lot, 1)
+
+    pdf = client_for(quality_manager).get(url_for(ready.patient)).content
+
+    text = pdf_text(pdf)
+    lines = pdf_lines(pdf)
+    lots = list(Lot.objects.filter(treatment_lines__treatment__patient=ready.patient).distinct())
+    assert len(lots) == 4 and "4 treatments using 4 lots" in text
+    for treatment in ready.patient.treatments.all():
+        assert f"{treatment.performed_at.astimezone(datetime.UTC):%Y-%m-%d %H:%M}" in text
+    for lot in lots:
+        assert lot.lot_number in text and lot.product.name in text
+        for donor in lot.donors.all():
+            assert donor.code in text
+            for result in donor.marker_results.all():
+                assert f"{result.marker.code}:" in text
+        for result in lot.qc_results.all():
+            assert result.test.name in text
+        certificates = [
+            *lot.certificates.all(),
+            *lot.manufacturer.certificates.filter(lot__isnull=True),
+        ]
+        for certificate in certificates:
+            assert any(certificate.sha256 in line for line in lines), certificate.sha256
 
 
 def test_who_may_read_a_patients_trace_pdf(quality_manager, auditor, treated):
