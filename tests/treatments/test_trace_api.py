@@ -287,6 +287,10 @@ def test_forward_trace_needs_a_starting_point(auditor):
     [
         ({"lot": "abc"}, "lot.0"),
         ({"lot": "1,x"}, "lot.1"),
+        ({"lot": "0"}, "lot.0"),
+        ({"lot": "1,²"}, "lot.1"),
+        ({"lot": "9" * 19}, "lot.0"),
+        ({"lot": ",".join(["1"] * 991)}, "lot"),
         ({"donor": "0"}, "donor"),
         ({"product": str(10**30)}, "product"),
         ({"lot": "1", "manufactured_from": "2025-02-30"}, "manufactured_from"),
@@ -546,7 +550,13 @@ def test_backward_trace_needs_a_patient_or_a_treatment(auditor):
 
 @pytest.mark.parametrize(
     ("params", "field"),
-    [({"patient": "abc"}, "patient"), ({"treatment": str(2**63)}, "treatment")],
+    [
+        ({"patient": "abc"}, "patient"),
+        ({"patient": "0"}, "patient"),
+        ({"patient": str(2**63)}, "patient"),
+        ({"treatment": str(2**63)}, "treatment"),
+        ({"patient": "1", "treatment": "x"}, "treatment"),
+    ],
 )
 def test_backward_trace_refuses_bad_parameters_naming_them(auditor, params, field):
     response = backward(client_for(auditor), **params)

@@ -59,6 +59,7 @@ from treatments.trace_api.base import (
     FORMAT_PARAMETER,
     TraceApi,
     date_text,
+    plain_ids,
     query_id,
     sec_text,
     time_writer,
@@ -577,7 +578,7 @@ class BackwardTraceApi(TraceApi):
         responses=trace_responses(BackwardTraceOutputSerializer),
     )
     def get(self, request: Request) -> Response | StreamingHttpResponse:
-        query = validated(BackwardTraceQuerySerializer, request.query_params.dict())
+        query = _backward_query(request)
         patient = None
         if query.get("patient"):
             patient = backward_patient(user=request.user, patient_id=query["patient"])
@@ -593,6 +594,16 @@ class BackwardTraceApi(TraceApi):
         answer = _BackwardAnswer(backward_lines(user=request.user, **scope))
         _found(query, answer.treatments)
         return Response(answer.answer(patient))
+
+
+def _backward_query(request: Request) -> dict[str, Any]:
+    params = request.query_params
+    if "treatment" not in params and "patient" in params:
+        ids = plain_ids([params["patient"]])
+        if ids is not None:
+            return {"patient": ids[0]}  # as the serializer reads it (plain_ids)
+    query: dict[str, Any] = validated(BackwardTraceQuerySerializer, params.dict())
+    return query
 
 
 def _found(query: dict[str, Any], treatments: Sized) -> None:

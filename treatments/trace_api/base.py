@@ -4,7 +4,7 @@ parameters."""
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -59,6 +59,24 @@ def query_id(help_text: str, **kwargs: Any) -> serializers.IntegerField:
     return serializers.IntegerField(
         min_value=1, max_value=BIGINT_MAX, help_text=help_text, **kwargs
     )
+
+
+def plain_ids(texts: Iterable[str]) -> list[int] | None:
+    """The ids `texts` give when every one is written plainly, in ASCII digits alone (at most 18,
+    so within a bigint) and not zero: what a `query_id` field reads from each. None when any is
+    not (spaces too: int() and str.strip() differ on some), for the query's serializer to read
+    them and name what is wrong. A trace asked for by id, the commonest, is then read without
+    building its query's serializer, a tenth of what a typical lot's trace spends outside its
+    SQL."""
+    ids = []
+    for text in texts:
+        if not (text.isascii() and text.isdigit()) or len(text) > 18:
+            return None
+        value = int(text)
+        if not value:
+            return None
+        ids.append(value)
+    return ids
 
 
 # The traces write their answers straight from rows, as their serializers document them: times and

@@ -42,6 +42,7 @@ from treatments.trace_api.base import (
     TimeWriter,
     TraceApi,
     date_text,
+    plain_ids,
     query_id,
     sec_text,
     time_writer,
@@ -315,6 +316,10 @@ def _forward_scope(request: Request) -> ForwardScope:
         if name in params
     }
     lot_ids = [piece for value in params.getlist("lot") for piece in value.split(",") if piece]
+    if lot_ids and not data:
+        ids = plain_ids(lot_ids)
+        if ids is not None and len(ids) <= LOT_IDS_MAX:
+            return ForwardScope(lot_ids=ids)  # as the serializer reads them (plain_ids)
     if lot_ids:
         data["lot"] = lot_ids
     query = validated(ForwardTraceQuerySerializer, data)
