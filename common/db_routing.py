@@ -31,11 +31,13 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponseBase
 
+from common.postgresql.prepared import READ_PREFIX
+
 PRIMARY = DEFAULT_DB_ALIAS
 REPLICA = "replica"
 PIN_COOKIE = "read_primary_until"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-READ_STATEMENTS = ("SELECT", "SHOW")
+READ_STATEMENTS = ("SELECT", "SHOW", READ_PREFIX)
 SIGN_IN_APPS = frozenset({"auth", "sessions", "knox", "axes"})
 
 # Both live for one request in the thread serving it; request_finished (sent once the response,
@@ -76,8 +78,9 @@ class PrimaryReplicaRouter:
 def _note_primary_writes(
     execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]
 ) -> Any:
-    """Execute wrapper on the primary: anything but a SELECT outside a transaction may have
-    written (raw SQL included, which no router sees), so the request stays on the primary."""
+    """Execute wrapper on the primary: anything but a SELECT (a prepared one included) outside
+    a transaction may have written (raw SQL included, which no router sees), so the request stays
+    on the primary."""
     connection = context["connection"]
     if connection.in_atomic_block or not sql.lstrip().upper().startswith(READ_STATEMENTS):
         _primary_written.set(True)

@@ -3,7 +3,8 @@
 knox's `TokenAuthentication` reads the token and its account, then every other token of the
 account (to delete those that expired), and `providers.access` then reads the account's roles:
 three statements before any request does its work. Here the token, its account and the account's
-active roles are read together, and the roles handed to `providers.access` for the request. The
+active roles are read together, by a statement each connection prepares once
+(common.postgresql.prepared), and the roles handed to `providers.access` for the request. The
 rules are knox's: only the digest of a token is stored and compared in constant time, a token past
 its expiry is refused (and deleted, with knox's `token_expired` signal), an inactive account is
 refused. The other expired tokens of an account are deleted when it next signs in
@@ -30,6 +31,7 @@ from knox.settings import CONSTANTS, knox_settings
 from knox.signals import token_expired
 from rest_framework import exceptions
 
+from common.postgresql.prepared import Prepared
 from providers.access import access_known
 from providers.models import Membership
 
@@ -38,7 +40,7 @@ _ALIAS = DEFAULT_DB_ALIAS
 
 
 @functools.cache
-def _statement() -> tuple[str, list[str], list[str]]:
+def _statement() -> tuple[Prepared, list[str], list[str]]:
     """The statement, and the attribute names of the token's and the account's columns in it.
     The columns are the models' own, in their order, so each row becomes the instances the ORM
     would build (none of these fields converts its value: a test holds it)."""
@@ -64,7 +66,7 @@ def _statement() -> tuple[str, list[str], list[str]]:
         WHERE token.token_key = %s
     """  # noqa: S608 - the table and column names are the models' own; the key is a parameter
     return (
-        sql,
+        Prepared(sql, ["varchar"]),
         [field.attname for field in token_fields],
         [field.attname for field in user_fields],
     )
@@ -76,9 +78,9 @@ class TokenAuthentication(auth.TokenAuthentication):  # type: ignore[misc]  # kn
     def authenticate_credentials(self, token: bytes) -> tuple[Any, Any]:
         message = gettext_lazy("Invalid token.")
         key = token.decode("utf-8")
-        sql, token_names, user_names = _statement()
+        statement, token_names, user_names = _statement()
         with connections[_ALIAS].cursor() as cursor:
-            cursor.execute(sql, [key[: CONSTANTS.TOKEN_KEY_LENGTH]])
+            statement.execute(cursor, [key[: CONSTANTS.TOKEN_KEY_LENGTH]])
             rows = cursor.fetchall()
         token_model, user_model = get_token_model(), get_user_model()
         for row in rows:

@@ -149,7 +149,14 @@ DATABASES = {
 # written raises and catches an error, and in a long transaction those aborted subtransactions
 # grow slower and slower (the benchmarks measured 10x). Defining it (empty: ignore nothing)
 # removes the cost.
-DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c pgtrigger.ignore={}"
+# Every cached plan generic: PostgreSQL's own choice planned the statements prepared once per
+# connection (common.postgresql.prepared) afresh on every run, as their custom plans looked
+# cheaper, and kept most of the cost preparing was to save. The other cached plans are those of
+# the triggers' PL/pgSQL, each a lookup by key or an insert, whose plan no value changes; a
+# recording's PostgreSQL CPU fell by a third (benchmark_scale's data, docs/performance.md).
+DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+    "-c pgtrigger.ignore={} -c plan_cache_mode=force_generic_plan"
+)
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ValueError("DATABASE_URL must point at PostgreSQL (postgresql://...)")
 # Django's PostgreSQL backend, reading timestamps with psycopg's compiled loader (see its doc).

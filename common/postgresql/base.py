@@ -64,10 +64,13 @@ class DatabaseWrapper(base.DatabaseWrapper):
         anything in the last second: the request on it fails (503, try again) and the
         connection is closed after it, as Django does after any error. A connection that is
         readable, or was quiet longer, gets Django's check."""
+        # Django's own attributes, which its type stubs do not declare.
+        enabled: bool = getattr(self, "health_check_enabled", False)
+        done: bool = getattr(self, "health_check_done", True)
         if (
             self.connection is not None
-            and self.health_check_enabled
-            and not self.health_check_done
+            and enabled
+            and not done
             and time.monotonic() - self.last_used < QUIET_CHECK_SECONDS
             and self._nothing_to_read()
         ):

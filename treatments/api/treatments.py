@@ -27,6 +27,7 @@ from common.api_fields import (
 )
 from common.api_views import Api, ListApi, get_or_404, validated
 from common.errors import DomainError, Problem
+from common.postgresql.prepared import Prepared
 from lots.api import ProductRefSerializer
 from lots.models import Route
 from lots.scan import scan_resolve
@@ -303,6 +304,7 @@ _NAMED_SQL = "SELECT {columns} FROM (SELECT 1) AS one {joins}".format(  # noqa: 
         for model in _NAMED_MODELS
     ),
 )
+_NAMED = Prepared(_NAMED_SQL, ["bigint"] * len(_NAMED_MODELS))  # common.postgresql.prepared
 
 
 def _named_rows(ids: dict[type[Any], int], *, user: Any) -> dict[type[Any], Any]:
@@ -313,8 +315,8 @@ def _named_rows(ids: dict[type[Any], int], *, user: Any) -> dict[type[Any], Any]
     if not ids:
         return {}
     with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
-        cursor.execute(
-            _NAMED_SQL,
+        _NAMED.execute(
+            cursor,
             [
                 ids.get(model) if 0 < ids.get(model, 0) <= BIGINT_MAX else None
                 for model in _NAMED_MODELS
