@@ -25,6 +25,7 @@ from django.utils.safestring import mark_safe
 from pghistory.models import Events
 
 from common.csv import csv_lines
+from common.pdf import html_to_pdf
 from lots.models import (
     MANUFACTURER_CERTIFICATE_KINDS,
     Certificate,
@@ -304,10 +305,7 @@ def _no_fetching(url: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
 
 
 def lot_dossier_pdf(*, lot: Lot) -> bytes:
-    from weasyprint import HTML  # type: ignore[import-untyped]
-
-    pdf: bytes = HTML(string=lot_dossier_html(lot=lot), url_fetcher=_no_fetching).write_pdf()
-    return pdf
+    return html_to_pdf(lot_dossier_html(lot=lot), url_fetcher=_no_fetching)
 
 
 def lot_treatments_csv(*, lot: Lot) -> Iterator[str]:

@@ -13,6 +13,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from common.csv import csv_cells, csv_copy_lines, csv_lines
+from common.pdf import html_to_pdf
 from recalls.models import Acknowledgement, Recall, RecallLot
 from recalls.selectors import (
     RecallEffectiveness,
@@ -241,8 +242,5 @@ def recall_report_pdf(*, recall: Recall, clinic_ids: list[int] | None = None) ->
     """The recall report as PDF: identity, class, depth, reason and hazard, lots, timeline,
     effectiveness, clinics with acknowledgement times, dispositions, notices with status; for a
     drill, the timing report."""
-    from weasyprint import HTML  # type: ignore[import-untyped]
-
     html = recall_report_html(recall=recall, clinic_ids=clinic_ids)
-    pdf: bytes = HTML(string=html, url_fetcher=_no_fetching).write_pdf()
-    return pdf
+    return html_to_pdf(html, url_fetcher=_no_fetching)
