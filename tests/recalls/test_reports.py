@@ -22,7 +22,7 @@ from providers.models import Clinic, Practitioner
 from recalls import reports
 from recalls.models import Notification, NotificationStatus
 from recalls.reports import EXPOSURE_COLUMNS, NOTICE_COLUMNS, duration_text, recall_report_pdf
-from recalls.selectors import exposure_list
+from recalls.selectors import exposure_list, notification_list
 from recalls.services import (
     RecallScopeRequest,
     recall_acknowledge,
@@ -322,3 +322,21 @@ def test_the_report_renders_as_with_weasyprints_whole_stylesheet(world, recall):
     html = reports.recall_report_html(recall=recall, clinic_ids=None)
     whole = HTML(string=html, url_fetcher=reports._no_fetching).write_pdf()
     assert html_to_pdf(html, url_fetcher=reports._no_fetching) == whole
+
+
+def test_the_report_lists_at_most_so_many_notices_and_says_where_the_rest_are(
+    world, recall, monkeypatch
+):
+    mark_sent(recall)
+    every = list(notification_list(recall=recall, clinic_ids=None))
+    assert len(every) > 1
+    monkeypatch.setattr(reports, "REPORT_NOTICES", len(every) - 1)
+
+    context = reports.recall_report_context(recall=recall, clinic_ids=None)
+    assert context["notices"] == every[:-1]
+    text = pdf_text(recall_report_pdf(recall=recall))
+    assert f"The first {len(every) - 1} of {len(every)} notices" in text
+
+    monkeypatch.setattr(reports, "REPORT_NOTICES", len(every))
+    assert reports.recall_report_context(recall=recall, clinic_ids=None)["notices"] == every
+    assert "notices CSV" not in pdf_text(recall_report_pdf(recall=recall))
