@@ -12,7 +12,9 @@ a request's statements, so a request sends the same statements whichever connect
 It then runs as `EXECUTE name(values)`, the values bound as any other statement's. A prepared
 statement outlives the transaction it was made in (a rollback keeps it) and ends with the
 session: a new connection, after a restart or a failed health check, prepares again. Its name is
-drawn from its text, so a statement whose text changes is a new one.
+drawn from its text, so a statement whose text changes is a new one. Every connection plans
+prepared statements generically (`plan_cache_mode` in settings.DATABASES): left to choose,
+PostgreSQL kept planning these afresh for each run's values.
 
 What it asks of a deployment: a session per connection, as Django's persistent connections and
 the deployment in docker-compose.yml have. A pooler in transaction mode hands sessions from one
