@@ -217,10 +217,6 @@ def _bigint_array(ids: Iterable[int]) -> str:
     return "{" + ",".join(str(int(value)) for value in ids) + "}"
 
 
-def _bigint_array_or_none(ids: Iterable[int] | None) -> str | None:
-    return None if ids is None else _bigint_array(ids)
-
-
 def _forward_where(lot_ids: list[int], clinic_ids: list[int] | None) -> tuple[str, list[Any]]:
     """The lines of `lot_ids` at the clinics the user may see (None: every clinic), as trace_forward
     chooses them."""
@@ -470,11 +466,15 @@ def backward_lines(
     _backward_scope_given(patient_id, treatment_id)
     conditions: list[str] = []
     params: list[Any] = []
+    clinic_ids = visible_clinic_ids(user)
     # As backward_treatments: the patient, the treatment, and only clinics the user may see.
     for condition, value in (
         ("t.patient_id = %s", patient_id or None),
         ("t.id = %s", treatment_id or None),
-        ("t.clinic_id = ANY(%s::bigint[])", _bigint_array_or_none(visible_clinic_ids(user))),
+        (
+            "t.clinic_id = ANY(%s::bigint[])",
+            None if clinic_ids is None else _bigint_array(clinic_ids),
+        ),
     ):
         if value is not None:
             conditions.append(condition)
