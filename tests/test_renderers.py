@@ -1,5 +1,7 @@
 """common.renderers.FastJSONRenderer writes what DRF's JSONRenderer writes, byte for byte, for
-every value an answer can hold (hypothesis draws them), and leaves indented JSON to DRF."""
+every value an answer can hold (hypothesis draws them), and leaves indented JSON to DRF;
+TraceJSONRenderer too for every datetime whose offset is whole minutes, and the traces' times
+(time_writer) whatever the zones."""
 
 from __future__ import annotations
 
@@ -10,12 +12,15 @@ import zoneinfo
 
 import pytest
 from django.db import models
+from django.test.utils import override_settings
 from django.utils.translation import gettext_lazy
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rest_framework.fields import DateTimeField
 from rest_framework.renderers import JSONRenderer
 
-from common.renderers import FastJSONRenderer
+from common.renderers import FastJSONRenderer, TraceJSONRenderer
+from treatments.trace_api.base import time_writer
 
 
 class Colour(models.TextChoices):
@@ -109,3 +114,64 @@ def test_it_writes_without_the_standard_librarys_encoder(monkeypatch):
     monkeypatch.setattr("rest_framework.renderers.json.dumps", refuse)
 
     assert FastJSONRenderer().render(value) == expected
+
+
+# Offsets of whole minutes: fixed ones, and the zones' own since 1970 (before, local mean times
+# with seconds, which TraceJSONRenderer is not handed: see below).
+MINUTE_OFFSETS = st.sampled_from(
+    [
+        datetime.UTC,
+        datetime.timezone(datetime.timedelta(hours=5, minutes=45)),
+        datetime.timezone(-datetime.timedelta(hours=9, minutes=30)),
+    ]
+)
+trace_scalars = st.one_of(
+    # No time of day: the traces hold none, and orjson writes some otherwise (common.renderers).
+    scalars.filter(lambda value: not isinstance(value, datetime.datetime | datetime.time)),
+    st.datetimes(timezones=MINUTE_OFFSETS),
+    # hypothesis takes naive bounds, the zone drawn apart
+    st.datetimes(min_value=datetime.datetime(1970, 1, 2), timezones=st.sampled_from(ZONES)),  # noqa: DTZ001
+    st.datetimes(),
+)
+trace_values = st.recursive(
+    trace_scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.text(), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(trace_values)
+def test_the_trace_renderer_writes_datetimes_of_whole_minute_offsets_as_drf_does(value):
+    assert TraceJSONRenderer().render(value) == JSONRenderer().render(value)
+
+
+def test_the_trace_renderer_writes_datetimes_itself(monkeypatch):
+    value = [datetime.datetime(2026, 12, 7, 8, 0, 0, 5, tzinfo=datetime.UTC)] * 3
+    expected = JSONRenderer().render(value)
+    monkeypatch.setattr(
+        "rest_framework.utils.encoders.JSONEncoder.default",
+        lambda self, obj: pytest.fail(f"DRF's encoder called for {obj!r}"),
+    )
+    assert TraceJSONRenderer().render(value) == expected
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "America/Chicago"])
+@settings(max_examples=150, deadline=None)
+@given(
+    st.datetimes(
+        timezones=st.sampled_from([*ZONES, zoneinfo.ZoneInfo("Asia/Kathmandu")]),
+        allow_imaginary=False,
+    )
+)
+def test_a_traces_times_are_written_as_drfs_datetime_field_writes_them(zone, value):
+    """Whatever the zone of the setting and of the time, local mean times with seconds included:
+    what reaches TraceJSONRenderer from time_writer is written as DRF's serializer field and
+    renderer write the time."""
+    with override_settings(TIME_ZONE=zone):
+        written = time_writer()(value)
+        assert TraceJSONRenderer().render([written, None]) == JSONRenderer().render(
+            [DateTimeField().to_representation(value), None]
+        )

@@ -19,6 +19,7 @@ from django.http import StreamingHttpResponse
 from django.test.utils import CaptureQueriesContext
 from rest_framework.renderers import JSONRenderer
 
+from common.renderers import TraceJSONRenderer
 from lots.api import (
     LotCertificateOutputSerializer,
     LotQcResultOutputSerializer,
@@ -639,12 +640,13 @@ def test_forward_trace_answers_as_its_serializer_documents_it(network, auditor):
     lines = TreatmentLine.objects.filter(lot=lot).order_by("performed_at", "treatment_id")
     page = forward_page(lot_ids=[lot.pk], clinic_ids=None, offset=0, limit=50)
     lots = {row[0]: forward_lot(row) for row in forward_lots(scope=ForwardScope(lot_ids=[lot.pk]))}
-    assert (
-        forward_rows(page, lots, time_writer())
-        == ForwardTreatmentRowSerializer(
-            lines.select_related("treatment__clinic", "treatment__patient", "lot__product"),
-            many=True,
-        ).data
+    assert TraceJSONRenderer().render(forward_rows(page, lots, time_writer())) == (
+        JSONRenderer().render(
+            ForwardTreatmentRowSerializer(
+                lines.select_related("treatment__clinic", "treatment__patient", "lot__product"),
+                many=True,
+            ).data
+        )
     )
     # The SQL reads what trace_forward's lines would, for every reader and page.
     for reader in (auditor, network["here"].clinician, network["there"].clinician):

@@ -4,7 +4,7 @@ result and certificate."""
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Sized
+from collections.abc import Sized
 from decimal import Decimal
 from functools import cached_property
 from operator import itemgetter
@@ -57,6 +57,7 @@ from treatments.selectors import (
 )
 from treatments.trace_api.base import (
     FORMAT_PARAMETER,
+    TimeWriter,
     TraceApi,
     date_text,
     plain_ids,
@@ -238,9 +239,7 @@ class _Evidence:
 _NUMERIC_VALUE = LotQcResultOutputSerializer().get_fields()["numeric_value"]
 
 
-def _patient(
-    row: tuple[Any, ...], time: Callable[[datetime.datetime | None], str | None]
-) -> dict[str, Any]:
+def _patient(row: tuple[Any, ...], time: TimeWriter) -> dict[str, Any]:
     """A row of `backward_patient` as PatientOutputSerializer writes it."""
     patient_id, reference, created_at, clinic_id, clinic = row
     return {

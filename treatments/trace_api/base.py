@@ -18,14 +18,14 @@ from rest_framework.settings import api_settings
 from common.api_fields import BIGINT_MAX, ErrorSerializer
 from common.api_views import Api
 from common.csv import CsvRenderer
-from common.renderers import FastJSONRenderer
+from common.renderers import TraceJSONRenderer
 from lots.sec import SingleEuropeanCode
 from providers.permissions import CLINIC_STAFF_PERMISSIONS
 
 
 class TraceApi(Api):
     permission_classes = CLINIC_STAFF_PERMISSIONS
-    renderer_classes = [FastJSONRenderer, CsvRenderer]
+    renderer_classes = [TraceJSONRenderer, CsvRenderer]
 
     def handle_exception(self, exc: Exception) -> Response:
         # Errors are always JSON in the one error shape, whatever format the caller asked for.
@@ -84,20 +84,25 @@ def plain_ids(texts: Iterable[str]) -> list[int] | None:
 _DATE = serializers.DateField()
 
 
-TimeWriter = Callable[[datetime.datetime | None], str | None]
+TimeWriter = Callable[[datetime.datetime | None], str | datetime.datetime | None]
 
 
 def time_writer() -> TimeWriter:
     """DRF's DateTimeField.to_representation, the time zone it converts to looked up once for
-    the many times of a trace (as DRF looks it up, it cost more than the rest of a time)."""
+    the many times of a trace (as DRF looks it up, it cost more than the rest of a time). Where
+    that zone is UTC, a time read in UTC (as the database connection reads every one) is left
+    as it is: TraceJSONRenderer writes it as DRF would, in a tenth of the time."""
     field = serializers.DateTimeField()
     zone = field.default_timezone()
     output_format = api_settings.DATETIME_FORMAT
     iso = isinstance(output_format, str) and output_format.lower() == ISO_8601
+    utc = iso and (zone is datetime.UTC or getattr(zone, "key", None) == "UTC")
 
-    def write(value: datetime.datetime | None) -> str | None:
+    def write(value: datetime.datetime | None) -> str | datetime.datetime | None:
         if value is None:
             return None
+        if utc and value.tzinfo is datetime.UTC:
+            return value
         if zone is None or not iso or value.tzinfo is None:
             represented: str | None = field.to_representation(value)
             return represented
