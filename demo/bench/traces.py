@@ -64,6 +64,18 @@ def measure(*, repetitions: int) -> list[Row]:
     network = _client(subjects.network_user)
     with _served():
         rows = [
+            # What any API request costs beyond its SQL: the same URL, middleware, token
+            # sign-in, permissions, throttles and an answer, with nothing read for it (DRF's
+            # OPTIONS answer, a few names). It took as long as a GET to a view made to do nothing.
+            _json_row(
+                "OPTIONS of the forward trace (an API request doing nothing beyond signing in), "
+                "network reader",
+                network,
+                FORWARD,
+                {},
+                repetitions,
+                method="OPTIONS",
+            ),
             _json_row(
                 f"forward trace, typical lot ({subjects.typical_lot[1]:,} lines), JSON page, "
                 "network reader",
@@ -71,7 +83,7 @@ def measure(*, repetitions: int) -> list[Row]:
                 FORWARD,
                 {"lot": subjects.typical_lot[0]},
                 repetitions,
-            )
+            ),
         ]
         if subjects.clinic_user is not None:
             rows.append(
@@ -230,10 +242,10 @@ class _Client:
         _token, self.token = AuthToken.objects.create(user)
         self.application = WSGIHandler()
 
-    def chunks(self, path: str, params: dict[str, Any]) -> Iterator[bytes]:
+    def chunks(self, path: str, params: dict[str, Any], method: str = "GET") -> Iterator[bytes]:
         answered: list[str] = []
         environ = {
-            "REQUEST_METHOD": "GET",
+            "REQUEST_METHOD": method,
             "PATH_INFO": path,
             "QUERY_STRING": urlencode(params),
             "SERVER_NAME": HOST,
@@ -271,17 +283,24 @@ def _client(user: Any) -> _Client:
     return _Client(user)
 
 
-def _get(client: _Client, path: str, params: dict[str, Any]) -> Callable[[], bytes]:
+def _get(
+    client: _Client, path: str, params: dict[str, Any], method: str = "GET"
+) -> Callable[[], bytes]:
     def request() -> bytes:
-        return b"".join(client.chunks(path, params))
+        return b"".join(client.chunks(path, params, method))
 
     return request
 
 
 def _json_row(
-    path: str, client: _Client, url: str, params: dict[str, Any], repetitions: int
+    path: str,
+    client: _Client,
+    url: str,
+    params: dict[str, Any],
+    repetitions: int,
+    method: str = "GET",
 ) -> Row:
-    request = _get(client, url, params)
+    request = _get(client, url, params, method)
     statements = captured_statements(request)
     work, floor = interleaved(request, replay_bare(statements), repetitions)
     return Row(

@@ -14,6 +14,7 @@ from django.core.management import call_command
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 PATHS = (
+    "OPTIONS of the forward trace",
     "forward trace, typical lot",
     "backward trace, one patient",
     "full CSV stream",
