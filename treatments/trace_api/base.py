@@ -80,8 +80,10 @@ def plain_ids(texts: Iterable[str]) -> list[int] | None:
 
 
 # The traces write their answers straight from rows, as their serializers document them: times and
-# dates as DRF writes them.
+# dates as DRF writes them. Neither field keeps anything of a request: each reads the format and
+# the time zone when it writes.
 _DATE = serializers.DateField()
+_DATETIME = serializers.DateTimeField()
 
 
 TimeWriter = Callable[[datetime.datetime | None], str | datetime.datetime | None]
@@ -92,7 +94,7 @@ def time_writer() -> TimeWriter:
     the many times of a trace (as DRF looks it up, it cost more than the rest of a time). Where
     that zone is UTC, a time read in UTC (as the database connection reads every one) is left
     as it is: TraceJSONRenderer writes it as DRF would, in a tenth of the time."""
-    field = serializers.DateTimeField()
+    field = _DATETIME
     zone = field.default_timezone()
     output_format = api_settings.DATETIME_FORMAT
     iso = isinstance(output_format, str) and output_format.lower() == ISO_8601
