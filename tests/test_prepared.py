@@ -1,13 +1,14 @@
 """common.postgresql.prepared: a statement PostgreSQL parses and plans once per connection. It
 answers as the same SQL sent as text, is made once per session and never among a request's
-counted statements, survives a rollback, and is made again on a new connection."""
+counted statements, survives a rollback, and is made again on a new connection, or when a
+migration changed the type of a column it answers."""
 
 from __future__ import annotations
 
 import datetime
 
 import pytest
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from common.db_routing import READ_STATEMENTS
@@ -104,3 +105,63 @@ def test_only_a_prepared_select_is_run_as_a_read_for_the_replica_router():
     for writing in ("UPDATE t SET a = %s", "WITH x AS (DELETE FROM t RETURNING a) SELECT %s"):
         assert not Prepared(writing, ["int"]).run.upper().startswith(READ_PREFIX)
     assert READ_PREFIX in READ_STATEMENTS
+
+
+@pytest.fixture
+def altered_table():
+    """A table whose columns the test changes the types of, as a migration would while a running
+    process keeps its connection (and its prepared statements)."""
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE altered (id int, code varchar(4))")
+        cursor.execute("INSERT INTO altered VALUES (7, 'abcd')")
+    yield "altered"
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS altered")
+
+
+ALTER = "ALTER TABLE altered ALTER COLUMN code TYPE varchar(40), ALTER COLUMN id TYPE bigint"
+
+
+@pytest.mark.django_db(transaction=True)  # the statement runs outside any transaction
+def test_a_statement_whose_columns_changed_type_is_made_again_and_answers(altered_table):
+    statement = Prepared("SELECT code, id FROM altered WHERE id = %s", ["int"])
+    with connection.cursor() as cursor:
+        statement.execute(cursor, [7])
+        assert cursor.fetchall() == [("abcd", 7)]
+        cursor.execute(ALTER)
+        cursor.execute("UPDATE altered SET code = repeat('x', 40)")
+        statement.execute(cursor, [7])
+        assert cursor.fetchall() == [("x" * 40, 7)]
+        # and again, without making it a third time
+        statement.execute(cursor, [7])
+        assert cursor.fetchall() == [("x" * 40, 7)]
+    assert made().count(statement.name) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_inside_a_transaction_the_work_is_lost_as_retryable_and_the_next_run_answers(
+    altered_table,
+):
+    statement = Prepared("SELECT code FROM altered WHERE id = %s", ["int"])
+    with connection.cursor() as cursor:
+        statement.execute(cursor, [7])
+        cursor.fetchall()
+        cursor.execute(ALTER)
+    # The transaction is aborted: nothing it did is kept, and the error is one the API answers
+    # with 503 and Retry-After (common.api), not a 500.
+    with pytest.raises(OperationalError, match="changed type"), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("INSERT INTO altered VALUES (8, 'lost')")
+            statement.execute(cursor, [7])
+    with transaction.atomic(), connection.cursor() as cursor:
+        statement.execute(cursor, [7])
+        assert cursor.fetchall() == [("abcd",)]
+        cursor.execute("SELECT count(*) FROM altered")
+        assert cursor.fetchone() == (1,)
+    assert made().count(statement.name) == 1
+
+
+def test_other_errors_of_a_prepared_statement_are_left_as_they_are():
+    statement = Prepared("SELECT 1 / %s", ["int"])
+    with pytest.raises(Exception, match="division by zero"), connection.cursor() as cursor:
+        statement.execute(cursor, [0])

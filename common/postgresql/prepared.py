@@ -19,6 +19,13 @@ PostgreSQL kept planning these afresh for each run's values.
 What it asks of a deployment: a session per connection, as Django's persistent connections and
 the deployment in docker-compose.yml have. A pooler in transaction mode hands sessions from one
 client to the next and would lose them (it would lose pghistory's context too).
+
+A migration that changes the type of a column a prepared statement answers (a longer varchar, an
+int made bigint) makes PostgreSQL refuse to run it on the sessions that prepared it before ("cached
+plan must not change result type"), which are the running processes' for as long as they keep
+their connections. Such a statement is made again: at once, and run, when the connection is in
+no transaction (the token's lookup); otherwise the transaction is lost, and the request answers
+503 with Retry-After (django.db.OperationalError, common.api) and is made again on its next run.
 """
 
 from __future__ import annotations
@@ -29,12 +36,19 @@ import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from django.db import NotSupportedError, OperationalError
+from psycopg import errors as pg_errors
+from psycopg.pq import TransactionStatus
+
 # How a prepared SELECT is run: what reads, as far as the text sent shows.
 READ_PREFIX = "EXECUTE PREPARED_SELECT_"
 _NAMED = re.compile(r"%\((\w+)\)s")
 _POSITIONAL = re.compile(r"%s")
-# The names prepared on each open psycopg connection (one session each).
+# The names prepared on each open psycopg connection (one session each), and those of them that
+# the session must deallocate before preparing again (their columns changed type).
 _made: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+_stale: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+RESULT_TYPE_CHANGED = "cached plan must not change result type"
 
 
 class Prepared:
@@ -70,14 +84,40 @@ class Prepared:
 
     def execute(self, cursor: Any, params: Sequence[Any] | Mapping[str, Any]) -> None:
         """Run the statement on Django's `cursor` with `params`, preparing it first if its
-        connection has not."""
+        connection has not (again, if its columns changed type since: the module's docstring)."""
         database = cursor.db
-        made = _made.setdefault(database.connection, set())
-        if self.name not in made:
-            with database.wrap_database_errors:
-                database.connection.execute(self.prepare)
-            made.add(self.name)
-        if isinstance(params, Mapping):
-            cursor.execute(self.run, [params[name] for name in self.names or ()])
-        else:
-            cursor.execute(self.run, list(params))
+        values = (
+            [params[name] for name in self.names or ()]
+            if isinstance(params, Mapping)
+            else list(params)
+        )
+        if self.name not in _made.setdefault(database.connection, set()):
+            self._make(database)
+        try:
+            cursor.execute(self.run, values)
+        except NotSupportedError as error:
+            if not _result_type_changed(error):
+                raise
+            connection = database.connection
+            _made[connection].discard(self.name)
+            _stale.setdefault(connection, set()).add(self.name)
+            if connection.info.transaction_status != TransactionStatus.IDLE:
+                raise OperationalError(
+                    f"{self.name}: a column it answers changed type; made again on its next run"
+                ) from error
+            self._make(database)
+            cursor.execute(self.run, values)
+
+    def _make(self, database: Any) -> None:
+        connection = database.connection
+        with database.wrap_database_errors:
+            if self.name in _stale.get(connection, ()):
+                connection.execute(f"DEALLOCATE {self.name}")
+                _stale[connection].discard(self.name)
+            connection.execute(self.prepare)
+        _made[connection].add(self.name)
+
+
+def _result_type_changed(error: Exception) -> bool:
+    cause = error.__cause__
+    return isinstance(cause, pg_errors.FeatureNotSupported) and RESULT_TYPE_CHANGED in str(cause)

@@ -59,6 +59,25 @@ def test_a_token_its_account_and_the_accounts_roles_are_read_in_one_statement(
     assert access.memberships == {(Role.AUDITOR, None), (Role.CLINICIAN, clinic.pk)}
 
 
+@pytest.mark.django_db(transaction=True)  # the column's type is changed and changed back
+def test_a_token_signs_in_after_a_migration_changed_a_column_the_sign_in_reads(clinician):
+    """A deployment migrates while the running processes keep their connections, each with the
+    sign-in's statement prepared: the next request on such a connection still signs in."""
+    _, token = AuthToken.objects.create(clinician)
+    client = token_client(token)
+    assert client.get(f"{API}/me/").status_code == 200
+    table, length = AuthToken._meta.db_table, AuthToken._meta.get_field("digest").max_length
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {table} ALTER COLUMN digest TYPE varchar({length + 1})")
+    try:
+        answer = client.get(f"{API}/me/")
+        assert answer.status_code == 200, answer.content
+        assert answer.json()["username"] == clinician.username
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE {table} ALTER COLUMN digest TYPE varchar({length})")
+
+
 def test_an_account_without_a_role_signs_in_with_no_role(django_assert_num_queries):
     user = UserFactory()
     _, token = AuthToken.objects.create(user)
