@@ -33,9 +33,7 @@ class FastJSONRenderer(JSONRenderer):
     # As DRF: datetimes by its encoder (UTC ends in "Z"), dataclasses not as objects, and keys
     # that are not strings written as strings.
     options = (
-        orjson.OPT_PASSTHROUGH_DATETIME
-        | orjson.OPT_PASSTHROUGH_DATACLASS
-        | (orjson.OPT_NON_STR_KEYS)
+        orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_NON_STR_KEYS
     )
 
     def render(
