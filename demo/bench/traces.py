@@ -1,5 +1,6 @@
-"""The traces over HTTP, each beside its own SQL: the forward trace of a typical lot (as a network
-reader and as clinic staff), the backward trace of the patients with the most and the fewest
+"""The traces over HTTP, each beside its own SQL: what any API request costs (OPTIONS of the
+forward trace, which signs in and reads nothing more), the forward trace of a typical lot (as a
+network reader and as clinic staff), the backward trace of the patients with the most and the fewest
 treatments, the first JSON page of the heaviest lot, and the heaviest lot's full CSV stream beside
 COPY of the same rows.
 
