@@ -54,8 +54,9 @@ def test_every_trace_path_is_reported_beside_its_floor_with_equal_statement_coun
     rows = measure(repetitions=1)
 
     paths = [row.path for row in rows]
-    assert len(paths) == 11
+    assert len(paths) == 12
     for expected in (
+        "OPTIONS of the forward trace",
         "JSON page, network reader",
         "JSON page, clinic staff",
         "backward trace, one patient",
@@ -68,6 +69,8 @@ def test_every_trace_path_is_reported_beside_its_floor_with_equal_statement_coun
     for row in rows:
         assert row.figure > 0, row.path
         assert row.floor is not None and row.floor > 0, row.path
+    # The request that does nothing sends the sign-in's statement alone.
+    assert next(row for row in rows if row.path.startswith("OPTIONS")).statements == 1
     counted = [row for row in rows if row.unit == "statements"]
     assert len(counted) == 3
     for row in counted:
