@@ -50,14 +50,21 @@ class Sizes:
         practitioners: int | None = None,
     ) -> Sizes:
         """The default proportions (10^7 treatments, 10^5 lots, 2*10^6 patients, 500 clinics,
-        5,000 practitioners) at `treatments`, each overridable."""
-        clinics = clinics or max(1, round(treatments / TREATMENTS_PER_CLINIC))
+        5,000 practitioners) at `treatments`, each overridable (a size given as 0 is kept, for
+        `problems` to refuse, rather than taken for one not given)."""
+
+        def given_or(value: int | None, default: int) -> int:
+            return default if value is None else value
+
+        clinics = given_or(clinics, max(1, round(treatments / TREATMENTS_PER_CLINIC)))
         return cls(
             treatments=treatments,
-            lots=lots or max(1, round(treatments / TREATMENTS_PER_LOT)),
-            patients=patients or max(clinics, round(treatments / TREATMENTS_PER_PATIENT)),
+            lots=given_or(lots, max(1, round(treatments / TREATMENTS_PER_LOT))),
+            patients=given_or(patients, max(clinics, round(treatments / TREATMENTS_PER_PATIENT))),
             clinics=clinics,
-            practitioners=practitioners or max(1, round(treatments / TREATMENTS_PER_PRACTITIONER)),
+            practitioners=given_or(
+                practitioners, max(1, round(treatments / TREATMENTS_PER_PRACTITIONER))
+            ),
         )
 
     def problems(self) -> list[str]:

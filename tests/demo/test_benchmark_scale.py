@@ -10,6 +10,9 @@ import re
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from lots.models import Lot
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -67,3 +70,13 @@ def test_every_path_is_printed_beside_its_floor_with_equal_statement_counts(tmp_
     assert all(row.rstrip().endswith("| equal |") for row in counts), counts
     ledger = [row for row in rows if row.startswith("| after the load")]
     assert ledger and all("| 0.00 " in row for row in ledger), ledger
+
+
+@pytest.mark.parametrize(
+    "option", ["repetitions", "requests", "workers", "exposures", "notices", "generate"]
+)
+@pytest.mark.parametrize("value", [0, -1])
+def test_a_size_below_one_is_refused_naming_it_before_anything_runs(option, value):
+    with pytest.raises(CommandError, match=f"--{option} must be at least 1"):
+        call_command("benchmark_scale", f"--{option}={value}", stdout=io.StringIO())
+    assert not Lot.objects.exists()

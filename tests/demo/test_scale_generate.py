@@ -15,6 +15,7 @@ from collections import Counter, defaultdict
 import pytest
 from django.apps import apps
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connection
 from django.db.models import F, Sum
 from django.utils import timezone
@@ -332,4 +333,24 @@ def test_a_user_who_may_not_switch_triggers_off_is_refused_before_anything_is_wr
     finally:
         with connection.cursor() as cursor:
             cursor.execute("RESET ROLE")
+    assert not Lot.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--treatments", "0"),
+        ("--lots", "0"),
+        ("--patients", "0"),
+        ("--clinics", "0"),
+        ("--practitioners", "0"),
+        ("--lots", "-3"),
+    ],
+)
+def test_a_size_below_one_is_refused_naming_it_before_anything_is_written(option, value):
+    """0 is a size given, not one left to scale with --treatments."""
+    with pytest.raises(CommandError, match=f"{option} must be at least 1"):
+        call_command(
+            "scale_generate", "--treatments=100", f"{option}={value}", stderr=io.StringIO()
+        )
     assert not Lot.objects.exists()

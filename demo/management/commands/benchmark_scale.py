@@ -23,13 +23,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
 from demo.bench import generation, recalls, recording, traces
 from demo.bench.report import Row, table
 
 SECTIONS = ("traces", "recording", "recalls", "generation")
+# The sizes a run takes, each a count of at least one.
+SIZES = ("repetitions", "requests", "workers", "exposures", "notices", "generate")
 
 
 class Command(BaseCommand):
@@ -48,6 +50,8 @@ class Command(BaseCommand):
         parser.add_argument("--out", help="Also write the table (Markdown) to this file.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if problems := [f"--{name} must be at least 1." for name in SIZES if options[name] < 1]:
+            raise CommandError(" ".join(problems))
         measures: dict[str, Callable[[], list[Row]]] = {
             "traces": lambda: traces.measure(repetitions=options["repetitions"]),
             "recording": lambda: recording.measure(
