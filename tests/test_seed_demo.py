@@ -10,6 +10,7 @@ import pytest
 from django.apps import apps
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import transaction
 from django.test import RequestFactory, override_settings
 from django.utils import timezone
@@ -429,3 +430,13 @@ def test_benchmark_demo_mode_times_a_recall_over_the_demo_data_and_leaves_it_as_
     assert lot.status == LotStatus.RELEASED
     username, password = _logins(seeded["second"])[Role.QUALITY_MANAGER]
     assert authenticate(sign_in_request(), username=username, password=password) is not None
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--exposures", "0"), ("--exposures", "-2"), ("--clinics", "0")]
+)
+def test_benchmark_recall_refuses_a_size_below_one_naming_it_before_generating(option, value):
+    lots_before = Lot.objects.count()
+    with pytest.raises(CommandError, match=f"{option} must be at least 1"):
+        call_command("benchmark_recall", option, value, stdout=io.StringIO())
+    assert Lot.objects.count() == lots_before

@@ -76,8 +76,9 @@ class Command(BaseCommand):
         lot: str | None,
         **options: Any,
     ) -> None:
-        if repeat < 1:
-            raise CommandError("--repeat must be at least 1.")
+        sizes = {"exposures": exposures, "clinics": clinics, "repeat": repeat}
+        if problems := [f"--{name} must be at least 1." for name, n in sizes.items() if n < 1]:
+            raise CommandError(" ".join(problems))
         if demo:
             self._demo(lot_number=lot, repeat=repeat)
             return
