@@ -217,3 +217,14 @@ def test_the_command_finds_a_deleted_signature(signed, quality_manager):
     change = LotStatusChange.objects.get(lot=lot)
     assert f"lots.lotstatuschange:{change.pk}: the lot_release of" in out.getvalue()
     assert "has no signature (missing)" in out.getvalue()
+
+
+def test_the_command_refuses_a_signature_that_is_not_there_and_an_unknown_kind(signed):
+    _lot, signature = signed
+    with pytest.raises(CommandError, match=f"No signature has id {signature.pk + 1000}"):
+        run("--signature", str(signature.pk + 1000))
+    with pytest.raises(CommandError, match="No signature of kind recall_open has id"):
+        run("--signature", str(signature.pk), "--kind", "recall_open")
+    with pytest.raises(CommandError, match=r"--kind is one of: .*lot_release"):
+        run("--kind", "lot_relase")
+    assert "1 signature(s): 1 valid" in run("--signature", str(signature.pk))

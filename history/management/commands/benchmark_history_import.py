@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from history.services import history_import
@@ -50,6 +50,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         rows = options["rows"]
+        if rows < 1:
+            raise CommandError("--rows must be at least 1.")
         tag = uuid.uuid4().hex[:8]
         clinic, admin, practitioners, lots = _network(tag, rows)
         consent = ConsentText.objects.create(

@@ -20,6 +20,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Q
 
 from signatures.filters import REFERENCE
+from signatures.registry import KINDS
 from signatures.selectors import signature_list
 from signatures.services import Status, signature_verify, signatures_missing
 
@@ -39,10 +40,16 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         signatures = signature_list().order_by("pk")
+        if options["kind"] and options["kind"] not in KINDS:
+            raise CommandError(f"--kind is one of: {', '.join(sorted(KINDS))}.")
         if options["signature"] is not None:
             signatures = signatures.filter(pk=options["signature"])
         if options["kind"]:
             signatures = signatures.filter(kind=options["kind"])
+        if options["signature"] is not None and not signatures.exists():
+            # Asked for one signature by its id: one that is not there is not a pass.
+            kind = f" of kind {options['kind']}" if options["kind"] else ""
+            raise CommandError(f"No signature{kind} has id {options['signature']}.")
         if options["record"]:
             match = REFERENCE.fullmatch(options["record"])
             if match is None:
